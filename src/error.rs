@@ -1,0 +1,106 @@
+//! The library's error type: a kind a caller can branch on, a one-line context
+//! naming the object or path involved, and the underlying cause.
+
+use std::fmt;
+
+/// What went wrong, coarse enough to map to an exit code.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Local or backend I/O failed (disk full, permission denied, network).
+    Io,
+    /// An object, snapshot or path that was asked for does not exist.
+    NotFound,
+    /// The location holds no vault repository.
+    NotARepository,
+    /// `init` was asked to overwrite an existing repository.
+    AlreadyExists,
+    /// No key object could be opened with the given password.
+    WrongPassword,
+    /// Stored bytes do not parse or do not match their name.
+    Corrupt,
+    /// Authenticated decryption failed: the bytes were altered or swapped.
+    Tampered,
+    /// The repository uses a format version or feature this build cannot read.
+    Unsupported,
+    /// The caller passed something unusable (bad option, bad snapshot spec).
+    InvalidInput,
+    /// A producer of data (a command, a database dump) failed.
+    SourceFailed,
+}
+
+/// The library error: `kind` for decisions, `context` and `source` for people.
+pub struct Error {
+    kind: ErrorKind,
+    context: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
+        Error { kind, context: context.into(), source: None }
+    }
+
+    pub fn with_source(
+        kind: ErrorKind,
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Error { kind, context: context.into(), source: Some(source.into()) }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// Prefix the context with where the error happened (an object, a path).
+    pub fn at(mut self, place: impl fmt::Display) -> Self {
+        self.context = format!("{place}: {}", self.context);
+        self
+    }
+
+    pub fn corrupt(context: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Corrupt, context)
+    }
+
+    pub fn invalid(context: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidInput, context)
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        let kind = if source.kind() == std::io::ErrorKind::NotFound {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::Io
+        };
+        Error::with_source(kind, context, source)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.context)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {self}", self.kind)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}

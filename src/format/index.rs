@@ -1,0 +1,81 @@
+//! Index objects (`index/<id>`): `"VLTI" | sealed box (Index)`. The body maps
+//! every blob of some packs to its place. An index object may list older
+//! index objects it supersedes (written by prune and repair), so readers can
+//! skip those.
+
+use super::codec::{Reader, Writer};
+use super::id::{Id, ID_LEN};
+use super::BlobKind;
+use crate::error::Result;
+
+pub const INDEX_VERSION: u8 = 1;
+const BLOB_LEN: usize = 1 + ID_LEN + 4 + 4 + 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexBlob {
+    pub kind: BlobKind,
+    pub id: Id,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPack {
+    pub id: Id,
+    pub size: u64,
+    pub blobs: Vec<IndexBlob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexBody {
+    pub supersedes: Vec<Id>,
+    pub packs: Vec<IndexPack>,
+}
+
+impl IndexBody {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(INDEX_VERSION);
+        w.list(&self.supersedes, |w, id| w.id(id));
+        w.list(&self.packs, |w, p| {
+            w.id(&p.id);
+            w.u64(p.size);
+            w.list(&p.blobs, |w, b| {
+                w.u8(b.kind as u8);
+                w.id(&b.id);
+                w.u32(b.offset);
+                w.u32(b.stored_len);
+                w.u32(b.raw_len);
+            });
+        });
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "index");
+        r.expect_version(INDEX_VERSION)?;
+        let supersedes = r.list(ID_LEN, |r| r.id())?;
+        let packs = r.list(ID_LEN + 8 + 1, |r| {
+            let id = r.id()?;
+            let size = r.u64()?;
+            let blobs = r.list(BLOB_LEN, |r| {
+                let kind = BlobKind::from_u8(r.u8()?).ok_or_else(|| r.error("unknown blob kind"))?;
+                let blob = IndexBlob {
+                    kind,
+                    id: r.id()?,
+                    offset: r.u32()?,
+                    stored_len: r.u32()?,
+                    raw_len: r.u32()?,
+                };
+                if u64::from(blob.offset) + u64::from(blob.stored_len) > size {
+                    return Err(r.error("blob lies beyond the end of its pack"));
+                }
+                Ok(blob)
+            })?;
+            Ok(IndexPack { id, size, blobs })
+        })?;
+        r.finish()?;
+        Ok(IndexBody { supersedes, packs })
+    }
+}

@@ -1,0 +1,145 @@
+//! Key objects (`keys/<id>`): one per password. A plaintext header carries the
+//! KDF parameters; a sealed box (KeySet) carries the master keys, sealed with
+//! the key the password derives. The box's associated data binds the header
+//! (its BLAKE3 hash stands in the id slot), so the header cannot be edited.
+
+use zeroize::Zeroizing;
+
+use super::codec::{Reader, Writer};
+use super::{magic, Timestamp};
+use crate::error::{Error, Result};
+
+pub const KEYFILE_VERSION: u8 = 1;
+pub const KEYSET_VERSION: u8 = 1;
+pub const KDF_ARGON2ID: u8 = 1;
+pub const SALT_LEN: usize = 32;
+pub const KEY_LEN: usize = 32;
+
+/// Upper bounds that keep a hostile key file from making `open` take hours
+/// or all memory.
+pub const MAX_KDF_MEMORY_KIB: u32 = 4 << 20;
+pub const MAX_KDF_ITERATIONS: u32 = 64;
+pub const MAX_KDF_PARALLELISM: u32 = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl KdfParams {
+    pub fn validate(&self) -> Result<()> {
+        if !(8..=MAX_KDF_MEMORY_KIB).contains(&self.memory_kib)
+            || !(1..=MAX_KDF_ITERATIONS).contains(&self.iterations)
+            || !(1..=MAX_KDF_PARALLELISM).contains(&self.parallelism)
+            || self.memory_kib < 8 * self.parallelism
+        {
+            return Err(Error::invalid(format!("KDF parameters {self:?} are out of range")));
+        }
+        Ok(())
+    }
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        KdfParams { memory_kib: 64 << 10, iterations: 3, parallelism: 1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHeader {
+    pub kdf: KdfParams,
+    pub salt: [u8; SALT_LEN],
+    pub created: Timestamp,
+    pub host: String,
+    pub user: String,
+}
+
+/// A key object split into its header (bytes as stored, for the associated
+/// data) and the sealed key set.
+pub struct KeyFile<'a> {
+    pub header: KeyHeader,
+    pub header_bytes: &'a [u8],
+    pub sealed_keyset: &'a [u8],
+}
+
+impl KeyHeader {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(magic::KEY);
+        w.u8(KEYFILE_VERSION);
+        w.u8(KDF_ARGON2ID);
+        w.u32(self.kdf.memory_kib);
+        w.u32(self.kdf.iterations);
+        w.u32(self.kdf.parallelism);
+        w.raw(&self.salt);
+        self.created.write(&mut w);
+        w.str(&self.host);
+        w.str(&self.user);
+        w.into_bytes()
+    }
+}
+
+impl<'a> KeyFile<'a> {
+    pub fn decode(bytes: &'a [u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "key");
+        r.expect_magic(magic::KEY)?;
+        r.expect_version(KEYFILE_VERSION)?;
+        let kdf_kind = r.u8()?;
+        if kdf_kind != KDF_ARGON2ID {
+            return Err(Error::new(
+                crate::ErrorKind::Unsupported,
+                format!("key derivation function {kdf_kind} is not supported"),
+            ));
+        }
+        let kdf = KdfParams { memory_kib: r.u32()?, iterations: r.u32()?, parallelism: r.u32()? };
+        kdf.validate().map_err(|e| Error::corrupt(format!("key: {}", e.context())))?;
+        let salt = r.array()?;
+        let created = Timestamp::read(&mut r)?;
+        let host = r.string()?;
+        let user = r.string()?;
+        let header_len = bytes.len() - r.remaining();
+        Ok(KeyFile {
+            header: KeyHeader { kdf, salt, created, host, user },
+            header_bytes: &bytes[..header_len],
+            sealed_keyset: &bytes[header_len..],
+        })
+    }
+}
+
+/// The master keys. `id_key` and `chunker_key` never change (dedup depends on
+/// them); data keys are numbered by epoch so a new one can be added and old
+/// objects still open (master-key rotation).
+pub struct KeySet {
+    pub id_key: Zeroizing<[u8; KEY_LEN]>,
+    pub chunker_key: Zeroizing<[u8; KEY_LEN]>,
+    pub data_keys: Vec<(u32, Zeroizing<[u8; KEY_LEN]>)>,
+}
+
+impl KeySet {
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new();
+        w.u8(KEYSET_VERSION);
+        w.raw(&self.id_key[..]);
+        w.raw(&self.chunker_key[..]);
+        w.list(&self.data_keys, |w, (epoch, key)| {
+            w.u32(*epoch);
+            w.raw(&key[..]);
+        });
+        Zeroizing::new(w.into_bytes())
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "key set");
+        r.expect_version(KEYSET_VERSION)?;
+        let id_key = Zeroizing::new(r.array()?);
+        let chunker_key = Zeroizing::new(r.array()?);
+        let data_keys = r.list(4 + KEY_LEN, |r| Ok((r.u32()?, Zeroizing::new(r.array()?))))?;
+        r.finish()?;
+        if data_keys.is_empty() {
+            return Err(Error::corrupt("key set holds no data key"));
+        }
+        Ok(KeySet { id_key, chunker_key, data_keys })
+    }
+}

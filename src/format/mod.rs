@@ -1,0 +1,113 @@
+//! On-disk bytes, and nothing else: no I/O, no keys. Each file here mirrors a
+//! section of format-spec/README.md; the constants are the spec's, one to one.
+
+pub mod codec;
+pub mod config;
+pub mod id;
+pub mod index;
+pub mod keyfile;
+pub mod pack;
+pub mod payload;
+pub mod sealed;
+pub mod snapshot;
+pub mod tree;
+
+pub use id::Id;
+
+/// Version of the repository format as a whole, recorded in the config.
+pub const REPO_VERSION: u32 = 1;
+
+/// The two kinds of blob stored in packs. The numbers are part of the format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum BlobKind {
+    Data = 1,
+    Tree = 2,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(BlobKind::Data),
+            2 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+
+    pub fn box_kind(self) -> sealed::BoxKind {
+        match self {
+            BlobKind::Data => sealed::BoxKind::DataBlob,
+            BlobKind::Tree => sealed::BoxKind::TreeBlob,
+        }
+    }
+}
+
+/// Seconds and nanoseconds since the Unix epoch (may be negative for mtimes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
+    }
+
+    pub(crate) fn write(&self, w: &mut codec::Writer) {
+        w.i64(self.secs);
+        w.u32(self.nanos);
+    }
+
+    pub(crate) fn read(r: &mut codec::Reader<'_>) -> crate::Result<Self> {
+        let secs = r.i64()?;
+        let nanos = r.u32()?;
+        if nanos >= 1_000_000_000 {
+            return Err(r.error("nanoseconds out of range"));
+        }
+        Ok(Timestamp { secs, nanos })
+    }
+}
+
+/// Object magic numbers: the first four bytes of each stored object kind.
+pub mod magic {
+    pub const CONFIG: &[u8; 4] = b"VLTC";
+    pub const KEY: &[u8; 4] = b"VLTK";
+    pub const INDEX: &[u8; 4] = b"VLTI";
+    pub const SNAPSHOT: &[u8; 4] = b"VLTS";
+    /// Packs end with this, after the header length.
+    pub const PACK: &[u8; 4] = b"VLTP";
+}
+
+/// Where each object kind lives in the repository (format-spec, "Layout").
+pub mod layout {
+    use super::Id;
+
+    pub const CONFIG: &str = "config";
+    pub const KEYS: &str = "keys/";
+    pub const DATA: &str = "data/";
+    pub const INDEX: &str = "index/";
+    pub const SNAPSHOTS: &str = "snapshots/";
+    pub const LOCKS: &str = "locks/";
+
+    pub fn key(id: &Id) -> String {
+        format!("{KEYS}{id}")
+    }
+
+    /// Packs fan out over 256 directories so no directory grows too large.
+    pub fn pack(id: &Id) -> String {
+        let hex = id.to_hex();
+        format!("{DATA}{}/{hex}", &hex[..2])
+    }
+
+    pub fn index(id: &Id) -> String {
+        format!("{INDEX}{id}")
+    }
+
+    pub fn snapshot(id: &Id) -> String {
+        format!("{SNAPSHOTS}{id}")
+    }
+}

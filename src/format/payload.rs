@@ -1,0 +1,82 @@
+//! The first byte inside every sealed box says how the rest is encoded:
+//! 0 = stored as is, 1 = zstd frame. Compression is skipped when zstd does not
+//! shrink the data (already compressed dumps, media).
+
+use crate::error::{Error, Result};
+
+pub const ENCODING_RAW: u8 = 0;
+pub const ENCODING_ZSTD: u8 = 1;
+
+/// Objects other than blobs carry no raw length outside the box, so their
+/// decompressed size is capped to stop a hostile frame from exhausting memory.
+pub const MAX_OBJECT_PLAINTEXT: usize = 1 << 32;
+
+/// `level` 0 disables compression.
+pub fn encode(raw: &[u8], level: i32) -> Vec<u8> {
+    if level != 0 {
+        if let Ok(compressed) = zstd::bulk::compress(raw, level) {
+            if compressed.len() < raw.len() {
+                let mut out = Vec::with_capacity(compressed.len() + 1);
+                out.push(ENCODING_ZSTD);
+                out.extend_from_slice(&compressed);
+                return out;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(raw.len() + 1);
+    out.push(ENCODING_RAW);
+    out.extend_from_slice(raw);
+    out
+}
+
+/// Decode a payload whose raw length must not exceed `max_len`.
+pub fn decode(payload: &[u8], max_len: usize) -> Result<Vec<u8>> {
+    let (&encoding, body) =
+        payload.split_first().ok_or_else(|| Error::corrupt("empty payload"))?;
+    match encoding {
+        ENCODING_RAW => {
+            if body.len() > max_len {
+                return Err(Error::corrupt("payload longer than recorded"));
+            }
+            Ok(body.to_vec())
+        }
+        ENCODING_ZSTD => {
+            use std::io::Read;
+            let decoder = zstd::stream::read::Decoder::new(body)
+                .map_err(|e| Error::with_source(crate::error::ErrorKind::Corrupt, "zstd frame", e))?;
+            let mut out = Vec::new();
+            decoder
+                .take(max_len as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::with_source(crate::error::ErrorKind::Corrupt, "zstd frame", e))?;
+            if out.len() > max_len {
+                return Err(Error::corrupt("payload decompresses beyond its recorded length"));
+            }
+            Ok(out)
+        }
+        other => Err(Error::corrupt(format!("unknown payload encoding {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn round_trip(raw: Vec<u8>, level in 0i32..4) {
+            let p = encode(&raw, level);
+            prop_assert_eq!(decode(&p, raw.len()).unwrap(), raw);
+        }
+    }
+
+    #[test]
+    fn compressible_data_shrinks() {
+        let raw = vec![b'a'; 10_000];
+        let p = encode(&raw, 3);
+        assert_eq!(p[0], ENCODING_ZSTD);
+        assert!(p.len() < 100);
+        assert!(decode(&p, 9_999).is_err(), "length cap enforced");
+    }
+}

@@ -1,0 +1,11 @@
+//! vault: content-addressed, deduplicating, compressed and encrypted backups
+//! of database dumps and file trees.
+
+pub mod chunker;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod storage;
+
+pub use error::{Error, ErrorKind, Result};
+pub use format::Id;

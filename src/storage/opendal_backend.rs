@@ -1,0 +1,127 @@
+use std::sync::OnceLock;
+
+use opendal::{blocking, services, ErrorKind as OdErrorKind, Operator};
+
+use super::{Backend, Location};
+use crate::error::{Error, ErrorKind, Result};
+
+/// opendal's blocking operator drives async services on a runtime; one per
+/// process is enough.
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("vault-io")
+                .enable_all()
+                .build()
+        })
+        .as_ref()
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start the I/O runtime: {e}")))
+}
+
+pub struct OpendalBackend {
+    op: blocking::Operator,
+    name: String,
+}
+
+impl OpendalBackend {
+    /// Open storage at `location`. With `create`, a missing local folder is
+    /// made; without, it must already exist.
+    pub fn open(location: &Location, create: bool) -> Result<Self> {
+        let op = match location {
+            Location::Local(path) => {
+                if !create && !path.is_dir() {
+                    return Err(Error::new(
+                        ErrorKind::NotARepository,
+                        format!("{}: no repository here (the folder does not exist)", path.display()),
+                    ));
+                }
+                let root = std::path::absolute(path)
+                    .map_err(|e| Error::io(format!("{}", path.display()), e))?;
+                let root = root.to_string_lossy().into_owned();
+                // Writes land in tmp/ and are renamed into place after fsync,
+                // so a killed process never leaves a torn object visible.
+                let tmp = format!("{}/tmp", root.trim_end_matches('/'));
+                let builder = services::Fs::default().root(&root).atomic_write_dir(&tmp);
+                Operator::new(builder).map_err(|e| map_err(e, "open", &root))?.finish()
+            }
+            Location::Memory => Operator::new(services::Memory::default())
+                .map_err(|e| map_err(e, "open", "memory"))?
+                .finish(),
+        };
+        let _guard = runtime()?.enter();
+        let op = blocking::Operator::new(op).map_err(|e| map_err(e, "open", "storage"))?;
+        Ok(OpendalBackend { op, name: location.to_string() })
+    }
+}
+
+fn map_err(e: opendal::Error, op: &str, path: &str) -> Error {
+    let kind = match e.kind() {
+        OdErrorKind::NotFound => ErrorKind::NotFound,
+        OdErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+        _ => ErrorKind::Io,
+    };
+    Error::with_source(kind, format!("{op} {path}"), e)
+}
+
+impl Backend for OpendalBackend {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        Ok(self.op.read(path).map_err(|e| map_err(e, "read", path))?.to_vec())
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let buf = self
+            .op
+            .read_options(
+                path,
+                opendal::options::ReadOptions { range: (offset..offset + len).into(), ..Default::default() },
+            )
+            .map_err(|e| map_err(e, "read", path))?;
+        if buf.len() as u64 != len {
+            return Err(Error::corrupt(format!(
+                "read {path}: wanted {len} bytes at {offset}, got {} (object truncated?)",
+                buf.len()
+            )));
+        }
+        Ok(buf.to_vec())
+    }
+
+    fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        self.op.write(path, data).map_err(|e| map_err(e, "write", path))?;
+        Ok(())
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let entries = match self.op.list_options(
+            dir,
+            opendal::options::ListOptions { recursive: true, ..Default::default() },
+        ) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == OdErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(map_err(e, "list", dir)),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| !e.metadata().is_dir())
+            .map(|e| e.path().to_string())
+            .collect())
+    }
+
+    fn size(&self, path: &str) -> Result<u64> {
+        Ok(self.op.stat(path).map_err(|e| map_err(e, "stat", path))?.content_length())
+    }
+
+    fn exists(&self, path: &str) -> Result<bool> {
+        self.op.exists(path).map_err(|e| map_err(e, "stat", path))
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        self.op.delete(path).map_err(|e| map_err(e, "delete", path))
+    }
+}
