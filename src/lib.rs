@@ -9,3 +9,9 @@ pub mod storage;
 
 pub use error::{Error, ErrorKind, Result};
 pub use format::Id;
+pub mod cache;
+pub mod ops;
+pub mod repo;
+pub mod sources;
+
+pub use repo::Repository;

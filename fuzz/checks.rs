@@ -1,0 +1,234 @@
+//! The checks behind each fuzz target, shared with `tests/fuzz_corpus.rs` so
+//! the seed corpora also run under a plain `cargo test` (no nightly needed).
+//!
+//! Every check takes arbitrary bytes. A parser must return `Ok` or `Err` and
+//! never panic; when it returns `Ok` for a type that has an encoder, encoding
+//! the value and decoding it again must give an equal value. A check panics
+//! only when one of those rules is broken.
+//!
+//! Each check returns whether the input was accepted as a whole object. The
+//! fuzz targets ignore that; the corpus test uses it to make sure the
+//! `valid-*` seeds still parse (and the `invalid-*` ones still do not) after
+//! a format change.
+//!
+//! Included with `#[path]` from the fuzz targets and from the test, so keep it
+//! free of dependencies other than `vault` and `rand`.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use rand::SeedableRng;
+use vault::crypto::MasterKeys;
+use vault::format::config::Config;
+use vault::format::index::IndexBody;
+use vault::format::keyfile::{KeyFile, KeySet};
+use vault::format::pack::{self, TRAILER_LEN};
+use vault::format::payload::{self, ENCODING_RAW};
+use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION};
+use vault::format::snapshot::Snapshot;
+use vault::format::tree::{self, Content, Tree, FLAG_DAMAGED};
+use vault::format::Id;
+
+/// Every fuzz target, by the name of its binary and of its corpus directory.
+pub const TARGETS: &[(&str, fn(&[u8]) -> bool)] = &[
+    ("config", config),
+    ("key", key),
+    ("pack_header", pack_header),
+    ("index", index),
+    ("tree", tree),
+    ("snapshot", snapshot),
+    ("sealed", sealed),
+    ("payload", payload),
+];
+
+/// Seed of the master keys the `sealed` target opens boxes with. The seed
+/// corpus holds boxes sealed under these keys, so changing the seed (or the
+/// way `MasterKeys::generate` draws from the rng) needs a new corpus.
+pub const KEY_SEED: u64 = 0x7661_756c_7446_757a;
+
+/// The blob id the `sealed` target tries besides "no id".
+pub const BLOB_ID: Id = Id::from_bytes([0xb1; 32]);
+
+pub const BOX_KINDS: [BoxKind; 8] = [
+    BoxKind::Config,
+    BoxKind::KeySet,
+    BoxKind::Index,
+    BoxKind::Snapshot,
+    BoxKind::PackHeader,
+    BoxKind::DataBlob,
+    BoxKind::TreeBlob,
+    BoxKind::Lock,
+];
+
+/// Largest decoded payload the `payload` target allows (a decompression bomb
+/// must stop here, not exhaust memory).
+pub const PAYLOAD_CAP: usize = 1 << 20;
+
+pub fn master_keys() -> &'static MasterKeys {
+    static KEYS: OnceLock<MasterKeys> = OnceLock::new();
+    KEYS.get_or_init(|| MasterKeys::generate(&mut rand::rngs::StdRng::seed_from_u64(KEY_SEED)))
+}
+
+pub fn config(data: &[u8]) -> bool {
+    let Ok(config) = Config::decode(data) else { return false };
+    let again = Config::decode(&config.encode())
+        .unwrap_or_else(|e| panic!("re-encoded config does not decode: {e:?}"));
+    assert_eq!(again, config, "config changed through encode/decode");
+    true
+}
+
+/// Key objects (plaintext header + sealed key set) and the key set itself
+/// (what the sealed part holds once opened).
+pub fn key(data: &[u8]) -> bool {
+    let mut accepted = false;
+    if let Ok(file) = KeyFile::decode(data) {
+        let header_len = file.header_bytes.len();
+        assert_eq!(file.header_bytes, &data[..header_len], "header bytes are not a prefix");
+        assert_eq!(file.sealed_keyset, &data[header_len..], "sealed part is not the rest");
+        let _ = sealed::split(file.sealed_keyset);
+
+        let encoded = file.header.encode();
+        let again = KeyFile::decode(&encoded)
+            .unwrap_or_else(|e| panic!("re-encoded key header does not decode: {e:?}"));
+        assert_eq!(again.header, file.header, "key header changed through encode/decode");
+        assert_eq!(again.header_bytes, &encoded[..]);
+        assert!(again.sealed_keyset.is_empty());
+        accepted = true;
+    }
+    if let Ok(set) = KeySet::decode(data) {
+        let encoded = set.encode();
+        let again = KeySet::decode(&encoded)
+            .unwrap_or_else(|e| panic!("re-encoded key set does not decode: {e:?}"));
+        assert_eq!(again.id_key[..], set.id_key[..]);
+        assert_eq!(again.chunker_key[..], set.chunker_key[..]);
+        let keys = |s: &KeySet| -> Vec<(u32, [u8; 32])> {
+            s.data_keys.iter().map(|(epoch, key)| (*epoch, **key)).collect()
+        };
+        assert_eq!(keys(&again), keys(&set), "data keys changed through encode/decode");
+        accepted = true;
+    }
+    accepted
+}
+
+/// The decrypted pack header body, and the pack trailer.
+pub fn pack_header(data: &[u8]) -> bool {
+    let mut accepted = false;
+    if let Ok(entries) = pack::decode_header(data) {
+        let again = pack::decode_header(&pack::encode_header(&entries))
+            .unwrap_or_else(|e| panic!("re-encoded pack header does not decode: {e:?}"));
+        assert_eq!(again, entries, "pack header changed through encode/decode");
+        let blob_area: u64 = entries.iter().map(|e| u64::from(e.stored_len)).sum();
+        let offsets = pack::entry_offsets(&entries, blob_area)
+            .unwrap_or_else(|e| panic!("offsets rejected for the header's own blob area: {e:?}"));
+        assert_eq!(offsets.len(), entries.len());
+        let _ = pack::entry_offsets(&entries, data.len() as u64);
+        accepted = true;
+    }
+    if data.len() >= TRAILER_LEN {
+        // The input as the tail of a pack exactly as long as the input.
+        let size = data.len() as u64;
+        if let Ok((start, len)) = pack::header_location(size, &data[data.len() - TRAILER_LEN..]) {
+            assert_eq!(start + u64::from(len) + TRAILER_LEN as u64, size);
+            accepted = true;
+        }
+        // The first 8 bytes as a pack size, the rest as a trailer of any length.
+        let size = u64::from_le_bytes(data[..8].try_into().unwrap());
+        if let Ok((start, len)) = pack::header_location(size, &data[8..]) {
+            assert_eq!(data.len() - 8, TRAILER_LEN, "trailer of the wrong length accepted");
+            assert_eq!(
+                u128::from(start) + u128::from(len) + TRAILER_LEN as u128,
+                u128::from(size)
+            );
+        }
+    }
+    accepted
+}
+
+pub fn index(data: &[u8]) -> bool {
+    let Ok(body) = IndexBody::decode(data) else { return false };
+    for p in &body.packs {
+        for b in &p.blobs {
+            assert!(u64::from(b.offset) + u64::from(b.stored_len) <= p.size);
+        }
+    }
+    let again = IndexBody::decode(&body.encode())
+        .unwrap_or_else(|e| panic!("re-encoded index does not decode: {e:?}"));
+    assert_eq!(again, body, "index changed through encode/decode");
+    true
+}
+
+pub fn tree(data: &[u8]) -> bool {
+    let Ok(t) = Tree::decode(data) else { return false };
+    // What decode promises restore: safe names, sorted, unique; file sizes
+    // match their chunks unless the entry is marked damaged.
+    for e in &t.entries {
+        assert!(tree::valid_name(&e.name), "unsafe name accepted: {:?}", e.name);
+        if let Content::File { chunks } = &e.content {
+            let total: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
+            assert!(total == e.size || e.flags & FLAG_DAMAGED != 0);
+        }
+    }
+    assert!(t.entries.windows(2).all(|w| w[0].name < w[1].name), "names not sorted and unique");
+    let again = Tree::decode(&t.encode())
+        .unwrap_or_else(|e| panic!("re-encoded tree does not decode: {e:?}"));
+    assert_eq!(again, t, "tree changed through encode/decode");
+    true
+}
+
+pub fn snapshot(data: &[u8]) -> bool {
+    let Ok(s) = Snapshot::decode(data) else { return false };
+    let again = Snapshot::decode(&s.encode())
+        .unwrap_or_else(|e| panic!("re-encoded snapshot does not decode: {e:?}"));
+    assert_eq!(again, s, "snapshot changed through encode/decode");
+    true
+}
+
+/// Sealed boxes: split, then open under fixed master keys as every kind, with
+/// and without a blob id. Anything that opens must seal back to the same bytes.
+pub fn sealed(data: &[u8]) -> bool {
+    let Ok(parts) = sealed::split(data) else {
+        assert!(data.len() < OVERHEAD || data[0] != SEALED_VERSION, "a well-formed box was refused");
+        return false;
+    };
+    assert_eq!(sealed::header(parts.epoch, &parts.nonce)[..], data[..HEADER_LEN]);
+    assert_eq!(parts.ciphertext, &data[HEADER_LEN..]);
+    let keys = master_keys();
+    let mut opened = 0;
+    for kind in BOX_KINDS {
+        for id in [None, Some(&BLOB_ID)] {
+            if let Ok(plain) = keys.open(kind, id, data) {
+                assert_eq!(plain.len() + OVERHEAD, data.len());
+                assert_eq!(keys.seal(kind, id, &plain, parts.nonce), data, "box does not seal back");
+                opened += 1;
+            }
+        }
+    }
+    assert!(opened <= 1, "one box opened as {opened} different kinds or blobs");
+    opened == 1
+}
+
+/// Payload encodings (raw or zstd) under a few length caps: 0, the input's
+/// length and `PAYLOAD_CAP`. Whatever decodes must respect the cap exactly.
+pub fn payload(data: &[u8]) -> bool {
+    let mut accepted = false;
+    for cap in [0, data.len(), PAYLOAD_CAP] {
+        let Ok(raw) = payload::decode(data, cap) else { continue };
+        assert!(raw.len() <= cap, "{} bytes decoded under a cap of {cap}", raw.len());
+        if data[0] == ENCODING_RAW {
+            assert_eq!(raw, &data[1..]);
+        }
+        let exact = payload::decode(data, raw.len())
+            .unwrap_or_else(|e| panic!("refused under a cap of its own length: {e:?}"));
+        assert_eq!(exact, raw);
+        if !raw.is_empty() {
+            assert!(payload::decode(data, raw.len() - 1).is_err(), "cap not enforced");
+        }
+        for level in [0, 1] {
+            let encoded = payload::encode(&raw, level);
+            assert_eq!(payload::decode(&encoded, raw.len()).expect("re-encoded payload"), raw);
+        }
+        accepted = true;
+    }
+    accepted
+}

@@ -1,0 +1,226 @@
+//! The local index cache: an SQLite file per repository that answers "where
+//! is blob X?" without holding the whole index in memory. It is never the
+//! source of truth: it mirrors the index objects it has read, and a schema
+//! change, a different repository or a vanished index object drops and
+//! rebuilds it.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::index::IndexBody;
+use crate::format::{BlobKind, Id};
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// Where a blob is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub kind: BlobKind,
+    pub pack: Id,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+pub struct IndexCache {
+    conn: Connection,
+}
+
+fn db_err(e: rusqlite::Error) -> Error {
+    Error::with_source(ErrorKind::Io, "local index cache", e)
+}
+
+fn id_from_row(bytes: Vec<u8>) -> rusqlite::Result<Id> {
+    Id::from_slice(&bytes).ok_or(rusqlite::Error::InvalidQuery)
+}
+
+impl IndexCache {
+    /// Open (or create) the cache at `path`, or an in-memory one for `None`.
+    /// A cache written by another schema or for another repository is wiped.
+    pub fn open(path: Option<&Path>, repo_id: &Id) -> Result<Self> {
+        let conn = match path {
+            Some(p) => {
+                if let Some(dir) = p.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| Error::io(format!("create cache folder {}", dir.display()), e))?;
+                }
+                Connection::open(p).map_err(db_err)?
+            }
+            None => Connection::open_in_memory().map_err(db_err)?,
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
+        let mut cache = IndexCache { conn };
+        let version: i64 = cache.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db_err)?;
+        let stored_repo: Option<Vec<u8>> = if version == SCHEMA_VERSION {
+            cache
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?
+        } else {
+            None
+        };
+        if stored_repo.as_deref() != Some(repo_id.as_bytes().as_slice()) {
+            cache.recreate(repo_id)?;
+        }
+        Ok(cache)
+    }
+
+    fn recreate(&mut self, repo_id: &Id) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "DROP TABLE IF EXISTS meta;
+                 DROP TABLE IF EXISTS index_objects;
+                 DROP TABLE IF EXISTS packs;
+                 DROP TABLE IF EXISTS blobs;
+                 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                 CREATE TABLE index_objects (id BLOB PRIMARY KEY);
+                 CREATE TABLE packs (n INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, size INTEGER NOT NULL);
+                 CREATE TABLE blobs (
+                     id BLOB PRIMARY KEY, kind INTEGER NOT NULL, pack INTEGER NOT NULL,
+                     offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL
+                 ) WITHOUT ROWID;",
+            )
+            .map_err(db_err)?;
+        self.conn
+            .execute("INSERT INTO meta (key, value) VALUES ('repo_id', ?1)", [repo_id.as_bytes().as_slice()])
+            .map_err(db_err)?;
+        self.conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn clear(&mut self, repo_id: &Id) -> Result<()> {
+        self.recreate(repo_id)
+    }
+
+    pub fn known_index_objects(&self) -> Result<Vec<Id>> {
+        let mut stmt = self.conn.prepare("SELECT id FROM index_objects").map_err(db_err)?;
+        let rows = stmt.query_map([], |r| id_from_row(r.get(0)?)).map_err(db_err)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+    }
+
+    /// Record one index object's entries. The first location seen for a
+    /// blob wins; duplicates in other packs are harmless.
+    pub fn add_index(&mut self, index_id: Option<&Id>, body: &IndexBody) -> Result<()> {
+        let tx = self.conn.transaction().map_err(db_err)?;
+        {
+            let mut add_pack = tx
+                .prepare_cached("INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)")
+                .map_err(db_err)?;
+            let mut pack_n = tx.prepare_cached("SELECT n FROM packs WHERE id = ?1").map_err(db_err)?;
+            let mut add_blob = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO blobs (id, kind, pack, offset, stored_len, raw_len)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(db_err)?;
+            for pack in &body.packs {
+                add_pack.execute(params![pack.id.as_bytes().as_slice(), pack.size as i64]).map_err(db_err)?;
+                let n: i64 = pack_n.query_row([pack.id.as_bytes().as_slice()], |r| r.get(0)).map_err(db_err)?;
+                for b in &pack.blobs {
+                    add_blob
+                        .execute(params![
+                            b.id.as_bytes().as_slice(),
+                            b.kind as u8,
+                            n,
+                            b.offset,
+                            b.stored_len,
+                            b.raw_len
+                        ])
+                        .map_err(db_err)?;
+                }
+            }
+            if let Some(id) = index_id {
+                tx.execute("INSERT OR IGNORE INTO index_objects (id) VALUES (?1)", [id.as_bytes().as_slice()])
+                    .map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    pub fn lookup(&self, id: &Id) -> Result<Option<BlobLocation>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT b.kind, p.id, b.offset, b.stored_len, b.raw_len
+                 FROM blobs b JOIN packs p ON p.n = b.pack WHERE b.id = ?1",
+            )
+            .map_err(db_err)?;
+        stmt.query_row([id.as_bytes().as_slice()], |r| {
+            let kind: u8 = r.get(0)?;
+            Ok(BlobLocation {
+                kind: BlobKind::from_u8(kind).ok_or(rusqlite::Error::InvalidQuery)?,
+                pack: id_from_row(r.get(1)?)?,
+                offset: r.get(2)?,
+                stored_len: r.get(3)?,
+                raw_len: r.get(4)?,
+            })
+        })
+        .optional()
+        .map_err(db_err)
+    }
+
+    pub fn contains(&self, id: &Id) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1").map_err(db_err)?;
+        stmt.exists([id.as_bytes().as_slice()]).map_err(db_err)
+    }
+
+    /// All packs the index knows, with their recorded sizes.
+    pub fn packs(&self) -> Result<Vec<(Id, u64)>> {
+        let mut stmt = self.conn.prepare("SELECT id, size FROM packs").map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((id_from_row(r.get(0)?)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(db_err)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::index::{IndexBlob, IndexPack};
+
+    fn body(pack: u8, blobs: &[u8]) -> IndexBody {
+        IndexBody {
+            supersedes: vec![],
+            packs: vec![IndexPack {
+                id: Id::from_bytes([pack; 32]),
+                size: 1000,
+                blobs: blobs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| IndexBlob {
+                        kind: BlobKind::Data,
+                        id: Id::from_bytes([*b; 32]),
+                        offset: i as u32 * 10,
+                        stored_len: 10,
+                        raw_len: 20,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn lookups_find_what_was_added_and_a_new_repository_wipes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        let repo = Id::from_bytes([1; 32]);
+        let mut c = IndexCache::open(Some(&path), &repo).unwrap();
+        c.add_index(Some(&Id::from_bytes([9; 32])), &body(5, &[7, 8])).unwrap();
+        let loc = c.lookup(&Id::from_bytes([8; 32])).unwrap().unwrap();
+        assert_eq!((loc.pack, loc.offset), (Id::from_bytes([5; 32]), 10));
+        assert!(!c.contains(&Id::from_bytes([6; 32])).unwrap());
+        drop(c);
+        let c = IndexCache::open(Some(&path), &repo).unwrap();
+        assert_eq!(c.known_index_objects().unwrap(), vec![Id::from_bytes([9; 32])]);
+        drop(c);
+        let c = IndexCache::open(Some(&path), &Id::from_bytes([2; 32])).unwrap();
+        assert!(c.known_index_objects().unwrap().is_empty());
+        assert!(!c.contains(&Id::from_bytes([8; 32])).unwrap());
+    }
+}

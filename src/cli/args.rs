@@ -1,0 +1,232 @@
+//! Command-line types. They convert into the library's option structs and
+//! hold no logic of their own.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "vault", version, about = "Deduplicating, encrypted backups of databases and file trees")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Repository location: a local path [default: $XDG_DATA_HOME/vault/repo]
+    #[arg(short, long, global = true, env = "VAULT_REPOSITORY")]
+    pub repo: Option<String>,
+    /// Read the password from this file (first line)
+    #[arg(long, global = true, env = "VAULT_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and use its output as the password
+    #[arg(long, global = true, env = "VAULT_PASSWORD_COMMAND")]
+    pub password_command: Option<String>,
+    /// Folder for the local index cache [default: $XDG_CACHE_HOME/vault]
+    #[arg(long, global = true, env = "VAULT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Keep no local cache (read the whole index from the repository)
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Print machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress and no summary, only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a repository
+    Init(InitArgs),
+    /// Store a snapshot of paths, of standard input, or of a command's output
+    Snapshot(SnapshotArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// List the contents of a snapshot
+    Ls(LsArgs),
+    /// Restore a snapshot, or a path inside one, into a folder
+    Restore(RestoreArgs),
+    /// Write one file or stream of a snapshot to standard output
+    Dump(DumpArgs),
+    /// Manage the passwords that open the repository
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Smallest chunk, in bytes
+    #[arg(long)]
+    pub chunk_min: Option<u32>,
+    /// Average chunk, in bytes (a power of two)
+    #[arg(long)]
+    pub chunk_avg: Option<u32>,
+    /// Largest chunk, in bytes
+    #[arg(long)]
+    pub chunk_max: Option<u32>,
+    /// Target pack size, in MiB
+    #[arg(long)]
+    pub pack_size_mib: Option<u32>,
+    /// Default zstd level, 0 (off) to 22
+    #[arg(long)]
+    pub compression: Option<i32>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KdfArgs {
+    /// argon2id memory for this password's key, in KiB
+    #[arg(long)]
+    pub kdf_memory_kib: Option<u32>,
+    /// argon2id passes for this password's key
+    #[arg(long)]
+    pub kdf_iterations: Option<u32>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SnapshotMeta {
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Record this host name instead of the machine's
+    #[arg(long)]
+    pub host: Option<String>,
+    /// zstd level for this run, 0 (off) to 22
+    #[arg(long)]
+    pub compression: Option<i32>,
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub source: Option<SnapshotSource>,
+    /// Files and folders to store
+    pub paths: Vec<PathBuf>,
+    /// Store standard input as one stream (needs --name)
+    #[arg(long)]
+    pub stdin: bool,
+    /// Name of the stream stored with --stdin
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Compare against this snapshot instead of the newest of the same paths
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Read every file, even those unchanged since the parent snapshot
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub meta: SnapshotMeta,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotSource {
+    /// Store the standard output of a program; fails if the program fails
+    Cmd(CmdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CmdArgs {
+    /// Name of the stream in the snapshot
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub meta: SnapshotMeta,
+    /// The program and its arguments (after --)
+    #[arg(last = true, required = true)]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct Filter {
+    /// Only snapshots from this host (repeatable)
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with this tag (repeatable; all must match)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Only snapshots of this path or stream name (repeatable)
+    #[arg(long = "path")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: Filter,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot id (or unique prefix), or 'latest'
+    pub snapshot: String,
+    /// Folder inside the snapshot
+    pub path: Option<String>,
+    /// Show mode, owner, size and modification time
+    #[arg(short, long)]
+    pub long: bool,
+    /// List everything below, not just one folder
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub filter: Filter,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// SNAPSHOT or SNAPSHOT:PATH ('latest' works as a snapshot)
+    pub snapshot: String,
+    /// Folder to restore into (created if missing)
+    #[arg(short, long)]
+    pub target: PathBuf,
+    /// Restore only paths matching this glob (repeatable)
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Skip paths matching this glob (repeatable)
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub filter: Filter,
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    pub snapshot: String,
+    /// File inside the snapshot; may be left out for a snapshot of one stream
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub filter: Filter,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// List key objects (one per password)
+    List,
+    /// Add a password
+    Add {
+        /// Read the new password from this file
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Remove a password's key (not the one used to open)
+    Remove {
+        /// Key id or unique prefix
+        id: String,
+    },
+    /// Change the password used to open the repository
+    Passwd {
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+}

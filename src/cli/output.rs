@@ -1,0 +1,164 @@
+//! Human output: progress bars on a terminal, sizes and times in tables.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use vault::format::Timestamp;
+use vault::ops::Progress;
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Local time as `YYYY-MM-DD HH:MM:SS`.
+pub fn local_time(t: Timestamp) -> String {
+    let secs = t.secs as libc::time_t;
+    // SAFETY: tm is plain data filled by localtime_r from a valid time_t.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&secs, &mut tm).is_null() {
+            return t.secs.to_string();
+        }
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+pub fn rfc3339_utc(t: Timestamp) -> String {
+    let days = t.secs.div_euclid(86_400);
+    let rem = t.secs.rem_euclid(86_400);
+    // Civil-from-days (proleptic Gregorian), valid for any i64 day count we store.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.nanos
+    )
+}
+
+pub fn mode_string(kind: vault::format::tree::EntryKind, mode: u32) -> String {
+    use vault::format::tree::EntryKind::*;
+    let first = match kind {
+        Dir => 'd',
+        Symlink => 'l',
+        Fifo => 'p',
+        CharDevice => 'c',
+        BlockDevice => 'b',
+        Socket => 's',
+        File => '-',
+    };
+    let mut s = String::from(first);
+    for shift in [6, 3, 0] {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+/// A progress bar fed from `progress` while the guard lives; nothing when
+/// stderr is not a terminal or output is quiet.
+pub struct ProgressGuard {
+    bar: Option<ProgressBar>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressGuard {
+    pub fn start(progress: Arc<Progress>, quiet: bool, verb: &'static str) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if quiet || !std::io::stderr().is_terminal() {
+            return ProgressGuard { bar: None, stop, thread: None };
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        let thread = {
+            let bar = bar.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let files = progress.files.load(Ordering::Relaxed);
+                    let read = progress.bytes_read.load(Ordering::Relaxed);
+                    let skipped = progress.bytes_skipped.load(Ordering::Relaxed);
+                    let written = progress.bytes_written.load(Ordering::Relaxed);
+                    let total = progress.bytes_total.load(Ordering::Relaxed);
+                    let msg = if total > 0 {
+                        format!("{verb} {files} files, {} of {}", human_bytes(written), human_bytes(total))
+                    } else {
+                        format!("{verb} {files} files, {} read, {} unchanged", human_bytes(read), human_bytes(skipped))
+                    };
+                    bar.set_message(msg);
+                    bar.tick();
+                    std::thread::sleep(Duration::from_millis(120));
+                }
+            })
+        };
+        ProgressGuard { bar: Some(bar), stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for ProgressGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting_matches_known_dates() {
+        assert_eq!(rfc3339_utc(Timestamp { secs: 0, nanos: 0 }), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339_utc(Timestamp { secs: 951_782_400, nanos: 5 }), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(rfc3339_utc(Timestamp { secs: -1, nanos: 0 }), "1969-12-31T23:59:59.000000000Z");
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

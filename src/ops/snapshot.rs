@@ -1,0 +1,235 @@
+//! Snapshots of file trees and of byte streams (stdin, a command's output).
+//! Data first, then the index, then the snapshot object: a snapshot is
+//! recorded only when everything it references is stored.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Progress;
+use crate::error::{Error, Result};
+use crate::format::snapshot::{Snapshot, Summary};
+use crate::format::tree::{valid_name, Content, Entry, EntryKind, Tree};
+use crate::format::{BlobKind, Id, Timestamp};
+use crate::repo::{BlobWriter, Repository, WriteStats};
+use crate::sources::command::CommandSource;
+use crate::sources::files::{normalize, save_stream, StreamError, TreeSaver};
+use crate::sources::{hostname, username};
+
+#[derive(Debug, Clone, Default)]
+pub enum ParentChoice {
+    /// The newest snapshot of the same paths from the same host.
+    #[default]
+    Auto,
+    /// Read every file again.
+    None,
+    Id(Id),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotOptions {
+    pub host: Option<String>,
+    pub tags: Vec<String>,
+    /// Overrides the repository's zstd level for this run.
+    pub compression: Option<i32>,
+    pub parent: ParentChoice,
+    /// Source-specific facts to record (database sources use this).
+    pub meta: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Debug)]
+pub struct SnapshotOutcome {
+    pub id: Id,
+    pub snapshot: Snapshot,
+    /// Entries left out because they could not be read.
+    pub warnings: Vec<String>,
+    pub stats: WriteStats,
+}
+
+struct Draft {
+    started: Instant,
+    time: Timestamp,
+    source: &'static str,
+    paths: Vec<Vec<u8>>,
+    parent: Option<Id>,
+}
+
+fn commit(
+    repo: &Repository,
+    writer: BlobWriter,
+    draft: Draft,
+    root: Id,
+    counts: (u64, u64, u64),
+    warnings: Vec<String>,
+    opts: &SnapshotOptions,
+) -> Result<SnapshotOutcome> {
+    let stats = writer.finish()?;
+    let (files, dirs, bytes_read) = counts;
+    let snapshot = Snapshot {
+        time: draft.time,
+        host: opts.host.clone().unwrap_or_else(hostname),
+        user: username(),
+        tags: opts.tags.clone(),
+        source: draft.source.to_string(),
+        paths: draft.paths,
+        root,
+        parent: draft.parent,
+        summary: Summary {
+            files,
+            dirs,
+            bytes_read,
+            bytes_added: stats.stored_bytes_added,
+            blobs_added: stats.blobs_added,
+            duration_ms: draft.started.elapsed().as_millis() as u64,
+            warnings: warnings.len() as u64,
+        },
+        program_version: env!("CARGO_PKG_VERSION").to_string(),
+        meta: opts.meta.clone(),
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    Ok(SnapshotOutcome { id, snapshot, warnings, stats })
+}
+
+fn draft(source: &'static str, paths: Vec<Vec<u8>>, parent: Option<Id>) -> Draft {
+    Draft { started: Instant::now(), time: Timestamp::now(), source, paths, parent }
+}
+
+/// Snapshot file trees.
+pub fn snapshot_files(
+    repo: &Arc<Repository>,
+    paths: &[PathBuf],
+    opts: &SnapshotOptions,
+    progress: &Progress,
+) -> Result<SnapshotOutcome> {
+    if paths.is_empty() {
+        return Err(Error::invalid("nothing to snapshot: give at least one path"));
+    }
+    let mut normalized = Vec::new();
+    for p in paths {
+        let n = normalize(p)?;
+        std::fs::symlink_metadata(&n).map_err(|e| Error::io(format!("{}", p.display()), e))?;
+        normalized.push(n);
+    }
+    normalized.sort();
+    normalized.dedup();
+    let path_bytes: Vec<Vec<u8>> = normalized
+        .iter()
+        .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
+        .collect();
+    let host = opts.host.clone().unwrap_or_else(hostname);
+    let parent = match &opts.parent {
+        ParentChoice::None => None,
+        ParentChoice::Id(id) => Some((*id, repo.load_snapshot(id)?)),
+        ParentChoice::Auto => repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|(_, s)| s.source == "files" && s.host == host && s.paths == path_bytes),
+    };
+    let draft = draft("files", path_bytes, parent.as_ref().map(|(id, _)| *id));
+    let mut writer = BlobWriter::new(repo.clone(), opts.compression);
+    let mut saver = TreeSaver::new(&mut writer, progress);
+    let root = saver.save_paths(&normalized, parent.as_ref().map(|(_, s)| &s.root))?;
+    let counts = (
+        saver.files,
+        saver.dirs,
+        progress.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    let warnings = std::mem::take(&mut saver.warnings);
+    commit(repo, writer, draft, root, counts, warnings, opts)
+}
+
+/// Snapshot one byte stream as a single file named `name`. Streams never
+/// take a parent: their bytes are always read and chunked.
+pub fn snapshot_stream(
+    repo: &Arc<Repository>,
+    name: &str,
+    reader: impl Read,
+    source: &'static str,
+    opts: &SnapshotOptions,
+    progress: &Progress,
+) -> Result<SnapshotOutcome> {
+    stream_with(repo, name, source, opts, |writer, seed| {
+        save_stream(writer, reader, seed, progress).map_err(|e| match e {
+            StreamError::Read(e) => Error::io(format!("reading {source}"), e),
+            StreamError::Repo(e) => e,
+        })
+    })
+}
+
+/// Snapshot a program's standard output. If the program fails, no snapshot
+/// is recorded (data already stored is indexed and reused next time).
+pub fn snapshot_command(
+    repo: &Arc<Repository>,
+    name: &str,
+    program: &OsString,
+    args: &[OsString],
+    opts: &SnapshotOptions,
+    progress: &Progress,
+) -> Result<SnapshotOutcome> {
+    if !valid_name(name.as_bytes()) {
+        return Err(Error::invalid(format!("'{name}' is not a usable stream name (no '/', not empty)")));
+    }
+    let (child, stdout) = CommandSource::spawn(program, args)?;
+    let mut child = Some(child);
+    let result = stream_with(repo, name, "command", opts, |writer, seed| {
+        let stored = save_stream(writer, stdout, seed, progress);
+        // The producer's verdict comes before ours: a truncated dump from a
+        // dying program must not become a snapshot.
+        let child = child.take().expect("taken once");
+        match stored {
+            Ok(r) => child.finish().map(|()| r),
+            Err(StreamError::Read(e)) => {
+                child.kill();
+                Err(Error::io(format!("reading the output of '{}'", program.to_string_lossy()), e))
+            }
+            Err(StreamError::Repo(e)) => {
+                child.kill();
+                Err(e)
+            }
+        }
+    });
+    if let Some(child) = child {
+        child.kill();
+    }
+    result
+}
+
+fn stream_with(
+    repo: &Arc<Repository>,
+    name: &str,
+    source: &'static str,
+    opts: &SnapshotOptions,
+    produce: impl FnOnce(&mut BlobWriter, u64) -> Result<(Vec<crate::format::tree::ChunkRef>, u64)>,
+) -> Result<SnapshotOutcome> {
+    if !valid_name(name.as_bytes()) {
+        return Err(Error::invalid(format!("'{name}' is not a usable stream name (no '/', not empty)")));
+    }
+    let draft = draft(source, vec![name.as_bytes().to_vec()], None);
+    let mut writer = BlobWriter::new(repo.clone(), opts.compression);
+    let seed = repo.keys().chunker_seed();
+    let (chunks, size) = produce(&mut writer, seed)?;
+    // SAFETY: these calls have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut owners = crate::sources::Owners::default();
+    let entry = Entry {
+        name: name.as_bytes().to_vec(),
+        kind: EntryKind::File,
+        flags: 0,
+        mode: 0o600,
+        uid,
+        gid,
+        user: owners.user(uid),
+        group: owners.group(gid),
+        mtime: draft.time,
+        ctime: draft.time,
+        inode: 0,
+        dev: 0,
+        size,
+        content: Content::File { chunks },
+    };
+    let root = writer.save(BlobKind::Tree, Tree { entries: vec![entry] }.encode())?;
+    commit(repo, writer, draft, root, (1, 0, size), vec![], opts)
+}

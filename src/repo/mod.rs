@@ -1,0 +1,234 @@
+//! An open repository: storage, master keys, config and the index cache.
+//! Everything above this layer reads and writes through it.
+
+mod keys;
+mod objects;
+mod writer;
+
+pub use keys::KeyInfo;
+pub use objects::{ObjectKind, SnapshotFilter};
+pub use writer::{BlobWriter, WriteStats};
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::RngCore;
+
+use crate::cache::{BlobLocation, IndexCache};
+use crate::crypto::MasterKeys;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::config::{ChunkerParams, Config, DEFAULT_COMPRESSION, DEFAULT_PACK_TARGET};
+use crate::format::keyfile::KdfParams;
+use crate::format::sealed::{BoxKind, NONCE_LEN};
+use crate::format::{layout, magic, payload, BlobKind, Id, Timestamp, REPO_VERSION};
+use crate::storage::Backend;
+
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub pack_target: u32,
+    pub compression: i32,
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            pack_target: DEFAULT_PACK_TARGET,
+            compression: DEFAULT_COMPRESSION,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// Where the local index cache lives: a folder (one database per
+/// repository inside it) or nowhere (kept in memory for this run).
+#[derive(Debug, Clone, Default)]
+pub struct CacheOptions {
+    pub dir: Option<PathBuf>,
+}
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    keys: MasterKeys,
+    key_id: Id,
+    config: Config,
+    index: Mutex<IndexCache>,
+}
+
+pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    nonce
+}
+
+impl Repository {
+    /// Create a repository at an empty location.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        options: &InitOptions,
+        cache: &CacheOptions,
+    ) -> Result<Repository> {
+        let config = Config {
+            repo_version: REPO_VERSION,
+            repo_id: {
+                let mut id = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut id);
+                Id::from_bytes(id)
+            },
+            chunker: options.chunker,
+            pack_target: options.pack_target,
+            compression: options.compression,
+            created: Timestamp::now(),
+        };
+        config.validate()?;
+        if backend.exists(layout::CONFIG)? || !backend.list(layout::KEYS)?.is_empty() {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{}: a repository already exists here; refusing to overwrite it", backend.describe()),
+            ));
+        }
+        let keys = MasterKeys::generate(&mut rand::rngs::OsRng);
+        // The key goes first and the config last: a location with a config
+        // is a complete repository.
+        let key_id = keys::write_key(backend.as_ref(), &keys, password, &options.kdf)?;
+        let mut body = vec![];
+        body.extend_from_slice(magic::CONFIG);
+        body.extend_from_slice(&keys.seal(
+            BoxKind::Config,
+            None,
+            &payload::encode(&config.encode(), 0),
+            random_nonce(),
+        ));
+        backend.write(layout::CONFIG, body)?;
+        let index = IndexCache::open(cache_path(cache, &config.repo_id).as_deref(), &config.repo_id)?;
+        Ok(Repository { backend, keys, key_id, config, index: Mutex::new(index) })
+    }
+
+    /// Open an existing repository with a password and bring the index cache
+    /// up to date with the index objects in storage.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8], cache: &CacheOptions) -> Result<Repository> {
+        let config_bytes = match backend.read(layout::CONFIG) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::NotARepository,
+                    format!("{}: no vault repository here (no config object)", backend.describe()),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let (key_id, keys) = keys::open_any_key(backend.as_ref(), password)?;
+        let sealed = config_bytes
+            .strip_prefix(magic::CONFIG.as_slice())
+            .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;
+        let plain = keys.open(BoxKind::Config, None, sealed).map_err(|e| e.at("config"))?;
+        let config = Config::decode(&payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT)?)?;
+        let index = IndexCache::open(cache_path(cache, &config.repo_id).as_deref(), &config.repo_id)?;
+        let repo = Repository { backend, keys, key_id, config, index: Mutex::new(index) };
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn keys(&self) -> &MasterKeys {
+        &self.keys
+    }
+
+    /// The key object this session opened.
+    pub fn key_id(&self) -> Id {
+        self.key_id
+    }
+
+    pub(crate) fn index(&self) -> MutexGuard<'_, IndexCache> {
+        // A panic while holding the lock leaves SQLite consistent (each
+        // change is a transaction), so a poisoned lock is still usable.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Read index objects the cache has not seen; rebuild it if an index
+    /// object it has seen is gone (prune or repair replaced it).
+    pub fn sync_index(&self) -> Result<()> {
+        let stored: std::collections::HashSet<Id> = self.list_objects(ObjectKind::Index)?.into_iter().collect();
+        let known = self.index().known_index_objects()?;
+        if known.iter().any(|id| !stored.contains(id)) {
+            self.index().clear(&self.config.repo_id)?;
+        }
+        let known: std::collections::HashSet<Id> = self.index().known_index_objects()?.into_iter().collect();
+        let missing: Vec<Id> = stored.into_iter().filter(|id| !known.contains(id)).collect();
+        use rayon::prelude::*;
+        // Decrypt in parallel, insert in batches to bound memory.
+        for batch in missing.chunks(64) {
+            let bodies = batch
+                .par_iter()
+                .map(|id| Ok((*id, self.read_index(id)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let mut index = self.index();
+            for (id, body) in &bodies {
+                index.add_index(Some(id), body)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn read_index(&self, id: &Id) -> Result<crate::format::index::IndexBody> {
+        let body = self.read_object(ObjectKind::Index, id)?;
+        crate::format::index::IndexBody::decode(&body).map_err(|e| e.at(format!("index {}", id.short())))
+    }
+
+    pub fn blob_location(&self, id: &Id) -> Result<Option<BlobLocation>> {
+        self.index().lookup(id)
+    }
+
+    pub fn has_blob(&self, id: &Id) -> Result<bool> {
+        self.index().contains(id)
+    }
+
+    /// Read, decrypt, decompress and verify one blob.
+    pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
+        let loc = self.blob_location(id)?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("blob {} is not in the index", id.short()))
+        })?;
+        self.read_blob_at(kind, id, &loc)
+    }
+
+    pub fn read_blob_at(&self, kind: BlobKind, id: &Id, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let place = || format!("blob {} in pack {}", id.short(), loc.pack.short());
+        if loc.kind != kind {
+            return Err(Error::corrupt(format!("{}: index says {:?}, expected {:?}", place(), loc.kind, kind)));
+        }
+        let boxed = self
+            .backend
+            .read_range(&layout::pack(&loc.pack), u64::from(loc.offset), u64::from(loc.stored_len))
+            .map_err(|e| e.at(place()))?;
+        self.open_blob(kind, id, &boxed, loc.raw_len).map_err(|e| e.at(place()))
+    }
+
+    /// Decrypt a sealed blob and check that its plaintext hashes to its id.
+    pub fn open_blob(&self, kind: BlobKind, id: &Id, boxed: &[u8], raw_len: u32) -> Result<Vec<u8>> {
+        let payload_bytes = self.keys.open(kind.box_kind(), Some(id), boxed)?;
+        let data = payload::decode(&payload_bytes, raw_len as usize)?;
+        if data.len() != raw_len as usize || self.keys.blob_id(&data) != *id {
+            return Err(Error::new(ErrorKind::Corrupt, "content does not match its id"));
+        }
+        Ok(data)
+    }
+
+    pub fn read_tree(&self, id: &Id) -> Result<crate::format::tree::Tree> {
+        let bytes = self.read_blob(BlobKind::Tree, id)?;
+        crate::format::tree::Tree::decode(&bytes).map_err(|e| e.at(format!("tree {}", id.short())))
+    }
+}
+
+fn cache_path(cache: &CacheOptions, repo_id: &Id) -> Option<PathBuf> {
+    cache.dir.as_ref().map(|d| d.join(repo_id.to_hex()).join("index.sqlite"))
+}

@@ -1,0 +1,158 @@
+//! Whole objects (index, snapshots): sealed, named by the BLAKE3 hash of their
+//! stored bytes, and checked against that name when read.
+
+use super::{random_nonce, Repository};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::index::IndexBody;
+use crate::format::sealed::BoxKind;
+use crate::format::snapshot::Snapshot;
+use crate::format::{layout, magic, payload, Id};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Index,
+    Snapshot,
+}
+
+impl ObjectKind {
+    fn dir(self) -> &'static str {
+        match self {
+            ObjectKind::Index => layout::INDEX,
+            ObjectKind::Snapshot => layout::SNAPSHOTS,
+        }
+    }
+
+    fn path(self, id: &Id) -> String {
+        format!("{}{id}", self.dir())
+    }
+
+    fn magic(self) -> &'static [u8; 4] {
+        match self {
+            ObjectKind::Index => magic::INDEX,
+            ObjectKind::Snapshot => magic::SNAPSHOT,
+        }
+    }
+
+    fn box_kind(self) -> BoxKind {
+        match self {
+            ObjectKind::Index => BoxKind::Index,
+            ObjectKind::Snapshot => BoxKind::Snapshot,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Index => "index",
+            ObjectKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+impl Repository {
+    pub fn write_object(&self, kind: ObjectKind, body: &[u8]) -> Result<Id> {
+        let mut bytes = Vec::with_capacity(body.len() / 2 + 64);
+        bytes.extend_from_slice(kind.magic());
+        bytes.extend_from_slice(&self.keys.seal(
+            kind.box_kind(),
+            None,
+            &payload::encode(body, self.config.compression.max(1)),
+            random_nonce(),
+        ));
+        let id = Id::of_object(&bytes);
+        self.backend.write(&kind.path(&id), bytes)?;
+        Ok(id)
+    }
+
+    pub fn read_object(&self, kind: ObjectKind, id: &Id) -> Result<Vec<u8>> {
+        let place = format!("{} {}", kind.name(), id.short());
+        let bytes = self.backend.read(&kind.path(id)).map_err(|e| e.at(&place))?;
+        if Id::of_object(&bytes) != *id {
+            return Err(Error::corrupt(format!("{place}: content does not match its name")));
+        }
+        let sealed = bytes
+            .strip_prefix(kind.magic().as_slice())
+            .ok_or_else(|| Error::corrupt(format!("{place}: wrong magic bytes")))?;
+        let plain = self.keys.open(kind.box_kind(), None, sealed).map_err(|e| e.at(&place))?;
+        payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT).map_err(|e| e.at(&place))
+    }
+
+    pub fn list_objects(&self, kind: ObjectKind) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        for path in self.backend.list(kind.dir())? {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            // Foreign files (editor backups, tmp names) are not objects.
+            if let Ok(id) = name.parse::<Id>() {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Write an index object and record it in the cache.
+    pub fn save_index(&self, body: &IndexBody) -> Result<Id> {
+        let id = self.write_object(ObjectKind::Index, &body.encode())?;
+        self.index().add_index(Some(&id), body)?;
+        Ok(id)
+    }
+
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
+        self.write_object(ObjectKind::Snapshot, &snapshot.encode())
+    }
+
+    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        Snapshot::decode(&self.read_object(ObjectKind::Snapshot, id)?)
+            .map_err(|e| e.at(format!("snapshot {}", id.short())))
+    }
+
+    /// Every snapshot, oldest first. An unreadable snapshot is an error: a
+    /// listing that silently skips one would hide damage.
+    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        use rayon::prelude::*;
+        let ids = self.list_objects(ObjectKind::Snapshot)?;
+        let mut all = ids
+            .par_iter()
+            .map(|id| Ok((*id, self.load_snapshot(id)?)))
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(all)
+    }
+
+    /// Resolve a user's snapshot reference: a unique id prefix, or `latest`
+    /// (newest among `candidates` after filtering).
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
+        let all = self.snapshots()?;
+        if spec == "latest" {
+            return all
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter.matches(s))
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, "no snapshot matches (repository empty or filters exclude all)"));
+        }
+        if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::invalid(format!("'{spec}' is neither 'latest' nor a hex snapshot id")));
+        }
+        let spec = spec.to_ascii_lowercase();
+        let mut matches = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(&spec));
+        match (matches.next(), matches.next()) {
+            (Some(found), None) => Ok(found),
+            (None, _) => Err(Error::new(ErrorKind::NotFound, format!("no snapshot with id {spec}"))),
+            (Some(_), Some(_)) => Err(Error::invalid(format!("snapshot id prefix {spec} is ambiguous"))),
+        }
+    }
+}
+
+/// Narrows `latest` (and listings) to some hosts, tags or paths.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFilter {
+    pub hosts: Vec<String>,
+    pub tags: Vec<String>,
+    pub paths: Vec<Vec<u8>>,
+}
+
+impl SnapshotFilter {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        (self.hosts.is_empty() || self.hosts.contains(&s.host))
+            && self.tags.iter().all(|t| s.tags.contains(t))
+            && (self.paths.is_empty() || self.paths.iter().all(|p| s.paths.contains(p)))
+    }
+}

@@ -1,0 +1,302 @@
+//! The write pipeline: callers hand in plaintext blobs; worker threads
+//! compress and seal them into packs; one uploader thread stores full packs
+//! and, every few packs and at the end, an index object naming them.
+//!
+//! Memory is bounded by the channels: a few queued chunks, the pack being
+//! filled, one full pack waiting and one being uploaded.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use super::{random_nonce, Repository};
+use crate::error::{Error, Result};
+use crate::format::index::{IndexBlob, IndexBody, IndexPack};
+use crate::format::pack::{self, PackEntry};
+use crate::format::sealed::BoxKind;
+use crate::format::{layout, payload, BlobKind, Id};
+
+/// Packs per index object while a run is going: a killed run loses at most
+/// this many packs' worth of reusable data from the index.
+const PACKS_PER_INDEX: usize = 8;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    pub blobs_added: u64,
+    /// Plaintext bytes of the blobs added.
+    pub raw_bytes_added: u64,
+    /// Bytes those blobs take in packs (compressed and sealed).
+    pub stored_bytes_added: u64,
+    pub packs_written: u64,
+    pub index_objects_written: u64,
+}
+
+struct Job {
+    kind: BlobKind,
+    id: Id,
+    data: Vec<u8>,
+}
+
+struct FullPack {
+    id: Id,
+    bytes: Vec<u8>,
+    index: IndexPack,
+}
+
+#[derive(Default)]
+struct PackBuilder {
+    data: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+#[derive(Default)]
+struct Counters {
+    blobs: AtomicU64,
+    raw: AtomicU64,
+    stored: AtomicU64,
+    packs: AtomicU64,
+    indexes: AtomicU64,
+}
+
+struct Shared {
+    repo: Arc<Repository>,
+    level: i32,
+    packer: Mutex<PackBuilder>,
+    error: Mutex<Option<Error>>,
+    counters: Counters,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+    }
+
+    fn failed(&self) -> bool {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    fn take_error(&self) -> Option<Error> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Seal the header onto a filled pack and name it.
+    fn finish_pack(&self, builder: PackBuilder) -> FullPack {
+        let PackBuilder { mut data, entries } = builder;
+        let blob_area = data.len();
+        let header = self.repo.keys().seal(
+            BoxKind::PackHeader,
+            None,
+            &payload::encode(&pack::encode_header(&entries), self.level.max(1)),
+            random_nonce(),
+        );
+        data.extend_from_slice(&header);
+        data.extend_from_slice(&pack::trailer(header.len() as u32));
+        let id = Id::of_object(&data);
+        let mut offset = 0u32;
+        let blobs = entries
+            .iter()
+            .map(|e| {
+                let b = IndexBlob {
+                    kind: e.kind,
+                    id: e.id,
+                    offset,
+                    stored_len: e.stored_len,
+                    raw_len: e.raw_len,
+                };
+                offset += e.stored_len;
+                b
+            })
+            .collect();
+        debug_assert_eq!(offset as usize, blob_area);
+        FullPack { id, index: IndexPack { id, size: data.len() as u64, blobs }, bytes: data }
+    }
+}
+
+pub struct BlobWriter {
+    shared: Arc<Shared>,
+    seen: HashSet<Id>,
+    jobs: Option<Sender<Job>>,
+    uploads: Option<Sender<FullPack>>,
+    workers: Vec<JoinHandle<()>>,
+    uploader: Option<JoinHandle<()>>,
+}
+
+impl BlobWriter {
+    /// `level` overrides the repository's compression level for this run.
+    pub fn new(repo: Arc<Repository>, level: Option<i32>) -> Self {
+        let level = level.unwrap_or(repo.config().compression);
+        let shared = Arc::new(Shared {
+            repo,
+            level,
+            packer: Mutex::new(PackBuilder::default()),
+            error: Mutex::new(None),
+            counters: Counters::default(),
+        });
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let (jobs, job_rx) = bounded::<Job>(threads * 2);
+        let (uploads, upload_rx) = bounded::<FullPack>(1);
+        let workers = (0..threads)
+            .map(|_| {
+                let shared = shared.clone();
+                let rx = job_rx.clone();
+                let uploads = uploads.clone();
+                std::thread::spawn(move || seal_worker(&shared, rx, uploads))
+            })
+            .collect();
+        let uploader = {
+            let shared = shared.clone();
+            std::thread::spawn(move || upload_worker(&shared, upload_rx))
+        };
+        BlobWriter {
+            shared,
+            seen: HashSet::new(),
+            jobs: Some(jobs),
+            uploads: Some(uploads),
+            workers,
+            uploader: Some(uploader),
+        }
+    }
+
+    pub fn repo(&self) -> &Arc<Repository> {
+        &self.shared.repo
+    }
+
+    /// Store a blob unless the repository (or this run) already has it.
+    /// Returns its id at once; the data is stored by the time `finish` returns.
+    pub fn save(&mut self, kind: BlobKind, data: Vec<u8>) -> Result<Id> {
+        let id = self.shared.repo.keys().blob_id(&data);
+        if let Some(e) = self.shared.take_error() {
+            return Err(e);
+        }
+        if self.seen.contains(&id) || self.shared.repo.has_blob(&id)? {
+            return Ok(id);
+        }
+        self.seen.insert(id);
+        let sender = self.jobs.as_ref().expect("jobs channel lives until finish");
+        if sender.send(Job { kind, id, data }).is_err() {
+            return Err(self.shared.take_error().unwrap_or_else(|| Error::invalid("writer stopped")));
+        }
+        Ok(id)
+    }
+
+    pub fn stats(&self) -> WriteStats {
+        let c = &self.shared.counters;
+        WriteStats {
+            blobs_added: c.blobs.load(Ordering::Relaxed),
+            raw_bytes_added: c.raw.load(Ordering::Relaxed),
+            stored_bytes_added: c.stored.load(Ordering::Relaxed),
+            packs_written: c.packs.load(Ordering::Relaxed),
+            index_objects_written: c.indexes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Flush everything: seal the last pack, upload it, write the index.
+    /// After `Ok`, every blob saved is stored and indexed.
+    pub fn finish(mut self) -> Result<WriteStats> {
+        self.shutdown();
+        match self.shared.take_error() {
+            Some(e) => Err(e),
+            None => Ok(self.stats()),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.jobs.take());
+        for w in self.workers.drain(..) {
+            if w.join().is_err() {
+                self.shared.fail(Error::invalid("a sealing thread panicked"));
+            }
+        }
+        if let Some(uploads) = self.uploads.take() {
+            let last = std::mem::take(&mut *self.shared.packer.lock().unwrap_or_else(|p| p.into_inner()));
+            if !last.entries.is_empty() && !self.shared.failed() {
+                let _ = uploads.send(self.shared.finish_pack(last));
+            }
+        }
+        if let Some(u) = self.uploader.take() {
+            if u.join().is_err() {
+                self.shared.fail(Error::invalid("the upload thread panicked"));
+            }
+        }
+    }
+}
+
+impl Drop for BlobWriter {
+    /// Dropped without `finish` (an error upstream): still index whatever
+    /// reached storage, so the next run can reuse it.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn seal_worker(shared: &Shared, jobs: Receiver<Job>, uploads: Sender<FullPack>) {
+    let target = shared.repo.config().pack_target as usize;
+    for job in jobs {
+        if shared.failed() {
+            continue;
+        }
+        let raw_len = job.data.len() as u32;
+        let boxed = shared.repo.keys().seal(
+            job.kind.box_kind(),
+            Some(&job.id),
+            &payload::encode(&job.data, shared.level),
+            random_nonce(),
+        );
+        let full = {
+            let mut packer = shared.packer.lock().unwrap_or_else(|p| p.into_inner());
+            packer.entries.push(PackEntry {
+                kind: job.kind,
+                id: job.id,
+                stored_len: boxed.len() as u32,
+                raw_len,
+            });
+            packer.data.extend_from_slice(&boxed);
+            shared.counters.blobs.fetch_add(1, Ordering::Relaxed);
+            shared.counters.raw.fetch_add(u64::from(raw_len), Ordering::Relaxed);
+            shared.counters.stored.fetch_add(boxed.len() as u64, Ordering::Relaxed);
+            (packer.data.len() >= target).then(|| std::mem::take(&mut *packer))
+        };
+        if let Some(full) = full {
+            if uploads.send(shared.finish_pack(full)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn upload_worker(shared: &Shared, packs: Receiver<FullPack>) {
+    let mut pending: Vec<IndexPack> = Vec::new();
+    let flush = |pending: &mut Vec<IndexPack>| {
+        if pending.is_empty() {
+            return;
+        }
+        let body = IndexBody { supersedes: vec![], packs: std::mem::take(pending) };
+        match shared.repo.save_index(&body) {
+            Ok(_) => {
+                shared.counters.indexes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => shared.fail(e.at("write index")),
+        }
+    };
+    for p in packs {
+        if shared.failed() {
+            continue;
+        }
+        match shared.repo.backend().write(&layout::pack(&p.id), p.bytes) {
+            Ok(()) => {
+                shared.counters.packs.fetch_add(1, Ordering::Relaxed);
+                pending.push(p.index);
+                if pending.len() >= PACKS_PER_INDEX {
+                    flush(&mut pending);
+                }
+            }
+            Err(e) => shared.fail(e),
+        }
+    }
+    // Packs that reached storage get indexed even when the run failed.
+    flush(&mut pending);
+}

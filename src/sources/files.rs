@@ -1,0 +1,323 @@
+//! File trees: walk paths, chunk changed files, reuse the parent snapshot's
+//! chunk lists for unchanged ones, and write one tree blob per directory.
+
+use std::collections::BTreeMap;
+use std::fs::Metadata;
+use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+use crate::format::tree::{ChunkRef, Content, Entry, EntryKind, Tree};
+use crate::format::{BlobKind, Id, Timestamp};
+use crate::ops::Progress;
+use crate::repo::{BlobWriter, Repository};
+
+use super::Owners;
+
+/// Walks file trees into a repository. One per snapshot run.
+pub struct TreeSaver<'a> {
+    writer: &'a mut BlobWriter,
+    seed: u64,
+    owners: Owners,
+    progress: &'a Progress,
+    /// Problems that left an entry out; the snapshot records the rest.
+    pub warnings: Vec<String>,
+    pub files: u64,
+    pub dirs: u64,
+}
+
+/// The paths given on the command line, arranged as the directories above
+/// them, so `/srv/a` and `/srv/b` share one `srv` tree.
+#[derive(Default)]
+struct VirtualDir {
+    children: BTreeMap<Vec<u8>, VirtualNode>,
+}
+
+enum VirtualNode {
+    Dir(PathBuf, VirtualDir),
+    Real(PathBuf),
+}
+
+/// Absolute, with `.` and `..` resolved lexically (symlinks are not followed:
+/// a symlink given on the command line is stored as a symlink).
+pub fn normalize(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(|e| Error::io(format!("{}", path.display()), e))?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn timestamp(secs: i64, nanos: i64) -> Timestamp {
+    Timestamp { secs, nanos: nanos.clamp(0, 999_999_999) as u32 }
+}
+
+impl<'a> TreeSaver<'a> {
+    pub fn new(writer: &'a mut BlobWriter, progress: &'a Progress) -> Self {
+        let seed = writer.repo().keys().chunker_seed();
+        TreeSaver { writer, seed, owners: Owners::default(), progress, warnings: vec![], files: 0, dirs: 0 }
+    }
+
+    fn repo(&self) -> &Repository {
+        self.writer.repo()
+    }
+
+    /// Save `paths` (already normalized) and return the root tree's id.
+    pub fn save_paths(&mut self, paths: &[PathBuf], parent_root: Option<&Id>) -> Result<Id> {
+        let mut root = VirtualDir::default();
+        for path in paths {
+            let mut dir = &mut root;
+            let mut so_far = PathBuf::from("/");
+            let names: Vec<_> = path.components().filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_owned()),
+                _ => None,
+            }).collect();
+            if names.is_empty() {
+                // Snapshot of "/": the root itself is the real directory.
+                return self.save_real_dir(Path::new("/"), parent_root);
+            }
+            for (i, name) in names.iter().enumerate() {
+                so_far.push(name);
+                let key = name.as_bytes().to_vec();
+                if i + 1 == names.len() {
+                    dir.children.insert(key, VirtualNode::Real(so_far.clone()));
+                    break;
+                }
+                let node = dir
+                    .children
+                    .entry(key)
+                    .or_insert_with(|| VirtualNode::Dir(so_far.clone(), VirtualDir::default()));
+                match node {
+                    VirtualNode::Dir(_, d) => dir = d,
+                    // An ancestor was given too: it covers this path already.
+                    VirtualNode::Real(_) => break,
+                }
+            }
+        }
+        let parent = self.load_parent(parent_root);
+        self.save_virtual(&root, parent.as_ref())
+    }
+
+    fn load_parent(&mut self, id: Option<&Id>) -> Option<Tree> {
+        let id = id?;
+        // A parent we cannot read only costs re-reading files.
+        self.repo().read_tree(id).ok()
+    }
+
+    fn save_virtual(&mut self, dir: &VirtualDir, parent: Option<&Tree>) -> Result<Id> {
+        let mut entries = Vec::new();
+        for (name, node) in &dir.children {
+            let old = parent.and_then(|t| t.find(name));
+            let entry = match node {
+                VirtualNode::Real(path) => self.entry_for(path, name.clone(), old)?,
+                VirtualNode::Dir(path, sub) => {
+                    let old_tree = old.and_then(|e| e.subtree()).and_then(|id| self.load_parent(Some(&id)));
+                    let meta = match std::fs::symlink_metadata(path) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            self.warn(path, &e);
+                            continue;
+                        }
+                    };
+                    let subtree = self.save_virtual(sub, old_tree.as_ref())?;
+                    self.dirs += 1;
+                    Some(self.make_entry(name.clone(), &meta, EntryKind::Dir, Content::Dir { subtree }))
+                }
+            };
+            entries.extend(entry);
+        }
+        self.save_tree(entries)
+    }
+
+    fn save_tree(&mut self, mut entries: Vec<Entry>) -> Result<Id> {
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| a.name == b.name);
+        self.writer.save(BlobKind::Tree, Tree { entries }.encode())
+    }
+
+    fn save_real_dir(&mut self, path: &Path, parent: Option<&Id>) -> Result<Id> {
+        let parent = self.load_parent(parent);
+        let read = match std::fs::read_dir(path) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(path, &e);
+                return self.save_tree(vec![]);
+            }
+        };
+        let mut names = Vec::new();
+        for item in read {
+            match item {
+                Ok(item) => names.push(item.file_name().into_vec()),
+                Err(e) => self.warn(path, &e),
+            }
+        }
+        names.sort();
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            let child = path.join(std::ffi::OsStr::from_bytes(&name));
+            let old = parent.as_ref().and_then(|t| t.find(&name));
+            if let Some(entry) = self.entry_for(&child, name, old)? {
+                entries.push(entry);
+            }
+        }
+        self.save_tree(entries)
+    }
+
+    /// The entry for one real path, or `None` (with a warning) when it
+    /// cannot be read. Only repository errors abort the snapshot.
+    fn entry_for(&mut self, path: &Path, name: Vec<u8>, old: Option<&Entry>) -> Result<Option<Entry>> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.warn(path, &e);
+                return Ok(None);
+            }
+        };
+        let ft = meta.file_type();
+        let (kind, content) = if ft.is_file() {
+            match self.file_content(path, &meta, old)? {
+                Some((chunks, size)) => {
+                    self.files += 1;
+                    let mut e = self.make_entry(name, &meta, EntryKind::File, Content::File { chunks });
+                    e.size = size;
+                    return Ok(Some(e));
+                }
+                None => return Ok(None),
+            }
+        } else if ft.is_dir() {
+            let subtree = self.save_real_dir(path, old.and_then(|e| e.subtree()).as_ref())?;
+            self.dirs += 1;
+            (EntryKind::Dir, Content::Dir { subtree })
+        } else if ft.is_symlink() {
+            match std::fs::read_link(path) {
+                Ok(t) => (EntryKind::Symlink, Content::Symlink { target: t.into_os_string().into_vec() }),
+                Err(e) => {
+                    self.warn(path, &e);
+                    return Ok(None);
+                }
+            }
+        } else if ft.is_fifo() {
+            (EntryKind::Fifo, Content::Other)
+        } else if ft.is_socket() {
+            (EntryKind::Socket, Content::Other)
+        } else if ft.is_char_device() {
+            (EntryKind::CharDevice, Content::Device { rdev: meta.rdev() })
+        } else {
+            (EntryKind::BlockDevice, Content::Device { rdev: meta.rdev() })
+        };
+        Ok(Some(self.make_entry(name, &meta, kind, content)))
+    }
+
+    fn make_entry(&mut self, name: Vec<u8>, meta: &Metadata, kind: EntryKind, content: Content) -> Entry {
+        Entry {
+            name,
+            kind,
+            flags: 0,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            user: self.owners.user(meta.uid()),
+            group: self.owners.group(meta.gid()),
+            mtime: timestamp(meta.mtime(), meta.mtime_nsec()),
+            ctime: timestamp(meta.ctime(), meta.ctime_nsec()),
+            inode: meta.ino(),
+            dev: meta.dev(),
+            size: if kind == EntryKind::Symlink { 0 } else if kind == EntryKind::Dir { 0 } else { meta.size() },
+            content,
+        }
+    }
+
+    /// Chunk a file, or reuse the parent's chunk list when the file is
+    /// unchanged (same size, mtime, ctime and inode) and all its chunks are
+    /// still indexed.
+    fn file_content(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        old: Option<&Entry>,
+    ) -> Result<Option<(Vec<ChunkRef>, u64)>> {
+        if let Some(old) = old {
+            let unchanged = old.kind == EntryKind::File
+                && old.flags == 0
+                && old.size == meta.size()
+                && old.mtime == timestamp(meta.mtime(), meta.mtime_nsec())
+                && old.ctime == timestamp(meta.ctime(), meta.ctime_nsec())
+                && old.inode == meta.ino();
+            if unchanged && self.all_indexed(old.chunks())? {
+                self.progress.files.fetch_add(1, Ordering::Relaxed);
+                self.progress.bytes_skipped.fetch_add(old.size, Ordering::Relaxed);
+                return Ok(Some((old.chunks().to_vec(), old.size)));
+            }
+        }
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.warn(path, &e);
+                return Ok(None);
+            }
+        };
+        match save_stream(self.writer, file, self.seed, self.progress) {
+            Ok(r) => {
+                self.progress.files.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(r))
+            }
+            Err(StreamError::Read(e)) => {
+                self.warn(path, &e);
+                Ok(None)
+            }
+            Err(StreamError::Repo(e)) => Err(e),
+        }
+    }
+
+    fn all_indexed(&self, chunks: &[ChunkRef]) -> Result<bool> {
+        for c in chunks {
+            if !self.repo().has_blob(&c.id)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn warn(&mut self, path: &Path, e: &std::io::Error) {
+        self.warnings.push(format!("{}: {e}", path.display()));
+    }
+}
+
+/// Why a stream could not be stored: the source failed (skip it, or fail the
+/// snapshot for streams), or the repository failed (always fatal).
+pub enum StreamError {
+    Read(std::io::Error),
+    Repo(Error),
+}
+
+/// Chunk a byte stream into the repository; returns its chunk list and length.
+pub fn save_stream(
+    writer: &mut BlobWriter,
+    reader: impl Read,
+    seed: u64,
+    progress: &Progress,
+) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
+    let params = writer.repo().config().chunker;
+    let mut chunks = Vec::new();
+    let mut total = 0u64;
+    for chunk in Chunker::new(reader, &params, seed) {
+        let data = chunk.map_err(StreamError::Read)?;
+        let len = data.len() as u32;
+        total += u64::from(len);
+        progress.bytes_read.fetch_add(u64::from(len), Ordering::Relaxed);
+        let id = writer.save(BlobKind::Data, data).map_err(StreamError::Repo)?;
+        chunks.push(ChunkRef { id, len });
+    }
+    Ok((chunks, total))
+}
