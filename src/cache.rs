@@ -12,7 +12,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::index::IndexBody;
 use crate::format::{BlobKind, Id};
 
-const SCHEMA_VERSION: i64 = 1;
+/// Bumped whenever the tables change; an older cache is dropped and rebuilt.
+const SCHEMA_VERSION: i64 = 2;
 
 /// Where a blob is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +82,9 @@ impl IndexCache {
                  CREATE TABLE index_objects (id BLOB PRIMARY KEY);
                  CREATE TABLE packs (n INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, size INTEGER NOT NULL);
                  CREATE TABLE blobs (
-                     id BLOB PRIMARY KEY, kind INTEGER NOT NULL, pack INTEGER NOT NULL,
-                     offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL
+                     id BLOB NOT NULL, kind INTEGER NOT NULL, pack INTEGER NOT NULL,
+                     offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
+                     PRIMARY KEY (id, kind)
                  ) WITHOUT ROWID;",
             )
             .map_err(db_err)?;
@@ -142,31 +144,33 @@ impl IndexCache {
         tx.commit().map_err(db_err)
     }
 
-    pub fn lookup(&self, id: &Id) -> Result<Option<BlobLocation>> {
+    /// Blobs are looked up by kind and id together: a file whose bytes
+    /// happen to equal a tree's encoding has the same id, and is another blob.
+    pub fn lookup(&self, kind: BlobKind, id: &Id) -> Result<Option<BlobLocation>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT b.kind, p.id, b.offset, b.stored_len, b.raw_len
-                 FROM blobs b JOIN packs p ON p.n = b.pack WHERE b.id = ?1",
+                "SELECT p.id, b.offset, b.stored_len, b.raw_len
+                 FROM blobs b JOIN packs p ON p.n = b.pack WHERE b.id = ?1 AND b.kind = ?2",
             )
             .map_err(db_err)?;
-        stmt.query_row([id.as_bytes().as_slice()], |r| {
-            let kind: u8 = r.get(0)?;
+        stmt.query_row(params![id.as_bytes().as_slice(), kind as u8], |r| {
             Ok(BlobLocation {
-                kind: BlobKind::from_u8(kind).ok_or(rusqlite::Error::InvalidQuery)?,
-                pack: id_from_row(r.get(1)?)?,
-                offset: r.get(2)?,
-                stored_len: r.get(3)?,
-                raw_len: r.get(4)?,
+                kind,
+                pack: id_from_row(r.get(0)?)?,
+                offset: r.get(1)?,
+                stored_len: r.get(2)?,
+                raw_len: r.get(3)?,
             })
         })
         .optional()
         .map_err(db_err)
     }
 
-    pub fn contains(&self, id: &Id) -> Result<bool> {
-        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1").map_err(db_err)?;
-        stmt.exists([id.as_bytes().as_slice()]).map_err(db_err)
+    pub fn contains(&self, kind: BlobKind, id: &Id) -> Result<bool> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2").map_err(db_err)?;
+        stmt.exists(params![id.as_bytes().as_slice(), kind as u8]).map_err(db_err)
     }
 
     /// All packs the index knows, with their recorded sizes.
@@ -212,15 +216,16 @@ mod tests {
         let repo = Id::from_bytes([1; 32]);
         let mut c = IndexCache::open(Some(&path), &repo).unwrap();
         c.add_index(Some(&Id::from_bytes([9; 32])), &body(5, &[7, 8])).unwrap();
-        let loc = c.lookup(&Id::from_bytes([8; 32])).unwrap().unwrap();
+        let loc = c.lookup(BlobKind::Data, &Id::from_bytes([8; 32])).unwrap().unwrap();
         assert_eq!((loc.pack, loc.offset), (Id::from_bytes([5; 32]), 10));
-        assert!(!c.contains(&Id::from_bytes([6; 32])).unwrap());
+        assert!(c.lookup(BlobKind::Tree, &Id::from_bytes([8; 32])).unwrap().is_none());
+        assert!(!c.contains(BlobKind::Data, &Id::from_bytes([6; 32])).unwrap());
         drop(c);
         let c = IndexCache::open(Some(&path), &repo).unwrap();
         assert_eq!(c.known_index_objects().unwrap(), vec![Id::from_bytes([9; 32])]);
         drop(c);
         let c = IndexCache::open(Some(&path), &Id::from_bytes([2; 32])).unwrap();
         assert!(c.known_index_objects().unwrap().is_empty());
-        assert!(!c.contains(&Id::from_bytes([8; 32])).unwrap());
+        assert!(!c.contains(BlobKind::Data, &Id::from_bytes([8; 32])).unwrap());
     }
 }

@@ -143,7 +143,7 @@ fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
                 if !a.paths.is_empty() {
                     bail!(vault::Error::invalid("--stdin takes no paths"));
                 }
-                let name = a.name.as_deref().context("--stdin needs --name NAME")?;
+                let name = a.name.as_deref().ok_or_else(|| vault::Error::invalid("--stdin needs --name NAME"))?;
                 let opts = snapshot_options(&a.meta, ParentChoice::None);
                 snapshot::snapshot_stream(&repo, name, std::io::stdin().lock(), "stdin", &opts, &progress)?
             }

@@ -86,7 +86,12 @@ impl MasterKeys {
 
     pub fn open(&self, kind: BoxKind, blob_id: Option<&Id>, boxed: &[u8]) -> Result<Vec<u8>> {
         let parts = sealed::split(boxed)?;
-        open_with(self.key_for(parts.epoch)?, kind, blob_id, boxed)
+        // An epoch we hold no key for is an edited header or a box from
+        // another repository: either way the box does not authenticate.
+        let key = self.key_for(parts.epoch).map_err(|_| {
+            Error::new(ErrorKind::Tampered, format!("sealed under key epoch {} that no key holds", parts.epoch))
+        })?;
+        open_with(key, kind, blob_id, boxed)
     }
 }
 
@@ -99,7 +104,7 @@ pub fn seal_with(
     nonce: [u8; NONCE_LEN],
 ) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(key[..].into());
-    let aad = sealed::associated_data(kind, blob_id);
+    let aad = sealed::associated_data(kind, blob_id, epoch);
     let ciphertext = cipher
         .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
         .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
@@ -117,7 +122,7 @@ pub fn open_with(
 ) -> Result<Vec<u8>> {
     let parts = sealed::split(boxed)?;
     let cipher = XChaCha20Poly1305::new(key[..].into());
-    let aad = sealed::associated_data(kind, blob_id);
+    let aad = sealed::associated_data(kind, blob_id, parts.epoch);
     cipher
         .decrypt(XNonce::from_slice(&parts.nonce), Payload { msg: parts.ciphertext, aad: &aad })
         .map_err(|_| Error::new(ErrorKind::Tampered, "authentication failed (altered, truncated or misplaced data)"))

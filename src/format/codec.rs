@@ -143,6 +143,10 @@ impl<'a> Reader<'a> {
             }
             value |= bits << shift;
             if byte & 0x80 == 0 {
+                // One encoding per value: a trailing zero group is padding.
+                if byte == 0 && shift > 0 {
+                    return Err(self.error("varint is not minimally encoded"));
+                }
                 return Ok(value);
             }
         }

@@ -110,7 +110,10 @@ impl Config {
         let created = super::Timestamp::read(&mut r)?;
         r.finish()?;
         let config = Config { repo_version, repo_id, chunker, pack_target, compression, created };
-        config.validate().map_err(|e| Error::corrupt(format!("config: {}", e.context())))?;
+        config.validate().map_err(|e| match e.kind() {
+            crate::ErrorKind::Unsupported => e,
+            _ => Error::corrupt(format!("config: {}", e.context())),
+        })?;
         Ok(config)
     }
 

@@ -44,6 +44,10 @@ impl FromStr for Id {
 
     fn from_str(s: &str) -> Result<Self> {
         let mut out = [0u8; ID_LEN];
+        // Names are written in lowercase; anything else is a foreign file.
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(Error::invalid(format!("'{s}' is not a lowercase hex id")));
+        }
         hex::decode_to_slice(s, &mut out)
             .map_err(|_| Error::invalid(format!("'{s}' is not a 64-digit hex id")))?;
         Ok(Id(out))

@@ -73,6 +73,12 @@ impl IndexBody {
                 }
                 Ok(blob)
             })?;
+            let mut spans: Vec<(u64, u64)> =
+                blobs.iter().map(|b| (u64::from(b.offset), u64::from(b.offset) + u64::from(b.stored_len))).collect();
+            spans.sort_unstable();
+            if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+                return Err(r.error("blobs of a pack overlap"));
+            }
             Ok(IndexPack { id, size, blobs })
         })?;
         r.finish()?;

@@ -140,6 +140,11 @@ impl KeySet {
         if data_keys.is_empty() {
             return Err(Error::corrupt("key set holds no data key"));
         }
+        let mut epochs: Vec<u32> = data_keys.iter().map(|(e, _)| *e).collect();
+        epochs.sort_unstable();
+        if epochs.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::corrupt("key set holds two data keys for one epoch"));
+        }
         Ok(KeySet { id_key, chunker_key, data_keys })
     }
 }

@@ -9,7 +9,7 @@ pub const ENCODING_ZSTD: u8 = 1;
 
 /// Objects other than blobs carry no raw length outside the box, so their
 /// decompressed size is capped to stop a hostile frame from exhausting memory.
-pub const MAX_OBJECT_PLAINTEXT: usize = 1 << 32;
+pub const MAX_OBJECT_PLAINTEXT: usize = 1 << 30;
 
 /// `level` 0 disables compression.
 pub fn encode(raw: &[u8], level: i32) -> Vec<u8> {

@@ -62,14 +62,20 @@ pub fn header(epoch: u32, nonce: &[u8; NONCE_LEN]) -> [u8; HEADER_LEN] {
     out
 }
 
-/// Associated data: `"vault" | kind u8 | blob id [32]` (the id is all zeros
-/// for boxes that are not blobs: those are named by the hash of their bytes).
-pub fn associated_data(kind: BoxKind, blob_id: Option<&Id>) -> [u8; 38] {
-    let mut out = [0u8; 38];
+pub const AAD_LEN: usize = 5 + 1 + 32 + 1 + 4;
+
+/// Associated data: `"vault" | kind u8 | blob id [32] | version u8 | epoch
+/// u32 LE`. The id is all zeros for boxes that are not blobs (those are named
+/// by the hash of their bytes). Binding the box header's version and epoch
+/// means an edited header reads as tampering, like any other edit.
+pub fn associated_data(kind: BoxKind, blob_id: Option<&Id>, epoch: u32) -> [u8; AAD_LEN] {
+    let mut out = [0u8; AAD_LEN];
     out[..5].copy_from_slice(b"vault");
     out[5] = kind as u8;
     if let Some(id) = blob_id {
-        out[6..].copy_from_slice(id.as_bytes());
+        out[6..38].copy_from_slice(id.as_bytes());
     }
+    out[38] = SEALED_VERSION;
+    out[39..].copy_from_slice(&epoch.to_le_bytes());
     out
 }

@@ -165,6 +165,9 @@ impl Tree {
             }
             let kind = EntryKind::from_u8(r.u8()?).ok_or_else(|| r.error("unknown entry kind"))?;
             let flags = r.u8()?;
+            if flags & !FLAG_DAMAGED != 0 {
+                return Err(r.error("unknown entry flags"));
+            }
             let mode = r.u32()?;
             let uid = r.u32()?;
             let gid = r.u32()?;

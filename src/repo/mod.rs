@@ -185,17 +185,17 @@ impl Repository {
         crate::format::index::IndexBody::decode(&body).map_err(|e| e.at(format!("index {}", id.short())))
     }
 
-    pub fn blob_location(&self, id: &Id) -> Result<Option<BlobLocation>> {
-        self.index().lookup(id)
+    pub fn blob_location(&self, kind: BlobKind, id: &Id) -> Result<Option<BlobLocation>> {
+        self.index().lookup(kind, id)
     }
 
-    pub fn has_blob(&self, id: &Id) -> Result<bool> {
-        self.index().contains(id)
+    pub fn has_blob(&self, kind: BlobKind, id: &Id) -> Result<bool> {
+        self.index().contains(kind, id)
     }
 
     /// Read, decrypt, decompress and verify one blob.
     pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.blob_location(id)?.ok_or_else(|| {
+        let loc = self.blob_location(kind, id)?.ok_or_else(|| {
             Error::new(ErrorKind::NotFound, format!("blob {} is not in the index", id.short()))
         })?;
         self.read_blob_at(kind, id, &loc)

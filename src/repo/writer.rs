@@ -118,7 +118,7 @@ impl Shared {
 
 pub struct BlobWriter {
     shared: Arc<Shared>,
-    seen: HashSet<Id>,
+    seen: HashSet<(BlobKind, Id)>,
     jobs: Option<Sender<Job>>,
     uploads: Option<Sender<FullPack>>,
     workers: Vec<JoinHandle<()>>,
@@ -172,10 +172,10 @@ impl BlobWriter {
         if let Some(e) = self.shared.take_error() {
             return Err(e);
         }
-        if self.seen.contains(&id) || self.shared.repo.has_blob(&id)? {
+        if self.seen.contains(&(kind, id)) || self.shared.repo.has_blob(kind, &id)? {
             return Ok(id);
         }
-        self.seen.insert(id);
+        self.seen.insert((kind, id));
         let sender = self.jobs.as_ref().expect("jobs channel lives until finish");
         if sender.send(Job { kind, id, data }).is_err() {
             return Err(self.shared.take_error().unwrap_or_else(|| Error::invalid("writer stopped")));

@@ -282,7 +282,7 @@ impl<'a> TreeSaver<'a> {
 
     fn all_indexed(&self, chunks: &[ChunkRef]) -> Result<bool> {
         for c in chunks {
-            if !self.repo().has_blob(&c.id)? {
+            if !self.repo().has_blob(BlobKind::Data, &c.id)? {
                 return Ok(false);
             }
         }

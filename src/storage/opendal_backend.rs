@@ -24,12 +24,16 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
 pub struct OpendalBackend {
     op: blocking::Operator,
     name: String,
+    /// For local repositories: the root, whose folders are fsynced after
+    /// each write (opendal fsyncs the file, not the rename).
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl OpendalBackend {
     /// Open storage at `location`. With `create`, a missing local folder is
     /// made; without, it must already exist.
     pub fn open(location: &Location, create: bool) -> Result<Self> {
+        let mut local_root = None;
         let op = match location {
             Location::Local(path) => {
                 if !create && !path.is_dir() {
@@ -38,8 +42,17 @@ impl OpendalBackend {
                         format!("{}: no repository here (the folder does not exist)", path.display()),
                     ));
                 }
+                // Building the operator creates tmp/ below the root: refuse
+                // before that, so pointing at the wrong folder changes nothing.
+                if !create && !path.join(crate::format::layout::CONFIG).is_file() {
+                    return Err(Error::new(
+                        ErrorKind::NotARepository,
+                        format!("{}: no vault repository here (no config object)", path.display()),
+                    ));
+                }
                 let root = std::path::absolute(path)
                     .map_err(|e| Error::io(format!("{}", path.display()), e))?;
+                local_root = Some(root.clone());
                 let root = root.to_string_lossy().into_owned();
                 // Writes land in tmp/ and are renamed into place after fsync,
                 // so a killed process never leaves a torn object visible.
@@ -53,7 +66,26 @@ impl OpendalBackend {
         };
         let _guard = runtime()?.enter();
         let op = blocking::Operator::new(op).map_err(|e| map_err(e, "open", "storage"))?;
-        Ok(OpendalBackend { op, name: location.to_string() })
+        Ok(OpendalBackend { op, name: location.to_string(), local_root })
+    }
+
+    /// Make a finished write survive power loss: the rename that made the
+    /// object visible lives in its folder, and a new folder in its parent.
+    /// Without this, a snapshot could outlive a pack it references.
+    fn sync_folders(&self, path: &str) -> Result<()> {
+        let Some(root) = &self.local_root else { return Ok(()) };
+        let mut dir = std::path::Path::new(path).parent();
+        while let Some(d) = dir {
+            let full = root.join(d);
+            std::fs::File::open(&full)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(format!("sync folder {}", full.display()), e))?;
+            if d.as_os_str().is_empty() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 }
 
@@ -94,7 +126,7 @@ impl Backend for OpendalBackend {
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
         self.op.write(path, data).map_err(|e| map_err(e, "write", path))?;
-        Ok(())
+        self.sync_folders(path)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {
