@@ -43,10 +43,15 @@ fn vectors() -> &'static Vectors {
 /// line breaks are ignored, `#` starts a comment); `lengths <name>` blocks hold
 /// decimal numbers. Other fenced blocks are skipped.
 fn parse(text: &str) -> Vectors {
-    let mut v = Vectors { hex: HashMap::new(), lengths: HashMap::new() };
+    let mut v = Vectors {
+        hex: HashMap::new(),
+        lengths: HashMap::new(),
+    };
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
-        let Some(info) = line.trim().strip_prefix("```") else { continue };
+        let Some(info) = line.trim().strip_prefix("```") else {
+            continue;
+        };
         let mut words = info.split_whitespace();
         let (kind, name) = (words.next(), words.next());
         let mut body = String::new();
@@ -61,17 +66,26 @@ fn parse(text: &str) -> Vectors {
         match (kind, name) {
             (Some("hex"), Some(name)) => {
                 let digits: String = body.split_whitespace().collect();
-                let bytes = hex::decode(&digits)
-                    .unwrap_or_else(|e| panic!("vector {name}: bad hex ({e})"));
-                assert!(v.hex.insert(name.to_string(), bytes).is_none(), "vector {name} defined twice");
+                let bytes =
+                    hex::decode(&digits).unwrap_or_else(|e| panic!("vector {name}: bad hex ({e})"));
+                assert!(
+                    v.hex.insert(name.to_string(), bytes).is_none(),
+                    "vector {name} defined twice"
+                );
             }
             (Some("lengths"), Some(name)) => {
                 let nums = body
                     .split(|c: char| c.is_whitespace() || c == ',')
                     .filter(|s| !s.is_empty())
-                    .map(|s| s.parse().unwrap_or_else(|_| panic!("vector {name}: bad number {s}")))
+                    .map(|s| {
+                        s.parse()
+                            .unwrap_or_else(|_| panic!("vector {name}: bad number {s}"))
+                    })
                     .collect();
-                assert!(v.lengths.insert(name.to_string(), nums).is_none(), "vector {name} defined twice");
+                assert!(
+                    v.lengths.insert(name.to_string(), nums).is_none(),
+                    "vector {name} defined twice"
+                );
             }
             _ => {}
         }
@@ -80,11 +94,17 @@ fn parse(text: &str) -> Vectors {
 }
 
 fn hex_vector(name: &str) -> &'static [u8] {
-    vectors().hex.get(name).unwrap_or_else(|| panic!("format-spec/vectors.md has no vector {name}"))
+    vectors()
+        .hex
+        .get(name)
+        .unwrap_or_else(|| panic!("format-spec/vectors.md has no vector {name}"))
 }
 
 fn lengths_vector(name: &str) -> &'static [u64] {
-    vectors().lengths.get(name).unwrap_or_else(|| panic!("format-spec/vectors.md has no vector {name}"))
+    vectors()
+        .lengths
+        .get(name)
+        .unwrap_or_else(|| panic!("format-spec/vectors.md has no vector {name}"))
 }
 
 /// Assert that the code produces exactly the bytes the spec shows.
@@ -139,10 +159,17 @@ const ALL_VECTORS: &[&str] = &[
 #[test]
 fn every_vector_is_checked() {
     let v = vectors();
-    let in_file: BTreeSet<&str> =
-        v.hex.keys().chain(v.lengths.keys()).map(String::as_str).collect();
+    let in_file: BTreeSet<&str> = v
+        .hex
+        .keys()
+        .chain(v.lengths.keys())
+        .map(String::as_str)
+        .collect();
     let checked: BTreeSet<&str> = ALL_VECTORS.iter().copied().collect();
-    assert_eq!(in_file, checked, "vectors.md and this test list different vectors");
+    assert_eq!(
+        in_file, checked,
+        "vectors.md and this test list different vectors"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -205,25 +232,41 @@ fn varints() {
     }
     r.finish().unwrap();
 
-    for (name, why) in [("varint-overflow", "overflows 64 bits"), ("varint-too-long", "longer than 10 bytes")] {
+    for (name, why) in [
+        ("varint-overflow", "overflows 64 bits"),
+        ("varint-too-long", "longer than 10 bytes"),
+    ] {
         let mut r = Reader::new(hex_vector(name), name);
         let err = r.varint().expect_err(name);
         assert_eq!(err.kind(), ErrorKind::Corrupt, "{name}");
-        assert!(err.context().contains(why), "{name}: rejected for another reason: {}", err.context());
+        assert!(
+            err.context().contains(why),
+            "{name}: rejected for another reason: {}",
+            err.context()
+        );
     }
 }
 
 #[test]
 fn associated_data() {
-    check("ad-data-blob", &sealed::associated_data(BoxKind::DataBlob, Some(&fill(0x11))));
-    check("ad-snapshot", &sealed::associated_data(BoxKind::Snapshot, None));
+    check(
+        "ad-data-blob",
+        &sealed::associated_data(BoxKind::DataBlob, Some(&fill(0x11)), 0),
+    );
+    check(
+        "ad-snapshot",
+        &sealed::associated_data(BoxKind::Snapshot, None, 0),
+    );
 }
 
 #[test]
 fn payload_encoding() {
     // Compression is used only when it shrinks the data: "hello" stays raw.
     check("payload-raw", &payload::encode(b"hello", 3));
-    assert_eq!(payload::decode(hex_vector("payload-raw"), 5).unwrap(), b"hello");
+    assert_eq!(
+        payload::decode(hex_vector("payload-raw"), 5).unwrap(),
+        b"hello"
+    );
 
     // zstd output is not canonical across library versions, so this vector is
     // checked by decoding only.
@@ -270,7 +313,9 @@ fn config_body_and_object() {
 
     let stored = hex_vector("config-object");
     assert_eq!(&stored[..4], magic::CONFIG);
-    let plain = master_keys().open(BoxKind::Config, None, &stored[4..]).unwrap();
+    let plain = master_keys()
+        .open(BoxKind::Config, None, &stored[4..])
+        .unwrap();
     let body = payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT).unwrap();
     assert_eq!(Config::decode(&body).unwrap(), c);
 }
@@ -278,15 +323,31 @@ fn config_body_and_object() {
 #[test]
 fn pack_header_and_trailer() {
     let entries = [
-        PackEntry { kind: BlobKind::Data, id: fill(0x11), stored_len: 51, raw_len: 5 },
-        PackEntry { kind: BlobKind::Tree, id: fill(0x22), stored_len: 256, raw_len: 200 },
+        PackEntry {
+            kind: BlobKind::Data,
+            id: fill(0x11),
+            stored_len: 51,
+            raw_len: 5,
+        },
+        PackEntry {
+            kind: BlobKind::Tree,
+            id: fill(0x22),
+            stored_len: 256,
+            raw_len: 200,
+        },
     ];
     check("pack-header-body", &pack::encode_header(&entries));
-    assert_eq!(pack::decode_header(hex_vector("pack-header-body")).unwrap(), entries);
+    assert_eq!(
+        pack::decode_header(hex_vector("pack-header-body")).unwrap(),
+        entries
+    );
     assert_eq!(pack::entry_offsets(&entries, 307).unwrap(), vec![0, 51]);
 
     check("pack-trailer", &pack::trailer(89));
-    assert_eq!(pack::header_location(148, hex_vector("pack-trailer")).unwrap(), (51, 89));
+    assert_eq!(
+        pack::header_location(148, hex_vector("pack-trailer")).unwrap(),
+        (51, 89)
+    );
 }
 
 fn index_body() -> IndexBody {
@@ -338,16 +399,32 @@ fn tree() -> Tree {
                 0o100644,
                 42,
                 5,
-                Content::File { chunks: vec![ChunkRef { id: fill(0x11), len: 5 }] },
+                Content::File {
+                    chunks: vec![ChunkRef {
+                        id: fill(0x11),
+                        len: 5,
+                    }],
+                },
             ),
-            common(b"sub", EntryKind::Dir, 0o40755, 43, 0, Content::Dir { subtree: fill(0x22) }),
+            common(
+                b"sub",
+                EntryKind::Dir,
+                0o40755,
+                43,
+                0,
+                Content::Dir {
+                    subtree: fill(0x22),
+                },
+            ),
             common(
                 b"z",
                 EntryKind::Symlink,
                 0o120777,
                 44,
                 5,
-                Content::Symlink { target: b"a.txt".to_vec() },
+                Content::Symlink {
+                    target: b"a.txt".to_vec(),
+                },
             ),
         ],
     }
@@ -406,8 +483,12 @@ fn keyed_hashes() {
 fn one_blob_pack() -> Vec<u8> {
     let k = master_keys();
     let id = k.blob_id(b"hello");
-    let blob_box =
-        k.seal(BoxKind::DataBlob, Some(&id), &payload::encode(b"hello", 3), seq(BLOB_NONCE_START));
+    let blob_box = k.seal(
+        BoxKind::DataBlob,
+        Some(&id),
+        &payload::encode(b"hello", 3),
+        seq(BLOB_NONCE_START),
+    );
     let header = pack::encode_header(&[PackEntry {
         kind: BlobKind::Data,
         id,
@@ -415,8 +496,17 @@ fn one_blob_pack() -> Vec<u8> {
         raw_len: 5,
     }]);
     let header_payload = payload::encode(&header, 3);
-    assert_eq!(header_payload[0], payload::ENCODING_RAW, "too short to compress");
-    let header_box = k.seal(BoxKind::PackHeader, None, &header_payload, seq(HEADER_NONCE_START));
+    assert_eq!(
+        header_payload[0],
+        payload::ENCODING_RAW,
+        "too short to compress"
+    );
+    let header_box = k.seal(
+        BoxKind::PackHeader,
+        None,
+        &header_payload,
+        seq(HEADER_NONCE_START),
+    );
     let mut out = blob_box;
     out.extend_from_slice(&header_box);
     out.extend_from_slice(&pack::trailer(header_box.len() as u32));
@@ -446,7 +536,8 @@ fn sealed_blob_and_pack() {
     // Read the vector back the way a reader does: trailer, header, blob.
     let stored = hex_vector("pack");
     let size = stored.len() as u64;
-    let (start, len) = pack::header_location(size, &stored[stored.len() - pack::TRAILER_LEN..]).unwrap();
+    let (start, len) =
+        pack::header_location(size, &stored[stored.len() - pack::TRAILER_LEN..]).unwrap();
     let header_box = &stored[start as usize..start as usize + len as usize];
     let header = payload::decode(
         &k.open(BoxKind::PackHeader, None, header_box).unwrap(),
@@ -469,11 +560,15 @@ fn sealed_blob_and_pack() {
 
     // The same box does not open as a tree blob or under another id.
     assert_eq!(
-        k.open(BoxKind::TreeBlob, Some(&e.id), blob_box).unwrap_err().kind(),
+        k.open(BoxKind::TreeBlob, Some(&e.id), blob_box)
+            .unwrap_err()
+            .kind(),
         ErrorKind::Tampered
     );
     assert_eq!(
-        k.open(BoxKind::DataBlob, Some(&fill(0x11)), blob_box).unwrap_err().kind(),
+        k.open(BoxKind::DataBlob, Some(&fill(0x11)), blob_box)
+            .unwrap_err()
+            .kind(),
         ErrorKind::Tampered
     );
 }
@@ -483,7 +578,11 @@ fn sealed_blob_and_pack() {
 
 fn key_header() -> KeyHeader {
     KeyHeader {
-        kdf: KdfParams { memory_kib: 8, iterations: 1, parallelism: 1 },
+        kdf: KdfParams {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        },
         salt: seq(SALT_START),
         created: ts(1_700_000_000, 0),
         host: "h".into(),
@@ -505,12 +604,13 @@ fn key_object() {
     let set = keyset().encode();
     check("keyset-body", &set);
 
+    // The key set is sealed as is: no payload encoding byte.
     let boxed = crypto::seal_with(
         &wrapping,
         0,
         BoxKind::KeySet,
         Some(&header_hash),
-        &payload::encode(&set, 0),
+        &set,
         seq(KEYSET_NONCE_START),
     );
     let mut object = header_bytes.clone();
@@ -523,7 +623,8 @@ fn key_object() {
     let kf = KeyFile::decode(stored).unwrap();
     assert_eq!(kf.header, header);
     assert_eq!(kf.header_bytes, &header_bytes[..]);
-    let wrapping = crypto::derive_wrapping_key(b"password", &kf.header.salt, &kf.header.kdf).unwrap();
+    let wrapping =
+        crypto::derive_wrapping_key(b"password", &kf.header.salt, &kf.header.kdf).unwrap();
     let plain = crypto::open_with(
         &wrapping,
         BoxKind::KeySet,
@@ -531,13 +632,19 @@ fn key_object() {
         kf.sealed_keyset,
     )
     .unwrap();
-    let set = KeySet::decode(&payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT).unwrap()).unwrap();
+    let set = KeySet::decode(&plain).unwrap();
     assert_eq!(*set.id_key, seq::<32>(ID_KEY_START));
     assert_eq!(set.data_keys.len(), 2);
 
     // A wrong password, or an edited header, does not open the key set.
     let wrong = crypto::derive_wrapping_key(b"Password", &kf.header.salt, &kf.header.kdf).unwrap();
-    assert!(crypto::open_with(&wrong, BoxKind::KeySet, Some(&header_hash), kf.sealed_keyset).is_err());
+    assert!(crypto::open_with(
+        &wrong,
+        BoxKind::KeySet,
+        Some(&header_hash),
+        kf.sealed_keyset
+    )
+    .is_err());
     let mut edited = stored.to_vec();
     let host_pos = header_bytes.len() - 3; // the host string's single byte
     edited[host_pos] = b'x';
@@ -556,14 +663,24 @@ fn key_object() {
 
 fn chunker_input() -> Vec<u8> {
     let mut out = vec![0u8; 65536];
-    blake3::Hasher::new().update(b"vault chunking vector").finalize_xof().fill(&mut out);
+    blake3::Hasher::new()
+        .update(b"vault chunking vector")
+        .finalize_xof()
+        .fill(&mut out);
     out
 }
 
 fn chunk_lengths(data: &[u8], seed: u64) -> Vec<u64> {
-    let params = ChunkerParams { min: 1024, avg: 4096, max: 16384, ..ChunkerParams::default() };
+    let params = ChunkerParams {
+        min: 1024,
+        avg: 4096,
+        max: 16384,
+        ..ChunkerParams::default()
+    };
     params.validate().unwrap();
-    Chunker::new(data, &params, seed).map(|c| c.unwrap().len() as u64).collect()
+    Chunker::new(data, &params, seed)
+        .map(|c| c.unwrap().len() as u64)
+        .collect()
 }
 
 #[test]
@@ -589,9 +706,15 @@ fn chunking() {
             Ok(n)
         }
     }
-    let params = ChunkerParams { min: 1024, avg: 4096, max: 16384, ..ChunkerParams::default() };
-    let trickled: Vec<u64> =
-        Chunker::new(Trickle(&input), &params, seed).map(|c| c.unwrap().len() as u64).collect();
+    let params = ChunkerParams {
+        min: 1024,
+        avg: 4096,
+        max: 16384,
+        ..ChunkerParams::default()
+    };
+    let trickled: Vec<u64> = Chunker::new(Trickle(&input), &params, seed)
+        .map(|c| c.unwrap().len() as u64)
+        .collect();
     assert_eq!(trickled, keyed);
 }
 
@@ -605,7 +728,11 @@ fn rejections() {
     let corrupt = |name: &str, why: &str, r: vault::Result<()>| {
         let err = r.expect_err(name);
         assert_eq!(err.kind(), ErrorKind::Corrupt, "{name}: {}", err.context());
-        assert!(err.context().contains(why), "{name}: rejected for another reason: {}", err.context());
+        assert!(
+            err.context().contains(why),
+            "{name}: rejected for another reason: {}",
+            err.context()
+        );
     };
     corrupt(
         "reject-pack-header-trailing",
@@ -635,4 +762,3 @@ fn rejections() {
         Tree::decode(hex_vector("reject-tree-nanos")).map(drop),
     );
 }
-
