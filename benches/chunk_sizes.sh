@@ -31,8 +31,22 @@ if [ ! -s "$D2" ]; then
     rm -rf "$pgdir"
 fi
 
-echo "dump: $(du -h "$D1" | cut -f1), $TXNS transactions between the two dumps"
-echo "| avg chunk | chunks in first | first snapshot | second adds (raw) | second adds (stored) |"
+# A second kind of change: 100 lines edited at scattered places (a few
+# rows updated in place in a table whose order does not change).
+D3=$BENCH_DIR/chunk-s$SCALE-edits.sql
+if [ ! -s "$D3" ]; then
+    python3 - "$D1" "$D3" <<'PY'
+import random, sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+rng = random.Random(42)
+for i in rng.sample(range(len(lines)), 100):
+    lines[i] = lines[i] + b" edited"
+open(sys.argv[2], "wb").write(b"\n".join(lines))
+PY
+fi
+
+echo "dump: $(du -h "$D1" | cut -f1); pgbench: $TXNS transactions between two dumps; edits: 100 scattered lines changed"
+echo "| avg chunk | chunks in first | first snapshot | pgbench second adds (raw / stored) | edits second adds (raw / stored) |"
 echo "|---|---|---|---|---|"
 for avg in $AVGS; do
     repo=$(mktemp -d "$BENCH_DIR/repo.XXXX")
@@ -41,11 +55,13 @@ for avg in $AVGS; do
     "$VAULT" -r "$repo" --cache-dir "$cache" -q init --chunk-min $((avg / 4)) --chunk-avg "$avg" --chunk-max "$max"
     first=$("$VAULT" -r "$repo" --cache-dir "$cache" --json snapshot --stdin --name dump.sql < "$D1")
     second=$("$VAULT" -r "$repo" --cache-dir "$cache" --json snapshot --stdin --name dump.sql < "$D2")
-    python3 - "$avg" "$first" "$second" <<'PY'
+    edits=$("$VAULT" -r "$repo" --cache-dir "$cache" --json snapshot --stdin --name dump.sql < "$D3")
+    python3 - "$avg" "$first" "$second" "$edits" <<'PY'
 import json, sys
-avg, a, b = int(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+avg, a, b, c = int(sys.argv[1]), *(json.loads(x) for x in sys.argv[2:])
 mib = lambda n: f"{n / 2**20:.1f} MiB"
-print(f"| {avg // 1024} KiB | {a['blobs_added']} | {a['duration_ms'] / 1000:.2f} s | {mib(b['raw_bytes_added'])} | {mib(b['bytes_added'])} |")
+print(f"| {avg // 1024} KiB | {a['blobs_added']} | {a['duration_ms'] / 1000:.2f} s "
+      f"| {mib(b['raw_bytes_added'])} / {mib(b['bytes_added'])} | {mib(c['raw_bytes_added'])} / {mib(c['bytes_added'])} |")
 PY
     rm -rf "$repo" "$cache"
 done

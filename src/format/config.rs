@@ -18,10 +18,10 @@ pub const CHUNK_MAX_RANGE: (u32, u32) = (1024, 16 << 20);
 pub const PACK_TARGET_RANGE: (u32, u32) = (1 << 20, 1 << 30);
 
 /// Defaults chosen by measurement (format-spec/README.md, "Chunking").
-pub const DEFAULT_CHUNK_MIN: u32 = 256 << 10;
-pub const DEFAULT_CHUNK_AVG: u32 = 1 << 20;
-pub const DEFAULT_CHUNK_MAX: u32 = 4 << 20;
-pub const DEFAULT_PACK_TARGET: u32 = 32 << 20;
+pub const DEFAULT_CHUNK_MIN: u32 = 64 << 10;
+pub const DEFAULT_CHUNK_AVG: u32 = 256 << 10;
+pub const DEFAULT_CHUNK_MAX: u32 = 1 << 20;
+pub const DEFAULT_PACK_TARGET: u32 = 16 << 20;
 pub const DEFAULT_COMPRESSION: i32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -46,7 +46,7 @@ pub fn decode(payload: &[u8], max_len: usize) -> Result<Vec<u8>> {
                 .map_err(|e| Error::with_source(crate::error::ErrorKind::Corrupt, "zstd frame", e))?;
             let mut out = Vec::new();
             decoder
-                .take(max_len as u64 + 1)
+                .take((max_len as u64).saturating_add(1))
                 .read_to_end(&mut out)
                 .map_err(|e| Error::with_source(crate::error::ErrorKind::Corrupt, "zstd frame", e))?;
             if out.len() > max_len {
