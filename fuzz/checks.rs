@@ -30,8 +30,11 @@ use vault::format::snapshot::Snapshot;
 use vault::format::tree::{self, Content, Tree, FLAG_DAMAGED};
 use vault::format::Id;
 
+/// A check: arbitrary bytes in, whether they were accepted out.
+pub type Check = fn(&[u8]) -> bool;
+
 /// Every fuzz target, by the name of its binary and of its corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]) -> bool)] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("config", config),
     ("key", key),
     ("pack_header", pack_header),
@@ -71,7 +74,9 @@ pub fn master_keys() -> &'static MasterKeys {
 }
 
 pub fn config(data: &[u8]) -> bool {
-    let Ok(config) = Config::decode(data) else { return false };
+    let Ok(config) = Config::decode(data) else {
+        return false;
+    };
     let again = Config::decode(&config.encode())
         .unwrap_or_else(|e| panic!("re-encoded config does not decode: {e:?}"));
     assert_eq!(again, config, "config changed through encode/decode");
@@ -84,14 +89,25 @@ pub fn key(data: &[u8]) -> bool {
     let mut accepted = false;
     if let Ok(file) = KeyFile::decode(data) {
         let header_len = file.header_bytes.len();
-        assert_eq!(file.header_bytes, &data[..header_len], "header bytes are not a prefix");
-        assert_eq!(file.sealed_keyset, &data[header_len..], "sealed part is not the rest");
+        assert_eq!(
+            file.header_bytes,
+            &data[..header_len],
+            "header bytes are not a prefix"
+        );
+        assert_eq!(
+            file.sealed_keyset,
+            &data[header_len..],
+            "sealed part is not the rest"
+        );
         let _ = sealed::split(file.sealed_keyset);
 
         let encoded = file.header.encode();
         let again = KeyFile::decode(&encoded)
             .unwrap_or_else(|e| panic!("re-encoded key header does not decode: {e:?}"));
-        assert_eq!(again.header, file.header, "key header changed through encode/decode");
+        assert_eq!(
+            again.header, file.header,
+            "key header changed through encode/decode"
+        );
         assert_eq!(again.header_bytes, &encoded[..]);
         assert!(again.sealed_keyset.is_empty());
         accepted = true;
@@ -103,9 +119,16 @@ pub fn key(data: &[u8]) -> bool {
         assert_eq!(again.id_key[..], set.id_key[..]);
         assert_eq!(again.chunker_key[..], set.chunker_key[..]);
         let keys = |s: &KeySet| -> Vec<(u32, [u8; 32])> {
-            s.data_keys.iter().map(|(epoch, key)| (*epoch, **key)).collect()
+            s.data_keys
+                .iter()
+                .map(|(epoch, key)| (*epoch, **key))
+                .collect()
         };
-        assert_eq!(keys(&again), keys(&set), "data keys changed through encode/decode");
+        assert_eq!(
+            keys(&again),
+            keys(&set),
+            "data keys changed through encode/decode"
+        );
         accepted = true;
     }
     accepted
@@ -135,7 +158,11 @@ pub fn pack_header(data: &[u8]) -> bool {
         // The first 8 bytes as a pack size, the rest as a trailer of any length.
         let size = u64::from_le_bytes(data[..8].try_into().unwrap());
         if let Ok((start, len)) = pack::header_location(size, &data[8..]) {
-            assert_eq!(data.len() - 8, TRAILER_LEN, "trailer of the wrong length accepted");
+            assert_eq!(
+                data.len() - 8,
+                TRAILER_LEN,
+                "trailer of the wrong length accepted"
+            );
             assert_eq!(
                 u128::from(start) + u128::from(len) + TRAILER_LEN as u128,
                 u128::from(size)
@@ -146,7 +173,9 @@ pub fn pack_header(data: &[u8]) -> bool {
 }
 
 pub fn index(data: &[u8]) -> bool {
-    let Ok(body) = IndexBody::decode(data) else { return false };
+    let Ok(body) = IndexBody::decode(data) else {
+        return false;
+    };
     for p in &body.packs {
         for b in &p.blobs {
             assert!(u64::from(b.offset) + u64::from(b.stored_len) <= p.size);
@@ -159,17 +188,26 @@ pub fn index(data: &[u8]) -> bool {
 }
 
 pub fn tree(data: &[u8]) -> bool {
-    let Ok(t) = Tree::decode(data) else { return false };
+    let Ok(t) = Tree::decode(data) else {
+        return false;
+    };
     // What decode promises restore: safe names, sorted, unique; file sizes
     // match their chunks unless the entry is marked damaged.
     for e in &t.entries {
-        assert!(tree::valid_name(&e.name), "unsafe name accepted: {:?}", e.name);
+        assert!(
+            tree::valid_name(&e.name),
+            "unsafe name accepted: {:?}",
+            e.name
+        );
         if let Content::File { chunks } = &e.content {
             let total: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
             assert!(total == e.size || e.flags & FLAG_DAMAGED != 0);
         }
     }
-    assert!(t.entries.windows(2).all(|w| w[0].name < w[1].name), "names not sorted and unique");
+    assert!(
+        t.entries.windows(2).all(|w| w[0].name < w[1].name),
+        "names not sorted and unique"
+    );
     let again = Tree::decode(&t.encode())
         .unwrap_or_else(|e| panic!("re-encoded tree does not decode: {e:?}"));
     assert_eq!(again, t, "tree changed through encode/decode");
@@ -177,7 +215,9 @@ pub fn tree(data: &[u8]) -> bool {
 }
 
 pub fn snapshot(data: &[u8]) -> bool {
-    let Ok(s) = Snapshot::decode(data) else { return false };
+    let Ok(s) = Snapshot::decode(data) else {
+        return false;
+    };
     let again = Snapshot::decode(&s.encode())
         .unwrap_or_else(|e| panic!("re-encoded snapshot does not decode: {e:?}"));
     assert_eq!(again, s, "snapshot changed through encode/decode");
@@ -188,10 +228,16 @@ pub fn snapshot(data: &[u8]) -> bool {
 /// and without a blob id. Anything that opens must seal back to the same bytes.
 pub fn sealed(data: &[u8]) -> bool {
     let Ok(parts) = sealed::split(data) else {
-        assert!(data.len() < OVERHEAD || data[0] != SEALED_VERSION, "a well-formed box was refused");
+        assert!(
+            data.len() < OVERHEAD || data[0] != SEALED_VERSION,
+            "a well-formed box was refused"
+        );
         return false;
     };
-    assert_eq!(sealed::header(parts.epoch, &parts.nonce)[..], data[..HEADER_LEN]);
+    assert_eq!(
+        sealed::header(parts.epoch, &parts.nonce)[..],
+        data[..HEADER_LEN]
+    );
     assert_eq!(parts.ciphertext, &data[HEADER_LEN..]);
     let keys = master_keys();
     let mut opened = 0;
@@ -199,12 +245,19 @@ pub fn sealed(data: &[u8]) -> bool {
         for id in [None, Some(&BLOB_ID)] {
             if let Ok(plain) = keys.open(kind, id, data) {
                 assert_eq!(plain.len() + OVERHEAD, data.len());
-                assert_eq!(keys.seal(kind, id, &plain, parts.nonce), data, "box does not seal back");
+                assert_eq!(
+                    keys.seal(kind, id, &plain, parts.nonce),
+                    data,
+                    "box does not seal back"
+                );
                 opened += 1;
             }
         }
     }
-    assert!(opened <= 1, "one box opened as {opened} different kinds or blobs");
+    assert!(
+        opened <= 1,
+        "one box opened as {opened} different kinds or blobs"
+    );
     opened == 1
 }
 
@@ -213,8 +266,14 @@ pub fn sealed(data: &[u8]) -> bool {
 pub fn payload(data: &[u8]) -> bool {
     let mut accepted = false;
     for cap in [0, data.len(), PAYLOAD_CAP] {
-        let Ok(raw) = payload::decode(data, cap) else { continue };
-        assert!(raw.len() <= cap, "{} bytes decoded under a cap of {cap}", raw.len());
+        let Ok(raw) = payload::decode(data, cap) else {
+            continue;
+        };
+        assert!(
+            raw.len() <= cap,
+            "{} bytes decoded under a cap of {cap}",
+            raw.len()
+        );
         if data[0] == ENCODING_RAW {
             assert_eq!(raw, &data[1..]);
         }
@@ -222,11 +281,17 @@ pub fn payload(data: &[u8]) -> bool {
             .unwrap_or_else(|e| panic!("refused under a cap of its own length: {e:?}"));
         assert_eq!(exact, raw);
         if !raw.is_empty() {
-            assert!(payload::decode(data, raw.len() - 1).is_err(), "cap not enforced");
+            assert!(
+                payload::decode(data, raw.len() - 1).is_err(),
+                "cap not enforced"
+            );
         }
         for level in [0, 1] {
             let encoded = payload::encode(&raw, level);
-            assert_eq!(payload::decode(&encoded, raw.len()).expect("re-encoded payload"), raw);
+            assert_eq!(
+                payload::decode(&encoded, raw.len()).expect("re-encoded payload"),
+                raw
+            );
         }
         accepted = true;
     }

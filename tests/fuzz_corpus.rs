@@ -41,7 +41,11 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 fn hex_prefix(data: &[u8]) -> String {
     const SHOWN: usize = 256;
-    let mut s: String = data.iter().take(SHOWN).map(|b| format!("{b:02x}")).collect();
+    let mut s: String = data
+        .iter()
+        .take(SHOWN)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     if data.len() > SHOWN {
         s.push_str(&format!("... ({} bytes)", data.len()));
     }
@@ -110,7 +114,16 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(config, key, pack_header, index, tree, snapshot, sealed, payload);
+corpus_tests!(
+    config,
+    key,
+    pack_header,
+    index,
+    tree,
+    snapshot,
+    sealed,
+    payload
+);
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
@@ -140,7 +153,10 @@ fn targets_checks_corpora_and_tests_agree() {
     let tested = sorted(TESTED.iter().map(|n| n.to_string()).collect());
     assert_eq!(tested, checks, "tests here vs fuzz/checks.rs TARGETS");
     let binaries = names_in(&fuzz_dir().join("fuzz_targets"), false, ".rs");
-    assert_eq!(binaries, checks, "fuzz/fuzz_targets/*.rs vs fuzz/checks.rs TARGETS");
+    assert_eq!(
+        binaries, checks,
+        "fuzz/fuzz_targets/*.rs vs fuzz/checks.rs TARGETS"
+    );
     let corpora = names_in(&fuzz_dir().join("corpus"), true, "");
     assert_eq!(corpora, checks, "fuzz/corpus/* vs fuzz/checks.rs TARGETS");
     let manifest = fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
@@ -168,7 +184,10 @@ fn write_seed_corpora() {
             }
         }
         for (name, bytes) in files {
-            assert!(name.starts_with("valid-") || name.starts_with("invalid-"), "{name}");
+            assert!(
+                name.starts_with("valid-") || name.starts_with("invalid-"),
+                "{name}"
+            );
             fs::write(dir.join(&name), bytes).unwrap();
         }
     }
@@ -190,7 +209,10 @@ mod seeds {
 
     type Files = Vec<(String, Vec<u8>)>;
 
-    const T: Timestamp = Timestamp { secs: 1_700_000_000, nanos: 123_456_789 };
+    const T: Timestamp = Timestamp {
+        secs: 1_700_000_000,
+        nanos: 123_456_789,
+    };
 
     fn id(b: u8) -> Id {
         Id::from_bytes([b; 32])
@@ -251,7 +273,12 @@ mod seeds {
     fn config() -> Files {
         let default = sample_config();
         let smallest = Config {
-            chunker: ChunkerParams { kind: CHUNKER_FASTCDC_2020, min: 64, avg: 256, max: 1024 },
+            chunker: ChunkerParams {
+                kind: CHUNKER_FASTCDC_2020,
+                min: 64,
+                avg: 256,
+                max: 1024,
+            },
             pack_target: 1 << 20,
             compression: 0,
             ..sample_config()
@@ -265,22 +292,37 @@ mod seeds {
             },
             pack_target: 1 << 30,
             compression: 22,
-            created: Timestamp { secs: -1, nanos: 999_999_999 },
+            created: Timestamp {
+                secs: -1,
+                nanos: 999_999_999,
+            },
             ..sample_config()
         };
         let not_power_of_two = Config {
-            chunker: ChunkerParams { avg: (1 << 20) + 1, ..ChunkerParams::default() },
+            chunker: ChunkerParams {
+                avg: (1 << 20) + 1,
+                ..ChunkerParams::default()
+            },
             ..sample_config()
         };
-        let bad_level = Config { compression: -1, ..sample_config() };
+        let bad_level = Config {
+            compression: -1,
+            ..sample_config()
+        };
         let mut files: Files = vec![
             ("valid-default".into(), default.encode()),
             ("valid-smallest".into(), smallest.encode()),
             ("valid-largest".into(), largest.encode()),
             ("invalid-truncated".into(), half(&default.encode())),
-            ("invalid-avg-not-power-of-two".into(), not_power_of_two.encode()),
+            (
+                "invalid-avg-not-power-of-two".into(),
+                not_power_of_two.encode(),
+            ),
             ("invalid-compression-level".into(), bad_level.encode()),
-            ("invalid-version-2".into(), with_byte(default.encode(), 0, 2)),
+            (
+                "invalid-version-2".into(),
+                with_byte(default.encode(), 0, 2),
+            ),
         ];
         let mut trailing = default.encode();
         trailing.push(0);
@@ -293,13 +335,20 @@ mod seeds {
         KeySet {
             id_key: Zeroizing::new([0x21; 32]),
             chunker_key: Zeroizing::new([0x22; 32]),
-            data_keys: epochs.iter().map(|&e| (e, Zeroizing::new([e as u8 ^ 0x5a; 32]))).collect(),
+            data_keys: epochs
+                .iter()
+                .map(|&e| (e, Zeroizing::new([e as u8 ^ 0x5a; 32])))
+                .collect(),
         }
     }
 
     fn key() -> Files {
         let header = KeyHeader {
-            kdf: KdfParams { memory_kib: 64 << 10, iterations: 3, parallelism: 1 },
+            kdf: KdfParams {
+                memory_kib: 64 << 10,
+                iterations: 3,
+                parallelism: 1,
+            },
             salt: [0x33; 32],
             created: T,
             host: "backup-host".into(),
@@ -318,13 +367,21 @@ mod seeds {
         let mut key_object = header_bytes.clone();
         key_object.extend_from_slice(&sealed);
         let odd_header = KeyHeader {
-            kdf: KdfParams { memory_kib: 512, iterations: 64, parallelism: 64 },
+            kdf: KdfParams {
+                memory_kib: 512,
+                iterations: 64,
+                parallelism: 64,
+            },
             host: String::new(),
             user: "ünïcödé".into(),
             ..header.clone()
         };
         let bad_kdf = KeyHeader {
-            kdf: KdfParams { memory_kib: 8, iterations: 1, parallelism: 2 },
+            kdf: KdfParams {
+                memory_kib: 8,
+                iterations: 1,
+                parallelism: 2,
+            },
             ..header.clone()
         };
         let mut files: Files = vec![
@@ -332,12 +389,18 @@ mod seeds {
             ("valid-header-only".into(), header_bytes),
             ("valid-header-limits".into(), odd_header.encode()),
             ("valid-keyset-one".into(), keyset(&[0]).encode().to_vec()),
-            ("valid-keyset-rotated".into(), keyset(&[0, 1, 7]).encode().to_vec()),
+            (
+                "valid-keyset-rotated".into(),
+                keyset(&[0, 1, 7]).encode().to_vec(),
+            ),
             ("invalid-truncated-header".into(), key_object[..40].to_vec()),
             ("invalid-kdf-memory".into(), bad_kdf.encode()),
             ("invalid-wrong-magic".into(), with_byte(key_object, 0, b'X')),
             ("invalid-keyset-empty".into(), keyset(&[]).encode().to_vec()),
-            ("invalid-keyset-truncated".into(), half(&keyset(&[0, 1]).encode())),
+            (
+                "invalid-keyset-truncated".into(),
+                half(&keyset(&[0, 1]).encode()),
+            ),
         ];
         common(&mut files);
         files
@@ -345,9 +408,24 @@ mod seeds {
 
     fn entries() -> Vec<PackEntry> {
         vec![
-            PackEntry { kind: BlobKind::Data, id: id(1), stored_len: 1000, raw_len: 4000 },
-            PackEntry { kind: BlobKind::Tree, id: id(2), stored_len: 77, raw_len: 36 },
-            PackEntry { kind: BlobKind::Data, id: id(3), stored_len: u32::MAX, raw_len: 0 },
+            PackEntry {
+                kind: BlobKind::Data,
+                id: id(1),
+                stored_len: 1000,
+                raw_len: 4000,
+            },
+            PackEntry {
+                kind: BlobKind::Tree,
+                id: id(2),
+                stored_len: 77,
+                raw_len: 36,
+            },
+            PackEntry {
+                kind: BlobKind::Data,
+                id: id(3),
+                stored_len: u32::MAX,
+                raw_len: 0,
+            },
         ]
     }
 
@@ -356,7 +434,10 @@ mod seeds {
         let keys = checks::master_keys();
         let mut data = Vec::new();
         let mut entries = Vec::new();
-        for (i, plain) in [b"first blob".to_vec(), vec![b'z'; 5000]].iter().enumerate() {
+        for (i, plain) in [b"first blob".to_vec(), vec![b'z'; 5000]]
+            .iter()
+            .enumerate()
+        {
             let blob_id = keys.blob_id(plain);
             let boxed = keys.seal(
                 BoxKind::DataBlob,
@@ -391,10 +472,19 @@ mod seeds {
         too_long.splice(0..0, [0u8; 50]);
         let mut files: Files = vec![
             ("valid-empty-header".into(), pack::encode_header(&[])),
-            ("valid-one-entry".into(), pack::encode_header(&entries()[..1])),
-            ("valid-three-entries".into(), pack::encode_header(&entries())),
+            (
+                "valid-one-entry".into(),
+                pack::encode_header(&entries()[..1]),
+            ),
+            (
+                "valid-three-entries".into(),
+                pack::encode_header(&entries()),
+            ),
             ("valid-whole-pack".into(), pack),
-            ("invalid-truncated".into(), half(&pack::encode_header(&entries()))),
+            (
+                "invalid-truncated".into(),
+                half(&pack::encode_header(&entries())),
+            ),
             ("invalid-blob-kind".into(), bad_kind),
             ("invalid-header-longer-than-pack".into(), too_long),
         ];
@@ -421,7 +511,11 @@ mod seeds {
                         blob(BlobKind::Tree, 2, 1000, 900, 3000),
                     ],
                 },
-                IndexPack { id: id(0xb2), size: 0, blobs: vec![] },
+                IndexPack {
+                    id: id(0xb2),
+                    size: 0,
+                    blobs: vec![],
+                },
                 IndexPack {
                     id: id(0xb3),
                     size: u64::MAX,
@@ -442,7 +536,10 @@ mod seeds {
             ("invalid-blob-beyond-pack".into(), beyond.encode()),
         ];
         // A pack count far larger than the bytes that follow.
-        files.push(("invalid-huge-count".into(), vec![1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]));
+        files.push((
+            "invalid-huge-count".into(),
+            vec![1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f],
+        ));
         common(&mut files);
         files
     }
@@ -462,7 +559,10 @@ mod seeds {
             user: "alice".into(),
             group: "staff".into(),
             mtime: T,
-            ctime: Timestamp { secs: -86_400, nanos: 0 },
+            ctime: Timestamp {
+                secs: -86_400,
+                nanos: 0,
+            },
             inode: 42,
             dev: 7,
             size,
@@ -471,8 +571,18 @@ mod seeds {
     }
 
     fn sample_tree() -> Tree {
-        let chunks = vec![ChunkRef { id: id(1), len: 100 }, ChunkRef { id: id(2), len: 23 }];
-        let mut damaged = entry(b"damaged", EntryKind::File, Content::File { chunks: vec![] });
+        let chunks = vec![
+            ChunkRef {
+                id: id(1),
+                len: 100,
+            },
+            ChunkRef { id: id(2), len: 23 },
+        ];
+        let mut damaged = entry(
+            b"damaged",
+            EntryKind::File,
+            Content::File { chunks: vec![] },
+        );
         damaged.flags = FLAG_DAMAGED;
         damaged.size = 999;
         let mut entries = vec![
@@ -480,11 +590,25 @@ mod seeds {
             entry(b"empty", EntryKind::File, Content::File { chunks: vec![] }),
             damaged,
             entry(b"dir", EntryKind::Dir, Content::Dir { subtree: id(3) }),
-            entry(b"link", EntryKind::Symlink, Content::Symlink { target: b"../x".to_vec() }),
+            entry(
+                b"link",
+                EntryKind::Symlink,
+                Content::Symlink {
+                    target: b"../x".to_vec(),
+                },
+            ),
             entry(b"fifo", EntryKind::Fifo, Content::Other),
             entry(b"sock", EntryKind::Socket, Content::Other),
-            entry(b"tty", EntryKind::CharDevice, Content::Device { rdev: 0x0401 }),
-            entry(b"sda", EntryKind::BlockDevice, Content::Device { rdev: 0x0800 }),
+            entry(
+                b"tty",
+                EntryKind::CharDevice,
+                Content::Device { rdev: 0x0401 },
+            ),
+            entry(
+                b"sda",
+                EntryKind::BlockDevice,
+                Content::Device { rdev: 0x0800 },
+            ),
             entry(b"\xff\xfe latin-1 \xe9", EntryKind::Fifo, Content::Other),
         ];
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -501,12 +625,20 @@ mod seeds {
         unsorted.entries.swap(0, 1);
         let mut duplicate = sample_tree();
         duplicate.entries[1].name = duplicate.entries[0].name.clone();
-        let mut wrong_size = Tree { entries: vec![sample_tree().entries[0].clone()] };
+        let mut wrong_size = Tree {
+            entries: vec![sample_tree().entries[0].clone()],
+        };
         wrong_size.entries[0].size += 1;
         let mut files: Files = vec![
             ("valid-empty".into(), Tree::default().encode()),
             ("valid-every-kind".into(), full.encode()),
-            ("valid-one-file".into(), Tree { entries: vec![full.entries[0].clone()] }.encode()),
+            (
+                "valid-one-file".into(),
+                Tree {
+                    entries: vec![full.entries[0].clone()],
+                }
+                .encode(),
+            ),
             ("invalid-truncated".into(), half(&full.encode())),
             ("invalid-name-dotdot".into(), dotdot.encode()),
             ("invalid-name-slash".into(), slash.encode()),
@@ -538,7 +670,10 @@ mod seeds {
                 warnings: 1,
             },
             program_version: "0.1.0".into(),
-            meta: vec![("server_version".into(), b"16.2".to_vec()), ("rows".into(), vec![0; 8])],
+            meta: vec![
+                ("server_version".into(), b"16.2".to_vec()),
+                ("rows".into(), vec![0; 8]),
+            ],
         }
     }
 
@@ -573,7 +708,10 @@ mod seeds {
             + strings(&paths)
             + 32;
         assert_eq!(bad_option[tag_pos], 1);
-        assert_eq!(bad_option[tag_pos + 1..tag_pos + 33], full.parent.unwrap().as_bytes()[..]);
+        assert_eq!(
+            bad_option[tag_pos + 1..tag_pos + 33],
+            full.parent.unwrap().as_bytes()[..]
+        );
         bad_option[tag_pos] = 2;
         let mut bad_nanos = full.encode();
         bad_nanos[9..13].copy_from_slice(&1_000_000_000u32.to_le_bytes());
@@ -590,11 +728,19 @@ mod seeds {
 
     fn sealed() -> Files {
         let keys = checks::master_keys();
-        let config_box =
-            keys.seal(BoxKind::Config, None, &payload::encode(&sample_config().encode(), 3), [1; 24]);
+        let config_box = keys.seal(
+            BoxKind::Config,
+            None,
+            &payload::encode(&sample_config().encode(), 3),
+            [1; 24],
+        );
         let blob = b"some file content";
-        let blob_box =
-            keys.seal(BoxKind::DataBlob, Some(&checks::BLOB_ID), &payload::encode(blob, 0), [2; 24]);
+        let blob_box = keys.seal(
+            BoxKind::DataBlob,
+            Some(&checks::BLOB_ID),
+            &payload::encode(blob, 0),
+            [2; 24],
+        );
         let tree_box = keys.seal(
             BoxKind::TreeBlob,
             Some(&checks::BLOB_ID),
@@ -631,7 +777,10 @@ mod seeds {
         bad_frame[5] ^= 0xff;
         let mut files: Files = vec![
             ("valid-raw-empty".into(), vec![payload::ENCODING_RAW]),
-            ("valid-raw".into(), payload::encode(b"short, not worth compressing", 3)),
+            (
+                "valid-raw".into(),
+                payload::encode(b"short, not worth compressing", 3),
+            ),
             ("valid-zstd".into(), compressed.clone()),
             ("valid-zstd-two-frames".into(), two_frames),
             ("invalid-zstd-truncated".into(), half(&compressed)),
