@@ -1,5 +1,6 @@
 //! Reading a file's content back: chunks are fetched and verified in
-//! parallel, a window at a time, and handed over in order.
+//! parallel, a window at a time, on a helper thread, and handed over in
+//! order, so writing one window overlaps fetching the next.
 
 use rayon::prelude::*;
 
@@ -8,9 +9,32 @@ use crate::format::tree::ChunkRef;
 use crate::format::BlobKind;
 use crate::repo::Repository;
 
-/// Chunks fetched at once: enough to keep both cores busy decrypting and
-/// decompressing, small enough to bound memory (window x max chunk size).
-const WINDOW: usize = 8;
+/// Chunks fetched at once: enough to keep every core busy decrypting and
+/// decompressing; a window also stops at `WINDOW_BYTES`, so memory stays
+/// near two windows (one being written, one fetched) whatever the chunk size.
+const WINDOW: usize = 16;
+const WINDOW_BYTES: u64 = 8 << 20;
+
+/// Split `chunks` into consecutive windows of at most `WINDOW` chunks and
+/// `WINDOW_BYTES` bytes (but at least one chunk).
+fn windows(chunks: &[ChunkRef]) -> Vec<&[ChunkRef]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, c) in chunks.iter().enumerate() {
+        let full = i - start == WINDOW || (i > start && bytes + u64::from(c.len) > WINDOW_BYTES);
+        if full {
+            out.push(&chunks[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += u64::from(c.len);
+    }
+    if start < chunks.len() {
+        out.push(&chunks[start..]);
+    }
+    out
+}
 
 /// Call `sink` with each chunk's plaintext (or its error) in file order.
 /// `sink` returns false to stop early.
@@ -19,16 +43,58 @@ pub fn for_each_chunk(
     chunks: &[ChunkRef],
     sink: &mut dyn FnMut(usize, &ChunkRef, Result<Vec<u8>>) -> Result<bool>,
 ) -> Result<()> {
-    let mut index = 0;
-    for window in chunks.chunks(WINDOW) {
-        let fetched: Vec<Result<Vec<u8>>> =
-            window.par_iter().map(|c| repo.read_blob(BlobKind::Data, &c.id)).collect();
-        for (chunk, data) in window.iter().zip(fetched) {
+    let windows = windows(chunks);
+    if windows.len() <= 1 {
+        // Small files (most of a file tree): no thread to hand off to.
+        let fetched: Vec<_> = chunks.par_iter().map(|c| repo.read_blob(BlobKind::Data, &c.id)).collect();
+        for (index, (chunk, data)) in chunks.iter().zip(fetched).enumerate() {
             if !sink(index, chunk, data)? {
-                return Ok(());
+                break;
             }
-            index += 1;
+        }
+        return Ok(());
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<Result<Vec<u8>>>>(1);
+        let windows = &windows;
+        scope.spawn(move || {
+            for window in windows.iter() {
+                let fetched = window.par_iter().map(|c| repo.read_blob(BlobKind::Data, &c.id)).collect();
+                if tx.send(fetched).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut index = 0;
+        for (window, fetched) in windows.iter().zip(rx.iter()) {
+            for (chunk, data) in window.iter().zip(fetched) {
+                if !sink(index, chunk, data)? {
+                    // Dropping the receiver stops the fetching thread.
+                    return Ok(());
+                }
+                index += 1;
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Id;
+
+    #[test]
+    fn windows_cover_every_chunk_in_order_within_bounds() {
+        let sizes = [1u32 << 20, 3 << 20, 5 << 20, 9 << 20, 100, 100, 4 << 20];
+        let mut chunks: Vec<ChunkRef> = sizes.iter().map(|&len| ChunkRef { id: Id::default(), len }).collect();
+        chunks.extend((0..40).map(|_| ChunkRef { id: Id::default(), len: 10 }));
+        let w = windows(&chunks);
+        assert_eq!(w.iter().map(|w| w.len()).sum::<usize>(), chunks.len());
+        for window in &w {
+            let bytes: u64 = window.iter().map(|c| u64::from(c.len)).sum();
+            assert!(window.len() <= WINDOW);
+            assert!(window.len() == 1 || bytes <= WINDOW_BYTES, "{bytes}");
         }
     }
-    Ok(())
 }
