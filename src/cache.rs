@@ -23,6 +23,8 @@ pub struct BlobLocation {
     pub offset: u32,
     pub stored_len: u32,
     pub raw_len: u32,
+    /// Size of the whole pack, as indexed.
+    pub pack_size: u64,
 }
 
 pub struct IndexCache {
@@ -150,7 +152,7 @@ impl IndexCache {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT p.id, b.offset, b.stored_len, b.raw_len
+                "SELECT p.id, b.offset, b.stored_len, b.raw_len, p.size
                  FROM blobs b JOIN packs p ON p.n = b.pack WHERE b.id = ?1 AND b.kind = ?2",
             )
             .map_err(db_err)?;
@@ -161,6 +163,7 @@ impl IndexCache {
                 offset: r.get(1)?,
                 stored_len: r.get(2)?,
                 raw_len: r.get(3)?,
+                pack_size: r.get::<_, i64>(4)? as u64,
             })
         })
         .optional()

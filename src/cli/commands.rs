@@ -398,7 +398,8 @@ fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
         eprintln!("note: writing {} to the terminal", human_bytes(entry.size));
     }
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    vault::ops::content::for_each_chunk(&repo, entry.chunks(), &mut |_, _, data| {
+    let reader = vault::repo::BlobReader::new(&repo, vault::ops::content::SEQUENTIAL_READAHEAD);
+    vault::ops::content::for_each_chunk(&reader, entry.chunks(), &mut |_, _, data| {
         let data = data.map_err(|e| e.at(String::from_utf8_lossy(&entry.name)))?;
         out.write_all(&data).map_err(|e| vault::Error::io("writing to standard output", e))?;
         Ok(true)

@@ -7,12 +7,16 @@ use rayon::prelude::*;
 use crate::error::Result;
 use crate::format::tree::ChunkRef;
 use crate::format::BlobKind;
-use crate::repo::Repository;
+use crate::repo::BlobReader;
 
 /// Chunks fetched at once: enough to keep every core busy decrypting and
 /// decompressing; a window also stops at `WINDOW_BYTES`, so memory stays
 /// near two windows (one being written, one fetched) whatever the chunk size.
 const WINDOW: usize = 16;
+
+/// Readahead for reading whole files and snapshots in order (restore,
+/// dump): one request per 4 MiB of pack instead of one per blob.
+pub const SEQUENTIAL_READAHEAD: u64 = 4 << 20;
 const WINDOW_BYTES: u64 = 8 << 20;
 
 /// Split `chunks` into consecutive windows of at most `WINDOW` chunks and
@@ -36,20 +40,54 @@ fn windows(chunks: &[ChunkRef]) -> Vec<&[ChunkRef]> {
     out
 }
 
+/// Fetch a window on threads of its own. Not on rayon's pool: the caller
+/// may be a rayon worker (restore reads files in parallel) blocked waiting
+/// for this very window, and a pool whose workers all wait for work queued
+/// behind them never finishes.
+fn fetch_window(reader: &BlobReader<'_>, window: &[ChunkRef]) -> Vec<Result<Vec<u8>>> {
+    let read = |c: &ChunkRef| reader.read(BlobKind::Data, &c.id);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    if window.len() < 2 || threads < 2 {
+        return window.iter().map(read).collect();
+    }
+    let per_thread = window.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = window
+            .chunks(per_thread)
+            .map(|part| (part.len(), scope.spawn(move || part.iter().map(read).collect::<Vec<_>>())))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|(len, handle)| {
+                handle.join().unwrap_or_else(|_| {
+                    (0..len).map(|_| Err(crate::Error::invalid("a reading thread panicked"))).collect()
+                })
+            })
+            .collect()
+    })
+}
+
 /// Call `sink` with each chunk's plaintext (or its error) in file order.
 /// `sink` returns false to stop early.
 pub fn for_each_chunk(
-    repo: &Repository,
+    reader: &BlobReader<'_>,
     chunks: &[ChunkRef],
     sink: &mut dyn FnMut(usize, &ChunkRef, Result<Vec<u8>>) -> Result<bool>,
 ) -> Result<()> {
     let windows = windows(chunks);
-    if windows.len() <= 1 {
-        // Small files (most of a file tree): no thread to hand off to.
-        let fetched: Vec<_> = chunks.par_iter().map(|c| repo.read_blob(BlobKind::Data, &c.id)).collect();
-        for (index, (chunk, data)) in chunks.iter().zip(fetched).enumerate() {
-            if !sink(index, chunk, data)? {
-                break;
+    // Small files (most of a file tree) need no thread to hand off to. On a
+    // rayon worker (restore writes files in parallel) there must be none:
+    // blocking it on a helper whose `par_iter` needs that same pool
+    // deadlocks once every worker waits so.
+    if windows.len() <= 1 || rayon::current_thread_index().is_some() {
+        let mut index = 0;
+        for window in &windows {
+            let fetched: Vec<_> = window.par_iter().map(|c| reader.read(BlobKind::Data, &c.id)).collect();
+            for (chunk, data) in window.iter().zip(fetched) {
+                if !sink(index, chunk, data)? {
+                    return Ok(());
+                }
+                index += 1;
             }
         }
         return Ok(());
@@ -59,7 +97,7 @@ pub fn for_each_chunk(
         let windows = &windows;
         scope.spawn(move || {
             for window in windows.iter() {
-                let fetched = window.par_iter().map(|c| repo.read_blob(BlobKind::Data, &c.id)).collect();
+                let fetched = fetch_window(reader, window);
                 if tx.send(fetched).is_err() {
                     return;
                 }

@@ -17,13 +17,13 @@ use std::sync::Mutex;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use super::content::for_each_chunk;
+use super::content::{for_each_chunk, SEQUENTIAL_READAHEAD};
 use super::walk::{components, resolve, walk, Resolved};
 use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::tree::{Content, Entry, EntryKind, FLAG_DAMAGED};
 use crate::format::Id;
-use crate::repo::Repository;
+use crate::repo::{BlobReader, Repository};
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -192,10 +192,11 @@ fn execute(repo: &Repository, items: &[Item], opts: &RestoreOptions, progress: &
     let usable = |item: &&Item| !failed_dirs.iter().any(|d| item.rel.starts_with(d) && item.rel != *d);
 
     let others: Vec<&Item> = items.iter().filter(|i| i.entry.kind != EntryKind::Dir).filter(usable).collect();
+    let reader = BlobReader::new(repo, SEQUENTIAL_READAHEAD);
     others.par_iter().for_each(|item| {
         let path = opts.target.join(&item.rel);
         let result = match &item.entry.content {
-            Content::File { .. } => restore_file(repo, &path, item, progress),
+            Content::File { .. } => restore_file(&reader, &path, item, progress),
             Content::Symlink { target } => restore_symlink(&path, target),
             Content::Device { rdev } => make_node(&path, &item.entry, *rdev),
             Content::Other if item.entry.kind == EntryKind::Fifo => make_node(&path, &item.entry, 0),
@@ -245,7 +246,7 @@ fn clear_way(path: &Path) -> Result<()> {
     }
 }
 
-fn restore_file(repo: &Repository, path: &Path, item: &Item, progress: &Progress) -> Result<()> {
+fn restore_file(reader: &BlobReader<'_>, path: &Path, item: &Item, progress: &Progress) -> Result<()> {
     clear_way(path)?;
     let mut file: File = OpenOptions::new()
         .write(true)
@@ -256,7 +257,7 @@ fn restore_file(repo: &Repository, path: &Path, item: &Item, progress: &Progress
         .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
     let mut first_error: Option<Error> = None;
     let mut offset = 0u64;
-    for_each_chunk(repo, item.entry.chunks(), &mut |_, chunk, data| {
+    for_each_chunk(reader, item.entry.chunks(), &mut |_, chunk, data| {
         match data {
             Ok(data) => file.write_all(&data).map_err(|e| Error::io(format!("write {}", path.display()), e))?,
             Err(e) => {
@@ -273,7 +274,9 @@ fn restore_file(repo: &Repository, path: &Path, item: &Item, progress: &Progress
         progress.bytes_written.fetch_add(u64::from(chunk.len), Ordering::Relaxed);
         Ok(true)
     })?;
-    file.set_len(item.entry.size).map_err(|e| Error::io(format!("truncate {}", path.display()), e))?;
+    if offset != item.entry.size {
+        file.set_len(item.entry.size).map_err(|e| Error::io(format!("truncate {}", path.display()), e))?;
+    }
     progress.files.fetch_add(1, Ordering::Relaxed);
     if item.entry.flags & FLAG_DAMAGED != 0 && first_error.is_none() {
         first_error = Some(Error::corrupt("marked damaged by repair: some of its content was lost"));

@@ -129,8 +129,8 @@ pub fn snapshot_files(
             .find(|(_, s)| s.source == "files" && s.host == host && s.paths == path_bytes),
     };
     let draft = draft("files", path_bytes, parent.as_ref().map(|(id, _)| *id));
-    let mut writer = BlobWriter::new(repo.clone(), opts.compression);
-    let mut saver = TreeSaver::new(&mut writer, progress);
+    let writer = BlobWriter::new(repo.clone(), opts.compression);
+    let mut saver = TreeSaver::new(&writer, progress);
     let root = saver.save_paths(&normalized, parent.as_ref().map(|(_, s)| &s.root))?;
     let counts = (
         saver.files,
@@ -202,15 +202,15 @@ fn stream_with(
     name: &str,
     source: &'static str,
     opts: &SnapshotOptions,
-    produce: impl FnOnce(&mut BlobWriter, u64) -> Result<(Vec<crate::format::tree::ChunkRef>, u64)>,
+    produce: impl FnOnce(&BlobWriter, u64) -> Result<(Vec<crate::format::tree::ChunkRef>, u64)>,
 ) -> Result<SnapshotOutcome> {
     if !valid_name(name.as_bytes()) {
         return Err(Error::invalid(format!("'{name}' is not a usable stream name (no '/', not empty)")));
     }
     let draft = draft(source, vec![name.as_bytes().to_vec()], None);
-    let mut writer = BlobWriter::new(repo.clone(), opts.compression);
+    let writer = BlobWriter::new(repo.clone(), opts.compression);
     let seed = repo.keys().chunker_seed();
-    let (chunks, size) = produce(&mut writer, seed)?;
+    let (chunks, size) = produce(&writer, seed)?;
     // SAFETY: these calls have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let mut owners = crate::sources::Owners::default();

@@ -3,10 +3,12 @@
 
 mod keys;
 mod objects;
+mod reader;
 mod writer;
 
 pub use keys::KeyInfo;
 pub use objects::{ObjectKind, SnapshotFilter};
+pub use reader::BlobReader;
 pub use writer::{BlobWriter, WriteStats};
 
 use std::path::PathBuf;
@@ -202,15 +204,19 @@ impl Repository {
     }
 
     pub fn read_blob_at(&self, kind: BlobKind, id: &Id, loc: &BlobLocation) -> Result<Vec<u8>> {
-        let place = || format!("blob {} in pack {}", id.short(), loc.pack.short());
-        if loc.kind != kind {
-            return Err(Error::corrupt(format!("{}: index says {:?}, expected {:?}", place(), loc.kind, kind)));
-        }
         let boxed = self
             .backend
             .read_range(&layout::pack(&loc.pack), u64::from(loc.offset), u64::from(loc.stored_len))
-            .map_err(|e| e.at(place()))?;
-        self.open_blob(kind, id, &boxed, loc.raw_len).map_err(|e| e.at(place()))
+            .map_err(|e| e.at(blob_place(id, loc)))?;
+        self.open_blob_at(kind, id, loc, &boxed)
+    }
+
+    /// Open a blob's sealed box read from where `loc` says it is.
+    pub(crate) fn open_blob_at(&self, kind: BlobKind, id: &Id, loc: &BlobLocation, boxed: &[u8]) -> Result<Vec<u8>> {
+        if loc.kind != kind {
+            return Err(Error::corrupt(format!("{}: index says {:?}, expected {:?}", blob_place(id, loc), loc.kind, kind)));
+        }
+        self.open_blob(kind, id, boxed, loc.raw_len).map_err(|e| e.at(blob_place(id, loc)))
     }
 
     /// Decrypt a sealed blob and check that its plaintext hashes to its id.
@@ -227,6 +233,10 @@ impl Repository {
         let bytes = self.read_blob(BlobKind::Tree, id)?;
         crate::format::tree::Tree::decode(&bytes).map_err(|e| e.at(format!("tree {}", id.short())))
     }
+}
+
+fn blob_place(id: &Id, loc: &BlobLocation) -> String {
+    format!("blob {} in pack {}", id.short(), loc.pack.short())
 }
 
 fn cache_path(cache: &CacheOptions, repo_id: &Id) -> Option<PathBuf> {

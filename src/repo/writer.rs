@@ -79,8 +79,11 @@ impl Shared {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
-    fn take_error(&self) -> Option<Error> {
-        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    /// The first failure, as every caller should see it (the original stays
+    /// for the next caller: with files read in parallel, several may ask).
+    fn first_error(&self) -> Option<Error> {
+        let slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|e| Error::new(e.kind(), e.to_string()))
     }
 
     /// Seal the header onto a filled pack and name it.
@@ -118,7 +121,8 @@ impl Shared {
 
 pub struct BlobWriter {
     shared: Arc<Shared>,
-    seen: HashSet<(BlobKind, Id)>,
+    /// Blobs queued by this run: not yet in the index, but not to be stored twice.
+    seen: Mutex<HashSet<(BlobKind, Id)>>,
     jobs: Option<Sender<Job>>,
     uploads: Option<Sender<FullPack>>,
     workers: Vec<JoinHandle<()>>,
@@ -153,7 +157,7 @@ impl BlobWriter {
         };
         BlobWriter {
             shared,
-            seen: HashSet::new(),
+            seen: Mutex::new(HashSet::new()),
             jobs: Some(jobs),
             uploads: Some(uploads),
             workers,
@@ -167,18 +171,22 @@ impl BlobWriter {
 
     /// Store a blob unless the repository (or this run) already has it.
     /// Returns its id at once; the data is stored by the time `finish` returns.
-    pub fn save(&mut self, kind: BlobKind, data: Vec<u8>) -> Result<Id> {
+    /// Callable from several threads (files are read in parallel).
+    pub fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<Id> {
         let id = self.shared.repo.keys().blob_id(&data);
-        if let Some(e) = self.shared.take_error() {
+        if let Some(e) = self.shared.first_error() {
             return Err(e);
         }
-        if self.seen.contains(&(kind, id)) || self.shared.repo.has_blob(kind, &id)? {
-            return Ok(id);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.contains(&(kind, id)) || self.shared.repo.has_blob(kind, &id)? {
+                return Ok(id);
+            }
+            seen.insert((kind, id));
         }
-        self.seen.insert((kind, id));
         let sender = self.jobs.as_ref().expect("jobs channel lives until finish");
         if sender.send(Job { kind, id, data }).is_err() {
-            return Err(self.shared.take_error().unwrap_or_else(|| Error::invalid("writer stopped")));
+            return Err(self.shared.first_error().unwrap_or_else(|| Error::invalid("writer stopped")));
         }
         Ok(id)
     }
@@ -198,7 +206,7 @@ impl BlobWriter {
     /// After `Ok`, every blob saved is stored and indexed.
     pub fn finish(mut self) -> Result<WriteStats> {
         self.shutdown();
-        match self.shared.take_error() {
+        match self.shared.first_error() {
             Some(e) => Err(e),
             None => Ok(self.stats()),
         }

@@ -1,7 +1,7 @@
 //! File trees: walk paths, chunk changed files, reuse the parent snapshot's
 //! chunk lists for unchanged ones, and write one tree blob per directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::Metadata;
 use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -18,9 +18,10 @@ use crate::repo::{BlobWriter, Repository};
 
 use super::Owners;
 
-/// Walks file trees into a repository. One per snapshot run.
+/// Walks file trees into a repository. One per snapshot run. Folders are
+/// walked in order; the regular files of each folder are read in parallel.
 pub struct TreeSaver<'a> {
-    writer: &'a mut BlobWriter,
+    writer: &'a BlobWriter,
     seed: u64,
     owners: Owners,
     progress: &'a Progress,
@@ -64,7 +65,7 @@ fn timestamp(secs: i64, nanos: i64) -> Timestamp {
 }
 
 impl<'a> TreeSaver<'a> {
-    pub fn new(writer: &'a mut BlobWriter, progress: &'a Progress) -> Self {
+    pub fn new(writer: &'a BlobWriter, progress: &'a Progress) -> Self {
         let seed = writer.repo().keys().chunker_seed();
         TreeSaver { writer, seed, owners: Owners::default(), progress, warnings: vec![], files: 0, dirs: 0 }
     }
@@ -163,15 +164,56 @@ impl<'a> TreeSaver<'a> {
             }
         }
         names.sort();
-        let mut entries = Vec::with_capacity(names.len());
-        for name in names {
-            let child = path.join(std::ffi::OsStr::from_bytes(&name));
-            let old = parent.as_ref().and_then(|t| t.find(&name));
-            if let Some(entry) = self.entry_for(&child, name, old)? {
-                entries.push(entry);
-            }
+        let children: Vec<(Vec<u8>, PathBuf)> = names
+            .into_iter()
+            .map(|name| {
+                let child = path.join(std::ffi::OsStr::from_bytes(&name));
+                (name, child)
+            })
+            .collect();
+        // Regular files first, in parallel: reading and hashing them is most
+        // of a snapshot's work, and most folders hold several.
+        let mut files: HashMap<usize, (Metadata, FileOutcome)> = {
+            use rayon::prelude::*;
+            let (writer, seed, progress) = (self.writer, self.seed, self.progress);
+            let parent = parent.as_ref();
+            children
+                .par_iter()
+                .enumerate()
+                .filter_map(|(i, (name, child))| {
+                    let meta = std::fs::symlink_metadata(child).ok().filter(|m| m.is_file())?;
+                    let old = parent.and_then(|t| t.find(name));
+                    Some(file_content(writer, seed, progress, child, &meta, old).map(|r| (i, (meta, r))))
+                })
+                .collect::<Result<_>>()?
+        };
+        let mut entries = Vec::with_capacity(children.len());
+        for (i, (name, child)) in children.into_iter().enumerate() {
+            let entry = match files.remove(&i) {
+                Some((meta, outcome)) => self.file_entry(&child, name, &meta, outcome),
+                None => {
+                    let old = parent.as_ref().and_then(|t| t.find(&name));
+                    self.entry_for(&child, name, old)?
+                }
+            };
+            entries.extend(entry);
         }
         self.save_tree(entries)
+    }
+
+    fn file_entry(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata, outcome: FileOutcome) -> Option<Entry> {
+        match outcome {
+            FileOutcome::Stored { chunks, size } => {
+                self.files += 1;
+                let mut e = self.make_entry(name, meta, EntryKind::File, Content::File { chunks });
+                e.size = size;
+                Some(e)
+            }
+            FileOutcome::Unreadable(e) => {
+                self.warn(path, &e);
+                None
+            }
+        }
     }
 
     /// The entry for one real path, or `None` (with a warning) when it
@@ -186,15 +228,8 @@ impl<'a> TreeSaver<'a> {
         };
         let ft = meta.file_type();
         let (kind, content) = if ft.is_file() {
-            match self.file_content(path, &meta, old)? {
-                Some((chunks, size)) => {
-                    self.files += 1;
-                    let mut e = self.make_entry(name, &meta, EntryKind::File, Content::File { chunks });
-                    e.size = size;
-                    return Ok(Some(e));
-                }
-                None => return Ok(None),
-            }
+            let outcome = file_content(self.writer, self.seed, self.progress, path, &meta, old)?;
+            return Ok(self.file_entry(path, name, &meta, outcome));
         } else if ft.is_dir() {
             let subtree = self.save_real_dir(path, old.and_then(|e| e.subtree()).as_ref())?;
             self.dirs += 1;
@@ -238,60 +273,93 @@ impl<'a> TreeSaver<'a> {
         }
     }
 
-    /// Chunk a file, or reuse the parent's chunk list when the file is
-    /// unchanged (same size, mtime, ctime and inode) and all its chunks are
-    /// still indexed.
-    fn file_content(
-        &mut self,
-        path: &Path,
-        meta: &Metadata,
-        old: Option<&Entry>,
-    ) -> Result<Option<(Vec<ChunkRef>, u64)>> {
-        if let Some(old) = old {
-            let unchanged = old.kind == EntryKind::File
-                && old.flags == 0
-                && old.size == meta.size()
-                && old.mtime == timestamp(meta.mtime(), meta.mtime_nsec())
-                && old.ctime == timestamp(meta.ctime(), meta.ctime_nsec())
-                && old.inode == meta.ino();
-            if unchanged && self.all_indexed(old.chunks())? {
-                self.progress.files.fetch_add(1, Ordering::Relaxed);
-                self.progress.bytes_skipped.fetch_add(old.size, Ordering::Relaxed);
-                return Ok(Some((old.chunks().to_vec(), old.size)));
-            }
-        }
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) => {
-                self.warn(path, &e);
-                return Ok(None);
-            }
-        };
-        match save_stream(self.writer, file, self.seed, self.progress) {
-            Ok(r) => {
-                self.progress.files.fetch_add(1, Ordering::Relaxed);
-                Ok(Some(r))
-            }
-            Err(StreamError::Read(e)) => {
-                self.warn(path, &e);
-                Ok(None)
-            }
-            Err(StreamError::Repo(e)) => Err(e),
-        }
-    }
-
-    fn all_indexed(&self, chunks: &[ChunkRef]) -> Result<bool> {
-        for c in chunks {
-            if !self.repo().has_blob(BlobKind::Data, &c.id)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
     fn warn(&mut self, path: &Path, e: &std::io::Error) {
         self.warnings.push(format!("{}: {e}", path.display()));
     }
+}
+
+/// What became of one regular file.
+enum FileOutcome {
+    Stored { chunks: Vec<ChunkRef>, size: u64 },
+    /// The file could not be opened or read: left out with a warning.
+    Unreadable(std::io::Error),
+}
+
+/// Chunk a file, or reuse the parent's chunk list when the file is unchanged
+/// (same size, mtime, ctime and inode) and all its chunks are still indexed.
+/// Only repository errors are errors; a file we cannot read is an outcome.
+fn file_content(
+    writer: &BlobWriter,
+    seed: u64,
+    progress: &Progress,
+    path: &Path,
+    meta: &Metadata,
+    old: Option<&Entry>,
+) -> Result<FileOutcome> {
+    if let Some(old) = old {
+        let unchanged = old.kind == EntryKind::File
+            && old.flags == 0
+            && old.size == meta.size()
+            && old.mtime == timestamp(meta.mtime(), meta.mtime_nsec())
+            && old.ctime == timestamp(meta.ctime(), meta.ctime_nsec())
+            && old.inode == meta.ino();
+        if unchanged && all_indexed(writer.repo(), old.chunks())? {
+            progress.files.fetch_add(1, Ordering::Relaxed);
+            progress.bytes_skipped.fetch_add(old.size, Ordering::Relaxed);
+            return Ok(FileOutcome::Stored { chunks: old.chunks().to_vec(), size: old.size });
+        }
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return Ok(FileOutcome::Unreadable(e)),
+    };
+    let min = u64::from(writer.repo().config().chunker.min);
+    let stored = if meta.size() < min {
+        // Smaller than the smallest chunk: one read, one chunk, no chunker.
+        save_small(writer, file, min, seed, progress)
+    } else {
+        save_stream(writer, file, seed, progress)
+    };
+    match stored {
+        Ok((chunks, size)) => {
+            progress.files.fetch_add(1, Ordering::Relaxed);
+            Ok(FileOutcome::Stored { chunks, size })
+        }
+        Err(StreamError::Read(e)) => Ok(FileOutcome::Unreadable(e)),
+        Err(StreamError::Repo(e)) => Err(e),
+    }
+}
+
+fn all_indexed(repo: &Repository, chunks: &[ChunkRef]) -> Result<bool> {
+    for c in chunks {
+        if !repo.has_blob(BlobKind::Data, &c.id)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A file expected to fit in one chunk. If it grew past `min` since it was
+/// stat'ed, its bytes go through the chunker after all.
+fn save_small(
+    writer: &BlobWriter,
+    mut file: std::fs::File,
+    min: u64,
+    seed: u64,
+    progress: &Progress,
+) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
+    let mut data = Vec::new();
+    (&mut file).take(min).read_to_end(&mut data).map_err(StreamError::Read)?;
+    if data.len() as u64 == min {
+        return save_stream(writer, std::io::Cursor::new(data).chain(file), seed, progress);
+    }
+    if data.is_empty() {
+        return Ok((vec![], 0));
+    }
+    let len = data.len() as u32;
+    progress.bytes_read.fetch_add(u64::from(len), Ordering::Relaxed);
+    let id = writer.save(BlobKind::Data, data).map_err(StreamError::Repo)?;
+    Ok((vec![ChunkRef { id, len }], u64::from(len)))
 }
 
 /// Why a stream could not be stored: the source failed (skip it, or fail the
@@ -303,7 +371,7 @@ pub enum StreamError {
 
 /// Chunk a byte stream into the repository; returns its chunk list and length.
 pub fn save_stream(
-    writer: &mut BlobWriter,
+    writer: &BlobWriter,
     reader: impl Read,
     seed: u64,
     progress: &Progress,
