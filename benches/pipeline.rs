@@ -27,7 +27,16 @@ fn dump_like(len: usize) -> Vec<u8> {
         x ^= x >> 7;
         x ^= x << 17;
         row += 1;
-        out.extend_from_slice(format!("{row}\t{}\t{}\tcustomer-{:x}\t2026-11-{:02}\n", x % 1000, x % 97, x, row % 28 + 1).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "{row}\t{}\t{}\tcustomer-{:x}\t2026-11-{:02}\n",
+                x % 1000,
+                x % 97,
+                x,
+                row % 28 + 1
+            )
+            .as_bytes(),
+        );
     }
     out.truncate(len);
     out
@@ -45,19 +54,43 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(data.len() as u64));
-    g.bench_function("chunk", |b| b.iter(|| Chunker::new(&data[..], &params, 7).map(|c| c.map(|c| c.len()).unwrap_or(0)).sum::<usize>()));
+    g.bench_function("chunk", |b| {
+        b.iter(|| {
+            Chunker::new(&data[..], &params, 7)
+                .map(|c| c.map(|c| c.len()).unwrap_or(0))
+                .sum::<usize>()
+        })
+    });
     g.bench_function("blob_id", |b| b.iter(|| keys.blob_id(&data)));
-    g.bench_function("compress_zstd3", |b| b.iter(|| data.chunks(1 << 20).map(|c| payload::encode(c, 3).len()).sum::<usize>()));
-    g.bench_function("seal", |b| b.iter(|| keys.seal(BoxKind::DataBlob, None, &data, [0; 24]).len()));
+    g.bench_function("compress_zstd3", |b| {
+        b.iter(|| {
+            data.chunks(1 << 20)
+                .map(|c| payload::encode(c, 3).len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("seal", |b| {
+        b.iter(|| keys.seal(BoxKind::DataBlob, None, &data, [0; 24]).len())
+    });
     g.bench_function("snapshot_stream_memory", |b| {
         b.iter(|| {
-            let backend = Arc::new(OpendalBackend::open(&Location::Memory, true).expect("memory backend"));
+            let backend =
+                Arc::new(OpendalBackend::open(&Location::Memory, true).expect("memory backend"));
             let mut opts = InitOptions::default();
             opts.kdf.memory_kib = 64;
             opts.kdf.iterations = 1;
-            let repo = Arc::new(Repository::init(backend, b"pw", &opts, &CacheOptions::default()).expect("init"));
-            snapshot_stream(&repo, "dump.sql", &data[..], "stdin", &SnapshotOptions::default(), &Progress::default())
-                .expect("snapshot")
+            let repo = Arc::new(
+                Repository::init(backend, b"pw", &opts, &CacheOptions::default()).expect("init"),
+            );
+            snapshot_stream(
+                &repo,
+                "dump.sql",
+                &data[..],
+                "stdin",
+                &SnapshotOptions::default(),
+                &Progress::default(),
+            )
+            .expect("snapshot")
         })
     });
     g.finish();

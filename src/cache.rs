@@ -46,22 +46,31 @@ impl IndexCache {
         let conn = match path {
             Some(p) => {
                 if let Some(dir) = p.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| Error::io(format!("create cache folder {}", dir.display()), e))?;
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::io(format!("create cache folder {}", dir.display()), e)
+                    })?;
                 }
                 Connection::open(p).map_err(db_err)?
             }
             None => Connection::open_in_memory().map_err(db_err)?,
         };
-        conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err)?;
         let mut cache = IndexCache { conn };
-        let version: i64 = cache.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db_err)?;
+        let version: i64 = cache
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(db_err)?;
         let stored_repo: Option<Vec<u8>> = if version == SCHEMA_VERSION {
             cache
                 .conn
-                .query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| r.get(0))
+                .query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(db_err)?
         } else {
@@ -91,9 +100,14 @@ impl IndexCache {
             )
             .map_err(db_err)?;
         self.conn
-            .execute("INSERT INTO meta (key, value) VALUES ('repo_id', ?1)", [repo_id.as_bytes().as_slice()])
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('repo_id', ?1)",
+                [repo_id.as_bytes().as_slice()],
+            )
             .map_err(db_err)?;
-        self.conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
+        self.conn
+            .pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -102,8 +116,13 @@ impl IndexCache {
     }
 
     pub fn known_index_objects(&self) -> Result<Vec<Id>> {
-        let mut stmt = self.conn.prepare("SELECT id FROM index_objects").map_err(db_err)?;
-        let rows = stmt.query_map([], |r| id_from_row(r.get(0)?)).map_err(db_err)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM index_objects")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| id_from_row(r.get(0)?))
+            .map_err(db_err)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
     }
 
@@ -115,7 +134,9 @@ impl IndexCache {
             let mut add_pack = tx
                 .prepare_cached("INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)")
                 .map_err(db_err)?;
-            let mut pack_n = tx.prepare_cached("SELECT n FROM packs WHERE id = ?1").map_err(db_err)?;
+            let mut pack_n = tx
+                .prepare_cached("SELECT n FROM packs WHERE id = ?1")
+                .map_err(db_err)?;
             let mut add_blob = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO blobs (id, kind, pack, offset, stored_len, raw_len)
@@ -123,8 +144,12 @@ impl IndexCache {
                 )
                 .map_err(db_err)?;
             for pack in &body.packs {
-                add_pack.execute(params![pack.id.as_bytes().as_slice(), pack.size as i64]).map_err(db_err)?;
-                let n: i64 = pack_n.query_row([pack.id.as_bytes().as_slice()], |r| r.get(0)).map_err(db_err)?;
+                add_pack
+                    .execute(params![pack.id.as_bytes().as_slice(), pack.size as i64])
+                    .map_err(db_err)?;
+                let n: i64 = pack_n
+                    .query_row([pack.id.as_bytes().as_slice()], |r| r.get(0))
+                    .map_err(db_err)?;
                 for b in &pack.blobs {
                     add_blob
                         .execute(params![
@@ -139,8 +164,11 @@ impl IndexCache {
                 }
             }
             if let Some(id) = index_id {
-                tx.execute("INSERT OR IGNORE INTO index_objects (id) VALUES (?1)", [id.as_bytes().as_slice()])
-                    .map_err(db_err)?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO index_objects (id) VALUES (?1)",
+                    [id.as_bytes().as_slice()],
+                )
+                .map_err(db_err)?;
             }
         }
         tx.commit().map_err(db_err)
@@ -171,16 +199,24 @@ impl IndexCache {
     }
 
     pub fn contains(&self, kind: BlobKind, id: &Id) -> Result<bool> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2").map_err(db_err)?;
-        stmt.exists(params![id.as_bytes().as_slice(), kind as u8]).map_err(db_err)
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2")
+            .map_err(db_err)?;
+        stmt.exists(params![id.as_bytes().as_slice(), kind as u8])
+            .map_err(db_err)
     }
 
     /// All packs the index knows, with their recorded sizes.
     pub fn packs(&self) -> Result<Vec<(Id, u64)>> {
-        let mut stmt = self.conn.prepare("SELECT id, size FROM packs").map_err(db_err)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, size FROM packs")
+            .map_err(db_err)?;
         let rows = stmt
-            .query_map([], |r| Ok((id_from_row(r.get(0)?)?, r.get::<_, i64>(1)? as u64)))
+            .query_map([], |r| {
+                Ok((id_from_row(r.get(0)?)?, r.get::<_, i64>(1)? as u64))
+            })
             .map_err(db_err)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
     }
@@ -218,17 +254,31 @@ mod tests {
         let path = dir.path().join("c.sqlite");
         let repo = Id::from_bytes([1; 32]);
         let mut c = IndexCache::open(Some(&path), &repo).unwrap();
-        c.add_index(Some(&Id::from_bytes([9; 32])), &body(5, &[7, 8])).unwrap();
-        let loc = c.lookup(BlobKind::Data, &Id::from_bytes([8; 32])).unwrap().unwrap();
+        c.add_index(Some(&Id::from_bytes([9; 32])), &body(5, &[7, 8]))
+            .unwrap();
+        let loc = c
+            .lookup(BlobKind::Data, &Id::from_bytes([8; 32]))
+            .unwrap()
+            .unwrap();
         assert_eq!((loc.pack, loc.offset), (Id::from_bytes([5; 32]), 10));
-        assert!(c.lookup(BlobKind::Tree, &Id::from_bytes([8; 32])).unwrap().is_none());
-        assert!(!c.contains(BlobKind::Data, &Id::from_bytes([6; 32])).unwrap());
+        assert!(c
+            .lookup(BlobKind::Tree, &Id::from_bytes([8; 32]))
+            .unwrap()
+            .is_none());
+        assert!(!c
+            .contains(BlobKind::Data, &Id::from_bytes([6; 32]))
+            .unwrap());
         drop(c);
         let c = IndexCache::open(Some(&path), &repo).unwrap();
-        assert_eq!(c.known_index_objects().unwrap(), vec![Id::from_bytes([9; 32])]);
+        assert_eq!(
+            c.known_index_objects().unwrap(),
+            vec![Id::from_bytes([9; 32])]
+        );
         drop(c);
         let c = IndexCache::open(Some(&path), &Id::from_bytes([2; 32])).unwrap();
         assert!(c.known_index_objects().unwrap().is_empty());
-        assert!(!c.contains(BlobKind::Data, &Id::from_bytes([8; 32])).unwrap());
+        assert!(!c
+            .contains(BlobKind::Data, &Id::from_bytes([8; 32]))
+            .unwrap());
     }
 }

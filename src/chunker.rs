@@ -48,11 +48,18 @@ mod tests {
     use proptest::prelude::*;
 
     fn small() -> ChunkerParams {
-        ChunkerParams { min: 1024, avg: 4096, max: 16384, ..ChunkerParams::default() }
+        ChunkerParams {
+            min: 1024,
+            avg: 4096,
+            max: 16384,
+            ..ChunkerParams::default()
+        }
     }
 
     fn chunks(data: &[u8], seed: u64) -> Vec<Vec<u8>> {
-        Chunker::new(data, &small(), seed).map(|c| c.unwrap()).collect()
+        Chunker::new(data, &small(), seed)
+            .map(|c| c.unwrap())
+            .collect()
     }
 
     fn noise(len: usize, seed: u64) -> Vec<u8> {

@@ -9,7 +9,8 @@ fn main() {
         Err(err) => {
             // A closed pipe (`vault dump ... | head`) is the reader's choice.
             let broken_pipe = err.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
                     || c.to_string().contains("Broken pipe")
             });
             if broken_pipe {

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "vault", version, about = "Deduplicating, encrypted backups of databases and file trees")]
+#[command(
+    name = "vault",
+    version,
+    about = "Deduplicating, encrypted backups of databases and file trees"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -32,8 +32,9 @@ fn location(global: &Global) -> Result<Location> {
     match &global.repo {
         Some(r) => Ok(Location::parse(r)?),
         None => {
-            let base = data_home("XDG_DATA_HOME", ".local/share")
-                .context("no repository given and no home folder: use --repo or VAULT_REPOSITORY")?;
+            let base = data_home("XDG_DATA_HOME", ".local/share").context(
+                "no repository given and no home folder: use --repo or VAULT_REPOSITORY",
+            )?;
             Ok(Location::Local(base.join("vault").join("repo")))
         }
     }
@@ -44,14 +45,21 @@ fn cache_options(global: &Global) -> CacheOptions {
         return CacheOptions { dir: None };
     }
     CacheOptions {
-        dir: global.cache_dir.clone().or_else(|| data_home("XDG_CACHE_HOME", ".cache").map(|d| d.join("vault"))),
+        dir: global
+            .cache_dir
+            .clone()
+            .or_else(|| data_home("XDG_CACHE_HOME", ".cache").map(|d| d.join("vault"))),
     }
 }
 
 fn open(global: &Global) -> Result<Arc<Repository>> {
     let backend = Arc::new(OpendalBackend::open(&location(global)?, false)?);
     let password = repository_password(global)?;
-    Ok(Arc::new(Repository::open(backend, &password, &cache_options(global))?))
+    Ok(Arc::new(Repository::open(
+        backend,
+        &password,
+        &cache_options(global),
+    )?))
 }
 
 fn kdf(args: &KdfArgs) -> KdfParams {
@@ -103,7 +111,10 @@ fn init(g: &Global, a: InitArgs) -> Result<i32> {
             max: a.chunk_max.unwrap_or(d.chunker.max),
             ..d.chunker
         },
-        pack_target: a.pack_size_mib.map(|m| m.saturating_mul(1 << 20)).unwrap_or(d.pack_target),
+        pack_target: a
+            .pack_size_mib
+            .map(|m| m.saturating_mul(1 << 20))
+            .unwrap_or(d.pack_target),
         compression: a.compression.unwrap_or(d.compression),
         kdf: kdf(&a.kdf),
     };
@@ -111,9 +122,14 @@ fn init(g: &Global, a: InitArgs) -> Result<i32> {
     let backend = Arc::new(OpendalBackend::open(&loc, true)?);
     let repo = Repository::init(backend, &password, &options, &cache_options(g))?;
     if g.json {
-        print_json(&json!({ "repository": loc.to_string(), "id": repo.config().repo_id.to_hex() }))?;
+        print_json(
+            &json!({ "repository": loc.to_string(), "id": repo.config().repo_id.to_hex() }),
+        )?;
     } else if !g.quiet {
-        println!("created repository {} at {loc}", repo.config().repo_id.short());
+        println!(
+            "created repository {} at {loc}",
+            repo.config().repo_id.short()
+        );
     }
     Ok(exit::OK)
 }
@@ -136,32 +152,58 @@ fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
         match (&a.source, a.stdin) {
             (Some(SnapshotSource::Cmd(c)), _) => {
                 let opts = snapshot_options(&c.meta, ParentChoice::None);
-                let (program, args) = c.command.split_first().context("no program given after --")?;
+                let (program, args) = c
+                    .command
+                    .split_first()
+                    .context("no program given after --")?;
                 snapshot::snapshot_command(&repo, &c.name, program, args, &opts, &progress)?
             }
             (None, true) => {
                 if !a.paths.is_empty() {
                     bail!(vault::Error::invalid("--stdin takes no paths"));
                 }
-                let name = a.name.as_deref().ok_or_else(|| vault::Error::invalid("--stdin needs --name NAME"))?;
+                let name = a
+                    .name
+                    .as_deref()
+                    .ok_or_else(|| vault::Error::invalid("--stdin needs --name NAME"))?;
                 let opts = snapshot_options(&a.meta, ParentChoice::None);
-                snapshot::snapshot_stream(&repo, name, std::io::stdin().lock(), "stdin", &opts, &progress)?
+                snapshot::snapshot_stream(
+                    &repo,
+                    name,
+                    std::io::stdin().lock(),
+                    "stdin",
+                    &opts,
+                    &progress,
+                )?
             }
             (None, false) => {
                 if a.paths.is_empty() {
-                    bail!(vault::Error::invalid("nothing to snapshot: give paths, --stdin --name NAME, or 'cmd'"));
+                    bail!(vault::Error::invalid(
+                        "nothing to snapshot: give paths, --stdin --name NAME, or 'cmd'"
+                    ));
                 }
                 let parent = match (&a.parent, a.force) {
                     (_, true) => ParentChoice::None,
-                    (Some(p), false) => ParentChoice::Id(repo.find_snapshot(p, &SnapshotFilter::default())?.0),
+                    (Some(p), false) => {
+                        ParentChoice::Id(repo.find_snapshot(p, &SnapshotFilter::default())?.0)
+                    }
                     (None, false) => ParentChoice::Auto,
                 };
-                snapshot::snapshot_files(&repo, &a.paths, &snapshot_options(&a.meta, parent), &progress)?
+                snapshot::snapshot_files(
+                    &repo,
+                    &a.paths,
+                    &snapshot_options(&a.meta, parent),
+                    &progress,
+                )?
             }
         }
     };
     report_snapshot(g, &outcome)?;
-    Ok(if outcome.warnings.is_empty() { exit::OK } else { exit::WARNINGS })
+    Ok(if outcome.warnings.is_empty() {
+        exit::OK
+    } else {
+        exit::WARNINGS
+    })
 }
 
 fn report_snapshot(g: &Global, o: &SnapshotOutcome) -> Result<()> {
@@ -192,7 +234,11 @@ fn report_snapshot(g: &Global, o: &SnapshotOutcome) -> Result<()> {
             human_bytes(o.stats.raw_bytes_added),
             human_bytes(s.bytes_added),
             s.duration_ms as f64 / 1000.0,
-            if o.warnings.is_empty() { String::new() } else { format!(", {} warnings", o.warnings.len()) }
+            if o.warnings.is_empty() {
+                String::new()
+            } else {
+                format!(", {} warnings", o.warnings.len())
+            }
         );
     }
     Ok(())
@@ -224,15 +270,29 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
 fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
     let repo = open(g)?;
     let f = filter(&a.filter);
-    let list: Vec<_> = repo.snapshots()?.into_iter().filter(|(_, s)| f.matches(s)).collect();
+    let list: Vec<_> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| f.matches(s))
+        .collect();
     if g.json {
-        print_json(&serde_json::Value::Array(list.iter().map(|(id, s)| snapshot_json(id, s)).collect()))?;
+        print_json(&serde_json::Value::Array(
+            list.iter().map(|(id, s)| snapshot_json(id, s)).collect(),
+        ))?;
         return Ok(exit::OK);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<8}  {:<19}  {:<12}  {:<7}  {:>10}  {:>10}  {:<10}  paths", "id", "time", "host", "source", "size", "added", "tags")?;
+    writeln!(
+        out,
+        "{:<8}  {:<19}  {:<12}  {:<7}  {:>10}  {:>10}  {:<10}  paths",
+        "id", "time", "host", "source", "size", "added", "tags"
+    )?;
     for (id, s) in &list {
-        let paths: Vec<_> = s.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+        let paths: Vec<_> = s
+            .paths
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
         writeln!(
             out,
             "{:<8}  {:<19}  {:<12}  {:<7}  {:>10}  {:>10}  {:<10}  {}",
@@ -297,8 +357,16 @@ fn ls(g: &Global, a: LsArgs) -> Result<i32> {
     for (path, e) in &rows {
         let shown = String::from_utf8_lossy(path);
         if a.long {
-            let owner = if e.user.is_empty() { e.uid.to_string() } else { e.user.clone() };
-            let group = if e.group.is_empty() { e.gid.to_string() } else { e.group.clone() };
+            let owner = if e.user.is_empty() {
+                e.uid.to_string()
+            } else {
+                e.user.clone()
+            };
+            let group = if e.group.is_empty() {
+                e.gid.to_string()
+            } else {
+                e.group.clone()
+            };
             let mut line = format!(
                 "{} {:<8} {:<8} {:>12} {} {shown}",
                 mode_string(e.kind, e.mode),
@@ -364,7 +432,11 @@ fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
             outcome.dirs,
             human_bytes(outcome.bytes),
             started.elapsed().as_secs_f64(),
-            if outcome.errors.is_empty() { String::new() } else { format!(", {} errors", outcome.errors.len()) }
+            if outcome.errors.is_empty() {
+                String::new()
+            } else {
+                format!(", {} errors", outcome.errors.len())
+            }
         );
     }
     Ok(match (outcome.errors.is_empty(), outcome.damaged) {
@@ -380,18 +452,26 @@ fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     let entry = match &a.path {
         Some(p) => match resolve(&repo, &snap.root, p.as_bytes())? {
             Resolved::Entry { entry, .. } => entry,
-            Resolved::Root(_) => bail!(vault::Error::invalid("give the path of a file, not the root")),
+            Resolved::Root(_) => bail!(vault::Error::invalid(
+                "give the path of a file, not the root"
+            )),
         },
         None => {
             let tree = repo.read_tree(&snap.root)?;
             match tree.entries.as_slice() {
                 [only] if only.kind == EntryKind::File => only.clone(),
-                _ => bail!(vault::Error::invalid("this snapshot holds more than one file: name the one to dump")),
+                _ => bail!(vault::Error::invalid(
+                    "this snapshot holds more than one file: name the one to dump"
+                )),
             }
         }
     };
     if entry.kind != EntryKind::File {
-        bail!(vault::Error::invalid(format!("{} is a {}, not a file", String::from_utf8_lossy(&entry.name), entry.kind.as_str())));
+        bail!(vault::Error::invalid(format!(
+            "{} is a {}, not a file",
+            String::from_utf8_lossy(&entry.name),
+            entry.kind.as_str()
+        )));
     }
     let stdout = std::io::stdout();
     if stdout.is_terminal() && !g.quiet {
@@ -399,12 +479,14 @@ fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     }
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let reader = vault::repo::BlobReader::new(&repo, vault::ops::content::SEQUENTIAL_READAHEAD);
-    vault::ops::content::for_each_chunk(&reader, entry.chunks(), &mut |_, _, data| {
+    vault::ops::content::for_each_chunk(&reader, entry.chunks(), &mut |_, data| {
         let data = data.map_err(|e| e.at(String::from_utf8_lossy(&entry.name)))?;
-        out.write_all(&data).map_err(|e| vault::Error::io("writing to standard output", e))?;
+        out.write_all(&data)
+            .map_err(|e| vault::Error::io("writing to standard output", e))?;
         Ok(true)
     })?;
-    out.flush().map_err(|e| vault::Error::io("writing to standard output", e))?;
+    out.flush()
+        .map_err(|e| vault::Error::io("writing to standard output", e))?;
     Ok(exit::OK)
 }
 
@@ -422,11 +504,21 @@ fn key(g: &Global, k: KeyCommand) -> Result<i32> {
             } else {
                 println!(" {:<8}  {:<19}  {:<12}  user", "id", "created", "host");
                 for k in keys {
-                    println!("{}{:<8}  {:<19}  {:<12}  {}", if k.current { "*" } else { " " }, k.id.short(), local_time(k.created), k.host, k.user);
+                    println!(
+                        "{}{:<8}  {:<19}  {:<12}  {}",
+                        if k.current { "*" } else { " " },
+                        k.id.short(),
+                        local_time(k.created),
+                        k.host,
+                        k.user
+                    );
                 }
             }
         }
-        KeyCommand::Add { new_password_file, kdf: kdf_args } => {
+        KeyCommand::Add {
+            new_password_file,
+            kdf: kdf_args,
+        } => {
             let repo = open(g)?;
             let password = new_password(new_password_file.as_deref(), g, false)?;
             let id = repo.add_key(&password, &kdf(&kdf_args))?;
@@ -442,10 +534,14 @@ fn key(g: &Global, k: KeyCommand) -> Result<i32> {
                 println!("removed key {}", id.short());
             }
         }
-        KeyCommand::Passwd { new_password_file, kdf: kdf_args } => {
+        KeyCommand::Passwd {
+            new_password_file,
+            kdf: kdf_args,
+        } => {
             let repo = open(g)?;
             let password = new_password(new_password_file.as_deref(), g, false)?;
-            let mut repo = Arc::try_unwrap(repo).map_err(|_| anyhow::anyhow!("repository still shared"))?;
+            let mut repo =
+                Arc::try_unwrap(repo).map_err(|_| anyhow::anyhow!("repository still shared"))?;
             let id = repo.change_password(&password, &kdf(&kdf_args))?;
             if !g.quiet {
                 println!("password changed; new key {}", id.short());

@@ -101,7 +101,11 @@ impl ProgressGuard {
     pub fn start(progress: Arc<Progress>, quiet: bool, verb: &'static str) -> Self {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if quiet || !std::io::stderr().is_terminal() {
-            return ProgressGuard { bar: None, stop, thread: None };
+            return ProgressGuard {
+                bar: None,
+                stop,
+                thread: None,
+            };
         }
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -119,9 +123,17 @@ impl ProgressGuard {
                     let written = progress.bytes_written.load(Ordering::Relaxed);
                     let total = progress.bytes_total.load(Ordering::Relaxed);
                     let msg = if total > 0 {
-                        format!("{verb} {files} files, {} of {}", human_bytes(written), human_bytes(total))
+                        format!(
+                            "{verb} {files} files, {} of {}",
+                            human_bytes(written),
+                            human_bytes(total)
+                        )
                     } else {
-                        format!("{verb} {files} files, {} read, {} unchanged", human_bytes(read), human_bytes(skipped))
+                        format!(
+                            "{verb} {files} files, {} read, {} unchanged",
+                            human_bytes(read),
+                            human_bytes(skipped)
+                        )
                     };
                     bar.set_message(msg);
                     bar.tick();
@@ -129,7 +141,11 @@ impl ProgressGuard {
                 }
             })
         };
-        ProgressGuard { bar: Some(bar), stop, thread: Some(thread) }
+        ProgressGuard {
+            bar: Some(bar),
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -151,9 +167,21 @@ mod tests {
 
     #[test]
     fn utc_formatting_matches_known_dates() {
-        assert_eq!(rfc3339_utc(Timestamp { secs: 0, nanos: 0 }), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339_utc(Timestamp { secs: 951_782_400, nanos: 5 }), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(rfc3339_utc(Timestamp { secs: -1, nanos: 0 }), "1969-12-31T23:59:59.000000000Z");
+        assert_eq!(
+            rfc3339_utc(Timestamp { secs: 0, nanos: 0 }),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            rfc3339_utc(Timestamp {
+                secs: 951_782_400,
+                nanos: 5
+            }),
+            "2000-02-29T00:00:00.000000005Z"
+        );
+        assert_eq!(
+            rfc3339_utc(Timestamp { secs: -1, nanos: 0 }),
+            "1969-12-31T23:59:59.000000000Z"
+        );
     }
 
     #[test]

@@ -13,13 +13,17 @@ pub type Password = Zeroizing<Vec<u8>>;
 
 fn first_line(bytes: Vec<u8>) -> Password {
     let bytes = Zeroizing::new(bytes);
-    let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
     let line = &bytes[..end];
     Zeroizing::new(line.strip_suffix(b"\r").unwrap_or(line).to_vec())
 }
 
 fn from_file(path: &Path) -> Result<Password> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading password file {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading password file {}", path.display()))?;
     Ok(first_line(bytes))
 }
 
@@ -40,7 +44,9 @@ pub fn repository_password(global: &Global) -> Result<Password> {
         return Ok(first_line(out.stdout));
     }
     if let Some(p) = std::env::var_os("VAULT_PASSWORD") {
-        return Ok(Zeroizing::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()));
+        return Ok(Zeroizing::new(
+            std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec(),
+        ));
     }
     prompt("Repository password: ", false)
 }
@@ -52,11 +58,16 @@ pub fn new_password(file: Option<&Path>, global: &Global, init: bool) -> Result<
         return from_file(path);
     }
     if let Some(p) = std::env::var_os("VAULT_NEW_PASSWORD") {
-        return Ok(Zeroizing::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()));
+        return Ok(Zeroizing::new(
+            std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec(),
+        ));
     }
     if init {
         // For init the repository password sources name the new password.
-        if global.password_file.is_some() || global.password_command.is_some() || std::env::var_os("VAULT_PASSWORD").is_some() {
+        if global.password_file.is_some()
+            || global.password_command.is_some()
+            || std::env::var_os("VAULT_PASSWORD").is_some()
+        {
             return repository_password(global);
         }
     }
@@ -65,11 +76,21 @@ pub fn new_password(file: Option<&Path>, global: &Global, init: bool) -> Result<
 
 fn prompt(text: &str, confirm: bool) -> Result<Password> {
     if !std::io::stdin().is_terminal() {
-        bail!("no password given: set VAULT_PASSWORD, or use --password-file or --password-command");
+        bail!(
+            "no password given: set VAULT_PASSWORD, or use --password-file or --password-command"
+        );
     }
-    let first = Zeroizing::new(rpassword::prompt_password(text).context("reading password")?.into_bytes());
+    let first = Zeroizing::new(
+        rpassword::prompt_password(text)
+            .context("reading password")?
+            .into_bytes(),
+    );
     if confirm {
-        let again = Zeroizing::new(rpassword::prompt_password("Repeat it: ").context("reading password")?.into_bytes());
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Repeat it: ")
+                .context("reading password")?
+                .into_bytes(),
+        );
         if *first != *again {
             bail!("the two passwords differ");
         }

@@ -28,7 +28,13 @@ impl MasterKeys {
         let id_key = key();
         let chunker_key = key();
         let data_key = key();
-        MasterKeys { set: KeySet { id_key, chunker_key, data_keys: vec![(0, data_key)] } }
+        MasterKeys {
+            set: KeySet {
+                id_key,
+                chunker_key,
+                data_keys: vec![(0, data_key)],
+            },
+        }
     }
 
     pub fn from_keyset(set: KeySet) -> Self {
@@ -89,7 +95,10 @@ impl MasterKeys {
         // An epoch we hold no key for is an edited header or a box from
         // another repository: either way the box does not authenticate.
         let key = self.key_for(parts.epoch).map_err(|_| {
-            Error::new(ErrorKind::Tampered, format!("sealed under key epoch {} that no key holds", parts.epoch))
+            Error::new(
+                ErrorKind::Tampered,
+                format!("sealed under key epoch {} that no key holds", parts.epoch),
+            )
         })?;
         open_with(key, kind, blob_id, boxed)
     }
@@ -106,7 +115,13 @@ pub fn seal_with(
     let cipher = XChaCha20Poly1305::new(key[..].into());
     let aad = sealed::associated_data(kind, blob_id, epoch);
     let ciphertext = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
         .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
     let mut out = Vec::with_capacity(sealed::HEADER_LEN + ciphertext.len());
     out.extend_from_slice(&sealed::header(epoch, &nonce));
@@ -124,8 +139,19 @@ pub fn open_with(
     let cipher = XChaCha20Poly1305::new(key[..].into());
     let aad = sealed::associated_data(kind, blob_id, parts.epoch);
     cipher
-        .decrypt(XNonce::from_slice(&parts.nonce), Payload { msg: parts.ciphertext, aad: &aad })
-        .map_err(|_| Error::new(ErrorKind::Tampered, "authentication failed (altered, truncated or misplaced data)"))
+        .decrypt(
+            XNonce::from_slice(&parts.nonce),
+            Payload {
+                msg: parts.ciphertext,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Tampered,
+                "authentication failed (altered, truncated or misplaced data)",
+            )
+        })
 }
 
 /// The key a password derives, which seals one key object's key set.
@@ -135,10 +161,18 @@ pub fn derive_wrapping_key(
     params: &KdfParams,
 ) -> Result<SecretKey> {
     params.validate()?;
-    let argon_params =
-        argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, Some(KEY_LEN))
-            .map_err(|e| Error::invalid(format!("argon2 parameters: {e}")))?;
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon_params);
+    let argon_params = argon2::Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        Some(KEY_LEN),
+    )
+    .map_err(|e| Error::invalid(format!("argon2 parameters: {e}")))?;
+    let argon = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon_params,
+    );
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     argon
         .hash_password_into(password, salt, &mut out[..])

@@ -212,7 +212,10 @@ impl<'a> Reader<'a> {
         if v == 0 || v > supported {
             return Err(Error::new(
                 crate::error::ErrorKind::Unsupported,
-                format!("{} version {v} is not supported (this build reads up to {supported})", self.what),
+                format!(
+                    "{} version {v} is not supported (this build reads up to {supported})",
+                    self.what
+                ),
             ));
         }
         Ok(v)

@@ -52,12 +52,13 @@ impl ChunkerParams {
                 format!("chunker kind {} is not supported", self.kind),
             ));
         }
-        if !within(self.min, CHUNK_MIN_RANGE)
-            || !within(self.avg, CHUNK_AVG_RANGE)
-            || !within(self.max, CHUNK_MAX_RANGE)
-            || !(self.min <= self.avg && self.avg <= self.max)
-            || !self.avg.is_power_of_two()
-        {
+        let sizes_ok = within(self.min, CHUNK_MIN_RANGE)
+            && within(self.avg, CHUNK_AVG_RANGE)
+            && within(self.max, CHUNK_MAX_RANGE)
+            && self.min <= self.avg
+            && self.avg <= self.max
+            && self.avg.is_power_of_two();
+        if !sizes_ok {
             return Err(Error::invalid(format!(
                 "chunk sizes min {} avg {} max {} are out of range (avg must be a power of two, min <= avg <= max)",
                 self.min, self.avg, self.max
@@ -104,12 +105,24 @@ impl Config {
             ));
         }
         let repo_id = r.id()?;
-        let chunker = ChunkerParams { kind: r.u8()?, min: r.u32()?, avg: r.u32()?, max: r.u32()? };
+        let chunker = ChunkerParams {
+            kind: r.u8()?,
+            min: r.u32()?,
+            avg: r.u32()?,
+            max: r.u32()?,
+        };
         let pack_target = r.u32()?;
         let compression = r.u32()? as i32;
         let created = super::Timestamp::read(&mut r)?;
         r.finish()?;
-        let config = Config { repo_version, repo_id, chunker, pack_target, compression, created };
+        let config = Config {
+            repo_version,
+            repo_id,
+            chunker,
+            pack_target,
+            compression,
+            created,
+        };
         config.validate().map_err(|e| match e.kind() {
             crate::ErrorKind::Unsupported => e,
             _ => Error::corrupt(format!("config: {}", e.context())),
@@ -121,7 +134,10 @@ impl Config {
         self.chunker.validate()?;
         let (lo, hi) = PACK_TARGET_RANGE;
         if self.pack_target < lo || self.pack_target > hi {
-            return Err(Error::invalid(format!("pack size {} is out of range", self.pack_target)));
+            return Err(Error::invalid(format!(
+                "pack size {} is out of range",
+                self.pack_target
+            )));
         }
         if !(0..=22).contains(&self.compression) {
             return Err(Error::invalid(format!(

@@ -60,7 +60,8 @@ impl IndexBody {
             let id = r.id()?;
             let size = r.u64()?;
             let blobs = r.list(BLOB_LEN, |r| {
-                let kind = BlobKind::from_u8(r.u8()?).ok_or_else(|| r.error("unknown blob kind"))?;
+                let kind =
+                    BlobKind::from_u8(r.u8()?).ok_or_else(|| r.error("unknown blob kind"))?;
                 let blob = IndexBlob {
                     kind,
                     id: r.id()?,
@@ -73,8 +74,15 @@ impl IndexBody {
                 }
                 Ok(blob)
             })?;
-            let mut spans: Vec<(u64, u64)> =
-                blobs.iter().map(|b| (u64::from(b.offset), u64::from(b.offset) + u64::from(b.stored_len))).collect();
+            let mut spans: Vec<(u64, u64)> = blobs
+                .iter()
+                .map(|b| {
+                    (
+                        u64::from(b.offset),
+                        u64::from(b.offset) + u64::from(b.stored_len),
+                    )
+                })
+                .collect();
             spans.sort_unstable();
             if spans.windows(2).any(|w| w[1].0 < w[0].1) {
                 return Err(r.error("blobs of a pack overlap"));

@@ -35,7 +35,9 @@ impl KdfParams {
             || !(1..=MAX_KDF_PARALLELISM).contains(&self.parallelism)
             || self.memory_kib < 8 * self.parallelism
         {
-            return Err(Error::invalid(format!("KDF parameters {self:?} are out of range")));
+            return Err(Error::invalid(format!(
+                "KDF parameters {self:?} are out of range"
+            )));
         }
         Ok(())
     }
@@ -43,7 +45,11 @@ impl KdfParams {
 
 impl Default for KdfParams {
     fn default() -> Self {
-        KdfParams { memory_kib: 64 << 10, iterations: 3, parallelism: 1 }
+        KdfParams {
+            memory_kib: 64 << 10,
+            iterations: 3,
+            parallelism: 1,
+        }
     }
 }
 
@@ -93,15 +99,26 @@ impl<'a> KeyFile<'a> {
                 format!("key derivation function {kdf_kind} is not supported"),
             ));
         }
-        let kdf = KdfParams { memory_kib: r.u32()?, iterations: r.u32()?, parallelism: r.u32()? };
-        kdf.validate().map_err(|e| Error::corrupt(format!("key: {}", e.context())))?;
+        let kdf = KdfParams {
+            memory_kib: r.u32()?,
+            iterations: r.u32()?,
+            parallelism: r.u32()?,
+        };
+        kdf.validate()
+            .map_err(|e| Error::corrupt(format!("key: {}", e.context())))?;
         let salt = r.array()?;
         let created = Timestamp::read(&mut r)?;
         let host = r.string()?;
         let user = r.string()?;
         let header_len = bytes.len() - r.remaining();
         Ok(KeyFile {
-            header: KeyHeader { kdf, salt, created, host, user },
+            header: KeyHeader {
+                kdf,
+                salt,
+                created,
+                host,
+                user,
+            },
             header_bytes: &bytes[..header_len],
             sealed_keyset: &bytes[header_len..],
         })
@@ -145,6 +162,10 @@ impl KeySet {
         if epochs.windows(2).any(|w| w[0] == w[1]) {
             return Err(Error::corrupt("key set holds two data keys for one epoch"));
         }
-        Ok(KeySet { id_key, chunker_key, data_keys })
+        Ok(KeySet {
+            id_key,
+            chunker_key,
+            data_keys,
+        })
     }
 }

@@ -45,7 +45,12 @@ pub fn decode_header(bytes: &[u8]) -> Result<Vec<PackEntry>> {
     r.expect_version(PACK_HEADER_VERSION)?;
     let entries = r.list(ENTRY_LEN, |r| {
         let kind = BlobKind::from_u8(r.u8()?).ok_or_else(|| r.error("unknown blob kind"))?;
-        Ok(PackEntry { kind, id: r.id()?, stored_len: r.u32()?, raw_len: r.u32()? })
+        Ok(PackEntry {
+            kind,
+            id: r.id()?,
+            stored_len: r.u32()?,
+            raw_len: r.u32()?,
+        })
     })?;
     r.finish()?;
     Ok(entries)

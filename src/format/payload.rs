@@ -31,8 +31,9 @@ pub fn encode(raw: &[u8], level: i32) -> Vec<u8> {
 
 /// Decode a payload whose raw length must not exceed `max_len`.
 pub fn decode(payload: &[u8], max_len: usize) -> Result<Vec<u8>> {
-    let (&encoding, body) =
-        payload.split_first().ok_or_else(|| Error::corrupt("empty payload"))?;
+    let (&encoding, body) = payload
+        .split_first()
+        .ok_or_else(|| Error::corrupt("empty payload"))?;
     match encoding {
         ENCODING_RAW => {
             if body.len() > max_len {
@@ -42,15 +43,20 @@ pub fn decode(payload: &[u8], max_len: usize) -> Result<Vec<u8>> {
         }
         ENCODING_ZSTD => {
             use std::io::Read;
-            let decoder = zstd::stream::read::Decoder::new(body)
-                .map_err(|e| Error::with_source(crate::error::ErrorKind::Corrupt, "zstd frame", e))?;
+            let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| {
+                Error::with_source(crate::error::ErrorKind::Corrupt, "zstd frame", e)
+            })?;
             let mut out = Vec::new();
             decoder
                 .take((max_len as u64).saturating_add(1))
                 .read_to_end(&mut out)
-                .map_err(|e| Error::with_source(crate::error::ErrorKind::Corrupt, "zstd frame", e))?;
+                .map_err(|e| {
+                    Error::with_source(crate::error::ErrorKind::Corrupt, "zstd frame", e)
+                })?;
             if out.len() > max_len {
-                return Err(Error::corrupt("payload decompresses beyond its recorded length"));
+                return Err(Error::corrupt(
+                    "payload decompresses beyond its recorded length",
+                ));
             }
             Ok(out)
         }

@@ -40,7 +40,10 @@ pub struct SealedParts<'a> {
 
 pub fn split(bytes: &[u8]) -> Result<SealedParts<'_>> {
     if bytes.len() < OVERHEAD {
-        return Err(Error::corrupt(format!("sealed box of {} bytes is too short", bytes.len())));
+        return Err(Error::corrupt(format!(
+            "sealed box of {} bytes is too short",
+            bytes.len()
+        )));
     }
     if bytes[0] != SEALED_VERSION {
         return Err(Error::new(
@@ -51,7 +54,11 @@ pub fn split(bytes: &[u8]) -> Result<SealedParts<'_>> {
     let epoch = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&bytes[5..HEADER_LEN]);
-    Ok(SealedParts { epoch, nonce, ciphertext: &bytes[HEADER_LEN..] })
+    Ok(SealedParts {
+        epoch,
+        nonce,
+        ciphertext: &bytes[HEADER_LEN..],
+    })
 }
 
 pub fn header(epoch: u32, nonce: &[u8; NONCE_LEN]) -> [u8; HEADER_LEN] {

@@ -53,7 +53,15 @@ impl Snapshot {
         w.id(&self.root);
         w.opt_id(self.parent.as_ref());
         let s = &self.summary;
-        for v in [s.files, s.dirs, s.bytes_read, s.bytes_added, s.blobs_added, s.duration_ms, s.warnings] {
+        for v in [
+            s.files,
+            s.dirs,
+            s.bytes_read,
+            s.bytes_added,
+            s.blobs_added,
+            s.duration_ms,
+            s.warnings,
+        ] {
             w.u64(v);
         }
         w.str(&self.program_version);
@@ -103,6 +111,9 @@ impl Snapshot {
     }
 
     pub fn meta(&self, key: &str) -> Option<&[u8]> {
-        self.meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
+        self.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
     }
 }

@@ -180,8 +180,12 @@ impl Tree {
             let size = r.u64()?;
             let content = match kind {
                 EntryKind::File => {
-                    let chunks =
-                        r.list(ID_LEN + 4, |r| Ok(ChunkRef { id: r.id()?, len: r.u32()? }))?;
+                    let chunks = r.list(ID_LEN + 4, |r| {
+                        Ok(ChunkRef {
+                            id: r.id()?,
+                            len: r.u32()?,
+                        })
+                    })?;
                     let total: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
                     if total != size && flags & FLAG_DAMAGED == 0 {
                         return Err(r.error("file chunks do not add up to its size"));
@@ -189,8 +193,12 @@ impl Tree {
                     Content::File { chunks }
                 }
                 EntryKind::Dir => Content::Dir { subtree: r.id()? },
-                EntryKind::Symlink => Content::Symlink { target: r.bytes()?.to_vec() },
-                EntryKind::CharDevice | EntryKind::BlockDevice => Content::Device { rdev: r.u64()? },
+                EntryKind::Symlink => Content::Symlink {
+                    target: r.bytes()?.to_vec(),
+                },
+                EntryKind::CharDevice | EntryKind::BlockDevice => {
+                    Content::Device { rdev: r.u64()? }
+                }
                 EntryKind::Fifo | EntryKind::Socket => Content::Other,
             };
             Ok(Entry {
@@ -212,7 +220,9 @@ impl Tree {
         })?;
         r.finish()?;
         if entries.windows(2).any(|w| w[0].name >= w[1].name) {
-            return Err(Error::corrupt("tree entries are not sorted by name or repeat a name"));
+            return Err(Error::corrupt(
+                "tree entries are not sorted by name or repeat a name",
+            ));
         }
         Ok(Tree { entries })
     }

@@ -13,11 +13,11 @@ use crate::repo::BlobReader;
 /// decompressing; a window also stops at `WINDOW_BYTES`, so memory stays
 /// near two windows (one being written, one fetched) whatever the chunk size.
 const WINDOW: usize = 16;
+const WINDOW_BYTES: u64 = 8 << 20;
 
 /// Readahead for reading whole files and snapshots in order (restore,
 /// dump): one request per 4 MiB of pack instead of one per blob.
 pub const SEQUENTIAL_READAHEAD: u64 = 4 << 20;
-const WINDOW_BYTES: u64 = 8 << 20;
 
 /// Split `chunks` into consecutive windows of at most `WINDOW` chunks and
 /// `WINDOW_BYTES` bytes (but at least one chunk).
@@ -41,12 +41,14 @@ fn windows(chunks: &[ChunkRef]) -> Vec<&[ChunkRef]> {
 }
 
 /// Fetch a window on threads of its own. Not on rayon's pool: the caller
-/// may be a rayon worker (restore reads files in parallel) blocked waiting
+/// may be a rayon worker (restore writes files in parallel) blocked waiting
 /// for this very window, and a pool whose workers all wait for work queued
 /// behind them never finishes.
 fn fetch_window(reader: &BlobReader<'_>, window: &[ChunkRef]) -> Vec<Result<Vec<u8>>> {
     let read = |c: &ChunkRef| reader.read(BlobKind::Data, &c.id);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     if window.len() < 2 || threads < 2 {
         return window.iter().map(read).collect();
     }
@@ -54,40 +56,46 @@ fn fetch_window(reader: &BlobReader<'_>, window: &[ChunkRef]) -> Vec<Result<Vec<
     std::thread::scope(|scope| {
         let parts: Vec<_> = window
             .chunks(per_thread)
-            .map(|part| (part.len(), scope.spawn(move || part.iter().map(read).collect::<Vec<_>>())))
+            .map(|part| {
+                (
+                    part.len(),
+                    scope.spawn(move || part.iter().map(read).collect::<Vec<_>>()),
+                )
+            })
             .collect();
         parts
             .into_iter()
             .flat_map(|(len, handle)| {
                 handle.join().unwrap_or_else(|_| {
-                    (0..len).map(|_| Err(crate::Error::invalid("a reading thread panicked"))).collect()
+                    (0..len)
+                        .map(|_| Err(crate::Error::invalid("a reading thread panicked")))
+                        .collect()
                 })
             })
             .collect()
     })
 }
 
+/// Receives each chunk and its plaintext (or why it could not be read);
+/// returns false to stop early.
+pub type ChunkSink<'a> = dyn FnMut(&ChunkRef, Result<Vec<u8>>) -> Result<bool> + 'a;
+
 /// Call `sink` with each chunk's plaintext (or its error) in file order.
-/// `sink` returns false to stop early.
 pub fn for_each_chunk(
     reader: &BlobReader<'_>,
     chunks: &[ChunkRef],
-    sink: &mut dyn FnMut(usize, &ChunkRef, Result<Vec<u8>>) -> Result<bool>,
+    sink: &mut ChunkSink<'_>,
 ) -> Result<()> {
     let windows = windows(chunks);
-    // Small files (most of a file tree) need no thread to hand off to. On a
-    // rayon worker (restore writes files in parallel) there must be none:
-    // blocking it on a helper whose `par_iter` needs that same pool
-    // deadlocks once every worker waits so.
-    if windows.len() <= 1 || rayon::current_thread_index().is_some() {
-        let mut index = 0;
-        for window in &windows {
-            let fetched: Vec<_> = window.par_iter().map(|c| reader.read(BlobKind::Data, &c.id)).collect();
-            for (chunk, data) in window.iter().zip(fetched) {
-                if !sink(index, chunk, data)? {
-                    return Ok(());
-                }
-                index += 1;
+    if windows.len() <= 1 {
+        // Small files (most of a file tree): no thread to hand off to.
+        let fetched: Vec<_> = chunks
+            .par_iter()
+            .map(|c| reader.read(BlobKind::Data, &c.id))
+            .collect();
+        for (chunk, data) in chunks.iter().zip(fetched) {
+            if !sink(chunk, data)? {
+                break;
             }
         }
         return Ok(());
@@ -97,20 +105,17 @@ pub fn for_each_chunk(
         let windows = &windows;
         scope.spawn(move || {
             for window in windows.iter() {
-                let fetched = fetch_window(reader, window);
-                if tx.send(fetched).is_err() {
+                if tx.send(fetch_window(reader, window)).is_err() {
                     return;
                 }
             }
         });
-        let mut index = 0;
         for (window, fetched) in windows.iter().zip(rx.iter()) {
             for (chunk, data) in window.iter().zip(fetched) {
-                if !sink(index, chunk, data)? {
+                if !sink(chunk, data)? {
                     // Dropping the receiver stops the fetching thread.
                     return Ok(());
                 }
-                index += 1;
             }
         }
         Ok(())
@@ -125,8 +130,17 @@ mod tests {
     #[test]
     fn windows_cover_every_chunk_in_order_within_bounds() {
         let sizes = [1u32 << 20, 3 << 20, 5 << 20, 9 << 20, 100, 100, 4 << 20];
-        let mut chunks: Vec<ChunkRef> = sizes.iter().map(|&len| ChunkRef { id: Id::default(), len }).collect();
-        chunks.extend((0..40).map(|_| ChunkRef { id: Id::default(), len: 10 }));
+        let mut chunks: Vec<ChunkRef> = sizes
+            .iter()
+            .map(|&len| ChunkRef {
+                id: Id::default(),
+                len,
+            })
+            .collect();
+        chunks.extend((0..40).map(|_| ChunkRef {
+            id: Id::default(),
+            len: 10,
+        }));
         let w = windows(&chunks);
         assert_eq!(w.iter().map(|w| w.len()).sum::<usize>(), chunks.len());
         for window in &w {

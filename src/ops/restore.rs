@@ -63,14 +63,27 @@ impl Patterns {
         for p in patterns {
             let bad = |e: globset::Error| Error::invalid(format!("pattern '{p}': {e}"));
             if p.contains('/') {
-                let anchored = if p.starts_with('/') { p.clone() } else { format!("/{p}") };
-                full.add(GlobBuilder::new(&anchored).literal_separator(true).build().map_err(bad)?);
+                let anchored = if p.starts_with('/') {
+                    p.clone()
+                } else {
+                    format!("/{p}")
+                };
+                full.add(
+                    GlobBuilder::new(&anchored)
+                        .literal_separator(true)
+                        .build()
+                        .map_err(bad)?,
+                );
             } else {
                 name.add(Glob::new(p).map_err(bad)?);
             }
         }
         let built = |b: GlobSetBuilder| b.build().map_err(|e| Error::invalid(e.to_string()));
-        Ok(Patterns { full: built(full)?, name: built(name)?, empty: patterns.is_empty() })
+        Ok(Patterns {
+            full: built(full)?,
+            name: built(name)?,
+            empty: patterns.is_empty(),
+        })
     }
 
     /// Does the path or any folder above it match?
@@ -132,7 +145,9 @@ pub fn restore(
                 Resolved::Entry { parent, entry } => super::walk::join(parent, &entry.name),
                 Resolved::Root(_) => Vec::new(),
             };
-            let tree = start.tree().ok_or_else(|| Error::invalid("not a directory"))?;
+            let tree = start
+                .tree()
+                .ok_or_else(|| Error::invalid("not a directory"))?;
             walk(repo, &tree, &base, &mut |path, entry| {
                 let rel = &path[base.len()..];
                 Ok(select(path, rel, entry))
@@ -156,22 +171,41 @@ fn prune_unwanted_dirs(items: &mut Vec<Item>, include: &Patterns) {
         .iter()
         .enumerate()
         .map(|(n, item)| {
-            wanted[n] || items.iter().zip(&wanted).any(|(other, w)| *w && other.rel.starts_with(&item.rel))
+            wanted[n]
+                || items
+                    .iter()
+                    .zip(&wanted)
+                    .any(|(other, w)| *w && other.rel.starts_with(&item.rel))
         })
         .collect();
     let mut k = keep.into_iter();
     items.retain(|_| k.next().unwrap_or(false));
 }
 
-fn execute(repo: &Repository, items: &[Item], opts: &RestoreOptions, progress: &Progress) -> Result<RestoreOutcome> {
+fn execute(
+    repo: &Repository,
+    items: &[Item],
+    opts: &RestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreOutcome> {
     std::fs::create_dir_all(&opts.target)
         .map_err(|e| Error::io(format!("create target {}", opts.target.display()), e))?;
-    let total: u64 = items.iter().filter(|i| i.entry.kind == EntryKind::File).map(|i| i.entry.size).sum();
+    let total: u64 = items
+        .iter()
+        .filter(|i| i.entry.kind == EntryKind::File)
+        .map(|i| i.entry.size)
+        .sum();
     progress.bytes_total.store(total, Ordering::Relaxed);
     let errors = Mutex::new(Vec::<(String, bool)>::new());
     let report = |item: &Item, e: Error| {
-        let damaged = matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Tampered | ErrorKind::NotFound);
-        errors.lock().unwrap_or_else(|p| p.into_inner()).push((format!("{}: {e}", item.shown), damaged));
+        let damaged = matches!(
+            e.kind(),
+            ErrorKind::Corrupt | ErrorKind::Tampered | ErrorKind::NotFound
+        );
+        errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((format!("{}: {e}", item.shown), damaged));
     };
     let mut outcome = RestoreOutcome::default();
 
@@ -189,9 +223,17 @@ fn execute(repo: &Repository, items: &[Item], opts: &RestoreOptions, progress: &
             }
         }
     }
-    let usable = |item: &&Item| !failed_dirs.iter().any(|d| item.rel.starts_with(d) && item.rel != *d);
+    let usable = |item: &&Item| {
+        !failed_dirs
+            .iter()
+            .any(|d| item.rel.starts_with(d) && item.rel != *d)
+    };
 
-    let others: Vec<&Item> = items.iter().filter(|i| i.entry.kind != EntryKind::Dir).filter(usable).collect();
+    let others: Vec<&Item> = items
+        .iter()
+        .filter(|i| i.entry.kind != EntryKind::Dir)
+        .filter(usable)
+        .collect();
     let reader = BlobReader::new(repo, SEQUENTIAL_READAHEAD);
     others.par_iter().for_each(|item| {
         let path = opts.target.join(&item.rel);
@@ -199,7 +241,9 @@ fn execute(repo: &Repository, items: &[Item], opts: &RestoreOptions, progress: &
             Content::File { .. } => restore_file(&reader, &path, item, progress),
             Content::Symlink { target } => restore_symlink(&path, target),
             Content::Device { rdev } => make_node(&path, &item.entry, *rdev),
-            Content::Other if item.entry.kind == EntryKind::Fifo => make_node(&path, &item.entry, 0),
+            Content::Other if item.entry.kind == EntryKind::Fifo => {
+                make_node(&path, &item.entry, 0)
+            }
             // Sockets belong to a running program; there is nothing to restore.
             _ => return,
         };
@@ -214,7 +258,12 @@ fn execute(repo: &Repository, items: &[Item], opts: &RestoreOptions, progress: &
     }
     // Folder metadata last, deepest first: restoring a read-only mode or an
     // mtime early would be undone or blocked by writing their contents.
-    for item in items.iter().filter(|i| i.entry.kind == EntryKind::Dir).filter(usable).rev() {
+    for item in items
+        .iter()
+        .filter(|i| i.entry.kind == EntryKind::Dir)
+        .filter(usable)
+        .rev()
+    {
         if let Err(e) = set_metadata(&opts.target.join(&item.rel), &item.entry) {
             report(item, e);
         }
@@ -229,7 +278,8 @@ fn execute(repo: &Repository, items: &[Item], opts: &RestoreOptions, progress: &
 fn ensure_dir(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io(format!("replace {}", path.display()), e))?,
+        Ok(_) => std::fs::remove_file(path)
+            .map_err(|e| Error::io(format!("replace {}", path.display()), e))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(format!("{}", path.display()), e)),
     }
@@ -240,13 +290,20 @@ fn ensure_dir(path: &Path) -> Result<()> {
 /// folder with contents) is removed first; symlinks are removed, not followed.
 fn clear_way(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir(path).map_err(|e| Error::io(format!("replace {}", path.display()), e)),
-        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io(format!("replace {}", path.display()), e)),
+        Ok(m) if m.is_dir() => std::fs::remove_dir(path)
+            .map_err(|e| Error::io(format!("replace {}", path.display()), e)),
+        Ok(_) => std::fs::remove_file(path)
+            .map_err(|e| Error::io(format!("replace {}", path.display()), e)),
         Err(_) => Ok(()),
     }
 }
 
-fn restore_file(reader: &BlobReader<'_>, path: &Path, item: &Item, progress: &Progress) -> Result<()> {
+fn restore_file(
+    reader: &BlobReader<'_>,
+    path: &Path,
+    item: &Item,
+    progress: &Progress,
+) -> Result<()> {
     clear_way(path)?;
     let mut file: File = OpenOptions::new()
         .write(true)
@@ -257,29 +314,40 @@ fn restore_file(reader: &BlobReader<'_>, path: &Path, item: &Item, progress: &Pr
         .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
     let mut first_error: Option<Error> = None;
     let mut offset = 0u64;
-    for_each_chunk(reader, item.entry.chunks(), &mut |_, chunk, data| {
+    for_each_chunk(reader, item.entry.chunks(), &mut |chunk, data| {
         match data {
-            Ok(data) => file.write_all(&data).map_err(|e| Error::io(format!("write {}", path.display()), e))?,
+            Ok(data) => file
+                .write_all(&data)
+                .map_err(|e| Error::io(format!("write {}", path.display()), e))?,
             Err(e) => {
                 // Leave a hole where the chunk was and go on: the rest of the
                 // file is still worth having, and the error names the range.
                 file.seek(SeekFrom::Current(i64::from(chunk.len)))
                     .map_err(|e| Error::io(format!("seek {}", path.display()), e))?;
                 if first_error.is_none() {
-                    first_error = Some(e.at(format!("bytes {}..{}", offset, offset + u64::from(chunk.len))));
+                    first_error = Some(e.at(format!(
+                        "bytes {}..{}",
+                        offset,
+                        offset + u64::from(chunk.len)
+                    )));
                 }
             }
         }
         offset += u64::from(chunk.len);
-        progress.bytes_written.fetch_add(u64::from(chunk.len), Ordering::Relaxed);
+        progress
+            .bytes_written
+            .fetch_add(u64::from(chunk.len), Ordering::Relaxed);
         Ok(true)
     })?;
     if offset != item.entry.size {
-        file.set_len(item.entry.size).map_err(|e| Error::io(format!("truncate {}", path.display()), e))?;
+        file.set_len(item.entry.size)
+            .map_err(|e| Error::io(format!("truncate {}", path.display()), e))?;
     }
     progress.files.fetch_add(1, Ordering::Relaxed);
     if item.entry.flags & FLAG_DAMAGED != 0 && first_error.is_none() {
-        first_error = Some(Error::corrupt("marked damaged by repair: some of its content was lost"));
+        first_error = Some(Error::corrupt(
+            "marked damaged by repair: some of its content was lost",
+        ));
     }
     match first_error {
         Some(e) => Err(e),
@@ -294,7 +362,8 @@ fn restore_symlink(path: &Path, target: &[u8]) -> Result<()> {
 }
 
 fn cstring(path: &Path) -> Result<std::ffi::CString> {
-    std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::invalid("path contains NUL"))
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid("path contains NUL"))
 }
 
 fn make_node(path: &Path, entry: &Entry, rdev: u64) -> Result<()> {
@@ -308,7 +377,10 @@ fn make_node(path: &Path, entry: &Entry, rdev: u64) -> Result<()> {
     // SAFETY: c is a valid NUL-terminated path.
     let rc = unsafe { libc::mknod(c.as_ptr(), kind | 0o600, rdev as libc::dev_t) };
     if rc != 0 {
-        return Err(Error::io(format!("mknod {}", path.display()), std::io::Error::last_os_error()));
+        return Err(Error::io(
+            format!("mknod {}", path.display()),
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -319,7 +391,10 @@ fn set_metadata(path: &Path, entry: &Entry) -> Result<()> {
     if unsafe { libc::geteuid() } == 0 {
         // SAFETY: c is a valid NUL-terminated path; lchown does not follow symlinks.
         if unsafe { libc::lchown(c.as_ptr(), entry.uid, entry.gid) } != 0 {
-            return Err(Error::io(format!("chown {}", path.display()), std::io::Error::last_os_error()));
+            return Err(Error::io(
+                format!("chown {}", path.display()),
+                std::io::Error::last_os_error(),
+            ));
         }
     }
     if entry.kind != EntryKind::Symlink {
@@ -327,12 +402,25 @@ fn set_metadata(path: &Path, entry: &Entry) -> Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(entry.mode & 0o7777))
             .map_err(|e| Error::io(format!("chmod {}", path.display()), e))?;
     }
-    let t = libc::timespec { tv_sec: entry.mtime.secs as libc::time_t, tv_nsec: entry.mtime.nanos as libc::c_long };
+    let t = libc::timespec {
+        tv_sec: entry.mtime.secs as libc::time_t,
+        tv_nsec: entry.mtime.nanos as libc::c_long,
+    };
     let times = [t, t];
     // SAFETY: c is valid and times points at two timespecs.
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if rc != 0 {
-        return Err(Error::io(format!("set times of {}", path.display()), std::io::Error::last_os_error()));
+        return Err(Error::io(
+            format!("set times of {}", path.display()),
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }

@@ -89,11 +89,22 @@ fn commit(
         meta: opts.meta.clone(),
     };
     let id = repo.save_snapshot(&snapshot)?;
-    Ok(SnapshotOutcome { id, snapshot, warnings, stats })
+    Ok(SnapshotOutcome {
+        id,
+        snapshot,
+        warnings,
+        stats,
+    })
 }
 
 fn draft(source: &'static str, paths: Vec<Vec<u8>>, parent: Option<Id>) -> Draft {
-    Draft { started: Instant::now(), time: Timestamp::now(), source, paths, parent }
+    Draft {
+        started: Instant::now(),
+        time: Timestamp::now(),
+        source,
+        paths,
+        parent,
+    }
 }
 
 /// Snapshot file trees.
@@ -104,7 +115,9 @@ pub fn snapshot_files(
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
     if paths.is_empty() {
-        return Err(Error::invalid("nothing to snapshot: give at least one path"));
+        return Err(Error::invalid(
+            "nothing to snapshot: give at least one path",
+        ));
     }
     let mut normalized = Vec::new();
     for p in paths {
@@ -135,7 +148,9 @@ pub fn snapshot_files(
     let counts = (
         saver.files,
         saver.dirs,
-        progress.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
+        progress
+            .bytes_read
+            .load(std::sync::atomic::Ordering::Relaxed),
     );
     let warnings = std::mem::take(&mut saver.warnings);
     commit(repo, writer, draft, root, counts, warnings, opts)
@@ -170,7 +185,9 @@ pub fn snapshot_command(
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
     if !valid_name(name.as_bytes()) {
-        return Err(Error::invalid(format!("'{name}' is not a usable stream name (no '/', not empty)")));
+        return Err(Error::invalid(format!(
+            "'{name}' is not a usable stream name (no '/', not empty)"
+        )));
     }
     let (child, stdout) = CommandSource::spawn(program, args)?;
     let mut child = Some(child);
@@ -183,7 +200,10 @@ pub fn snapshot_command(
             Ok(r) => child.finish().map(|()| r),
             Err(StreamError::Read(e)) => {
                 child.kill();
-                Err(Error::io(format!("reading the output of '{}'", program.to_string_lossy()), e))
+                Err(Error::io(
+                    format!("reading the output of '{}'", program.to_string_lossy()),
+                    e,
+                ))
             }
             Err(StreamError::Repo(e)) => {
                 child.kill();
@@ -205,7 +225,9 @@ fn stream_with(
     produce: impl FnOnce(&BlobWriter, u64) -> Result<(Vec<crate::format::tree::ChunkRef>, u64)>,
 ) -> Result<SnapshotOutcome> {
     if !valid_name(name.as_bytes()) {
-        return Err(Error::invalid(format!("'{name}' is not a usable stream name (no '/', not empty)")));
+        return Err(Error::invalid(format!(
+            "'{name}' is not a usable stream name (no '/', not empty)"
+        )));
     }
     let draft = draft(source, vec![name.as_bytes().to_vec()], None);
     let writer = BlobWriter::new(repo.clone(), opts.compression);
@@ -230,6 +252,12 @@ fn stream_with(
         size,
         content: Content::File { chunks },
     };
-    let root = writer.save(BlobKind::Tree, Tree { entries: vec![entry] }.encode())?;
+    let root = writer.save(
+        BlobKind::Tree,
+        Tree {
+            entries: vec![entry],
+        }
+        .encode(),
+    )?;
     commit(repo, writer, draft, root, (1, 0, size), vec![], opts)
 }

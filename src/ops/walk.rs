@@ -26,7 +26,9 @@ impl Resolved {
 /// Split `/a/b/c` (or `a/b/c`) into components; empty components and `.`
 /// are dropped.
 pub fn components(path: &[u8]) -> Vec<&[u8]> {
-    path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").collect()
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect()
 }
 
 pub fn resolve(repo: &Repository, root: &Id, path: &[u8]) -> Result<Resolved> {
@@ -36,13 +38,28 @@ pub fn resolve(repo: &Repository, root: &Id, path: &[u8]) -> Result<Resolved> {
     for (i, part) in parts.iter().enumerate() {
         let tree = repo.read_tree(&tree_id)?;
         let entry = tree.find(part).ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, format!("{}: no such path in the snapshot", String::from_utf8_lossy(path)))
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{}: no such path in the snapshot",
+                    String::from_utf8_lossy(path)
+                ),
+            )
         })?;
         if i + 1 == parts.len() {
-            return Ok(Resolved::Entry { parent: prefix, entry: entry.clone() });
+            return Ok(Resolved::Entry {
+                parent: prefix,
+                entry: entry.clone(),
+            });
         }
         tree_id = entry.subtree().ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, format!("{}: not a directory in the snapshot", String::from_utf8_lossy(path)))
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{}: not a directory in the snapshot",
+                    String::from_utf8_lossy(path)
+                ),
+            )
         })?;
         prefix.push(b'/');
         prefix.extend_from_slice(part);

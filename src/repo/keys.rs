@@ -91,7 +91,10 @@ pub(crate) fn open_any_key(backend: &dyn Backend, password: &[u8]) -> Result<(Id
             return Ok((id, keys));
         }
     }
-    Err(Error::new(ErrorKind::WrongPassword, "wrong password: no key in the repository opens with it"))
+    Err(Error::new(
+        ErrorKind::WrongPassword,
+        "wrong password: no key in the repository opens with it",
+    ))
 }
 
 impl Repository {
@@ -148,8 +151,13 @@ impl Repository {
             .collect();
         match matches.as_slice() {
             [one] => Ok(*one),
-            [] => Err(Error::new(ErrorKind::NotFound, format!("no key with id {prefix}"))),
-            _ => Err(Error::invalid(format!("key id prefix {prefix} is ambiguous"))),
+            [] => Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no key with id {prefix}"),
+            )),
+            _ => Err(Error::invalid(format!(
+                "key id prefix {prefix} is ambiguous"
+            ))),
         }
     }
 }

@@ -89,7 +89,10 @@ impl Repository {
         if backend.exists(layout::CONFIG)? || !backend.list(layout::KEYS)?.is_empty() {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
-                format!("{}: a repository already exists here; refusing to overwrite it", backend.describe()),
+                format!(
+                    "{}: a repository already exists here; refusing to overwrite it",
+                    backend.describe()
+                ),
             ));
         }
         let keys = MasterKeys::generate(&mut rand::rngs::OsRng);
@@ -105,19 +108,35 @@ impl Repository {
             random_nonce(),
         ));
         backend.write(layout::CONFIG, body)?;
-        let index = IndexCache::open(cache_path(cache, &config.repo_id).as_deref(), &config.repo_id)?;
-        Ok(Repository { backend, keys, key_id, config, index: Mutex::new(index) })
+        let index = IndexCache::open(
+            cache_path(cache, &config.repo_id).as_deref(),
+            &config.repo_id,
+        )?;
+        Ok(Repository {
+            backend,
+            keys,
+            key_id,
+            config,
+            index: Mutex::new(index),
+        })
     }
 
     /// Open an existing repository with a password and bring the index cache
     /// up to date with the index objects in storage.
-    pub fn open(backend: Arc<dyn Backend>, password: &[u8], cache: &CacheOptions) -> Result<Repository> {
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache: &CacheOptions,
+    ) -> Result<Repository> {
         let config_bytes = match backend.read(layout::CONFIG) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(Error::new(
                     ErrorKind::NotARepository,
-                    format!("{}: no vault repository here (no config object)", backend.describe()),
+                    format!(
+                        "{}: no vault repository here (no config object)",
+                        backend.describe()
+                    ),
                 ))
             }
             Err(e) => return Err(e),
@@ -126,10 +145,21 @@ impl Repository {
         let sealed = config_bytes
             .strip_prefix(magic::CONFIG.as_slice())
             .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;
-        let plain = keys.open(BoxKind::Config, None, sealed).map_err(|e| e.at("config"))?;
+        let plain = keys
+            .open(BoxKind::Config, None, sealed)
+            .map_err(|e| e.at("config"))?;
         let config = Config::decode(&payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT)?)?;
-        let index = IndexCache::open(cache_path(cache, &config.repo_id).as_deref(), &config.repo_id)?;
-        let repo = Repository { backend, keys, key_id, config, index: Mutex::new(index) };
+        let index = IndexCache::open(
+            cache_path(cache, &config.repo_id).as_deref(),
+            &config.repo_id,
+        )?;
+        let repo = Repository {
+            backend,
+            keys,
+            key_id,
+            config,
+            index: Mutex::new(index),
+        };
         repo.sync_index()?;
         Ok(repo)
     }
@@ -160,13 +190,18 @@ impl Repository {
     /// Read index objects the cache has not seen; rebuild it if an index
     /// object it has seen is gone (prune or repair replaced it).
     pub fn sync_index(&self) -> Result<()> {
-        let stored: std::collections::HashSet<Id> = self.list_objects(ObjectKind::Index)?.into_iter().collect();
+        let stored: std::collections::HashSet<Id> =
+            self.list_objects(ObjectKind::Index)?.into_iter().collect();
         let known = self.index().known_index_objects()?;
         if known.iter().any(|id| !stored.contains(id)) {
             self.index().clear(&self.config.repo_id)?;
         }
-        let known: std::collections::HashSet<Id> = self.index().known_index_objects()?.into_iter().collect();
-        let missing: Vec<Id> = stored.into_iter().filter(|id| !known.contains(id)).collect();
+        let known: std::collections::HashSet<Id> =
+            self.index().known_index_objects()?.into_iter().collect();
+        let missing: Vec<Id> = stored
+            .into_iter()
+            .filter(|id| !known.contains(id))
+            .collect();
         use rayon::prelude::*;
         // Decrypt in parallel, insert in batches to bound memory.
         for batch in missing.chunks(64) {
@@ -184,7 +219,8 @@ impl Repository {
 
     pub fn read_index(&self, id: &Id) -> Result<crate::format::index::IndexBody> {
         let body = self.read_object(ObjectKind::Index, id)?;
-        crate::format::index::IndexBody::decode(&body).map_err(|e| e.at(format!("index {}", id.short())))
+        crate::format::index::IndexBody::decode(&body)
+            .map_err(|e| e.at(format!("index {}", id.short())))
     }
 
     pub fn blob_location(&self, kind: BlobKind, id: &Id) -> Result<Option<BlobLocation>> {
@@ -198,7 +234,10 @@ impl Repository {
     /// Read, decrypt, decompress and verify one blob.
     pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
         let loc = self.blob_location(kind, id)?.ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, format!("blob {} is not in the index", id.short()))
+            Error::new(
+                ErrorKind::NotFound,
+                format!("blob {} is not in the index", id.short()),
+            )
         })?;
         self.read_blob_at(kind, id, &loc)
     }
@@ -206,25 +245,50 @@ impl Repository {
     pub fn read_blob_at(&self, kind: BlobKind, id: &Id, loc: &BlobLocation) -> Result<Vec<u8>> {
         let boxed = self
             .backend
-            .read_range(&layout::pack(&loc.pack), u64::from(loc.offset), u64::from(loc.stored_len))
+            .read_range(
+                &layout::pack(&loc.pack),
+                u64::from(loc.offset),
+                u64::from(loc.stored_len),
+            )
             .map_err(|e| e.at(blob_place(id, loc)))?;
         self.open_blob_at(kind, id, loc, &boxed)
     }
 
     /// Open a blob's sealed box read from where `loc` says it is.
-    pub(crate) fn open_blob_at(&self, kind: BlobKind, id: &Id, loc: &BlobLocation, boxed: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn open_blob_at(
+        &self,
+        kind: BlobKind,
+        id: &Id,
+        loc: &BlobLocation,
+        boxed: &[u8],
+    ) -> Result<Vec<u8>> {
         if loc.kind != kind {
-            return Err(Error::corrupt(format!("{}: index says {:?}, expected {:?}", blob_place(id, loc), loc.kind, kind)));
+            return Err(Error::corrupt(format!(
+                "{}: index says {:?}, expected {:?}",
+                blob_place(id, loc),
+                loc.kind,
+                kind
+            )));
         }
-        self.open_blob(kind, id, boxed, loc.raw_len).map_err(|e| e.at(blob_place(id, loc)))
+        self.open_blob(kind, id, boxed, loc.raw_len)
+            .map_err(|e| e.at(blob_place(id, loc)))
     }
 
     /// Decrypt a sealed blob and check that its plaintext hashes to its id.
-    pub fn open_blob(&self, kind: BlobKind, id: &Id, boxed: &[u8], raw_len: u32) -> Result<Vec<u8>> {
+    pub fn open_blob(
+        &self,
+        kind: BlobKind,
+        id: &Id,
+        boxed: &[u8],
+        raw_len: u32,
+    ) -> Result<Vec<u8>> {
         let payload_bytes = self.keys.open(kind.box_kind(), Some(id), boxed)?;
         let data = payload::decode(&payload_bytes, raw_len as usize)?;
         if data.len() != raw_len as usize || self.keys.blob_id(&data) != *id {
-            return Err(Error::new(ErrorKind::Corrupt, "content does not match its id"));
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                "content does not match its id",
+            ));
         }
         Ok(data)
     }
@@ -240,5 +304,8 @@ fn blob_place(id: &Id, loc: &BlobLocation) -> String {
 }
 
 fn cache_path(cache: &CacheOptions, repo_id: &Id) -> Option<PathBuf> {
-    cache.dir.as_ref().map(|d| d.join(repo_id.to_hex()).join("index.sqlite"))
+    cache
+        .dir
+        .as_ref()
+        .map(|d| d.join(repo_id.to_hex()).join("index.sqlite"))
 }

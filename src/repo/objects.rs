@@ -65,14 +65,22 @@ impl Repository {
 
     pub fn read_object(&self, kind: ObjectKind, id: &Id) -> Result<Vec<u8>> {
         let place = format!("{} {}", kind.name(), id.short());
-        let bytes = self.backend.read(&kind.path(id)).map_err(|e| e.at(&place))?;
+        let bytes = self
+            .backend
+            .read(&kind.path(id))
+            .map_err(|e| e.at(&place))?;
         if Id::of_object(&bytes) != *id {
-            return Err(Error::corrupt(format!("{place}: content does not match its name")));
+            return Err(Error::corrupt(format!(
+                "{place}: content does not match its name"
+            )));
         }
         let sealed = bytes
             .strip_prefix(kind.magic().as_slice())
             .ok_or_else(|| Error::corrupt(format!("{place}: wrong magic bytes")))?;
-        let plain = self.keys.open(kind.box_kind(), None, sealed).map_err(|e| e.at(&place))?;
+        let plain = self
+            .keys
+            .open(kind.box_kind(), None, sealed)
+            .map_err(|e| e.at(&place))?;
         payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT).map_err(|e| e.at(&place))
     }
 
@@ -126,17 +134,31 @@ impl Repository {
                 .into_iter()
                 .rev()
                 .find(|(_, s)| filter.matches(s))
-                .ok_or_else(|| Error::new(ErrorKind::NotFound, "no snapshot matches (repository empty or filters exclude all)"));
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        "no snapshot matches (repository empty or filters exclude all)",
+                    )
+                });
         }
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::invalid(format!("'{spec}' is neither 'latest' nor a hex snapshot id")));
+            return Err(Error::invalid(format!(
+                "'{spec}' is neither 'latest' nor a hex snapshot id"
+            )));
         }
         let spec = spec.to_ascii_lowercase();
-        let mut matches = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(&spec));
+        let mut matches = all
+            .into_iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&spec));
         match (matches.next(), matches.next()) {
             (Some(found), None) => Ok(found),
-            (None, _) => Err(Error::new(ErrorKind::NotFound, format!("no snapshot with id {spec}"))),
-            (Some(_), Some(_)) => Err(Error::invalid(format!("snapshot id prefix {spec} is ambiguous"))),
+            (None, _) => Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no snapshot with id {spec}"),
+            )),
+            (Some(_), Some(_)) => Err(Error::invalid(format!(
+                "snapshot id prefix {spec} is ambiguous"
+            ))),
         }
     }
 }

@@ -30,7 +30,11 @@ impl<'r> BlobReader<'r> {
     /// `readahead`: bytes read past a missed blob (0 reads blobs one by one,
     /// right for random access).
     pub fn new(repo: &'r Repository, readahead: u64) -> Self {
-        BlobReader { repo, readahead, spans: Mutex::new(VecDeque::new()) }
+        BlobReader {
+            repo,
+            readahead,
+            spans: Mutex::new(VecDeque::new()),
+        }
     }
 
     pub fn repo(&self) -> &'r Repository {
@@ -40,14 +44,18 @@ impl<'r> BlobReader<'r> {
     fn cached(&self, pack: &Id, start: u64, end: u64) -> Option<(Arc<Vec<u8>>, usize)> {
         let spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
         spans.iter().find_map(|s| {
-            let inside = s.pack == *pack && start >= s.start && end <= s.start + s.bytes.len() as u64;
+            let inside =
+                s.pack == *pack && start >= s.start && end <= s.start + s.bytes.len() as u64;
             inside.then(|| (s.bytes.clone(), (start - s.start) as usize))
         })
     }
 
     pub fn read(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
         let loc = self.repo.blob_location(kind, id)?.ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, format!("blob {} is not in the index", id.short()))
+            Error::new(
+                ErrorKind::NotFound,
+                format!("blob {} is not in the index", id.short()),
+            )
         })?;
         let start = u64::from(loc.offset);
         let len = u64::from(loc.stored_len);
@@ -60,21 +68,31 @@ impl<'r> BlobReader<'r> {
             Some(hit) => hit,
             None => {
                 let want = len.max(self.readahead.min(loc.pack_size.saturating_sub(start)));
-                let bytes = match self.repo.backend().read_range(&layout::pack(&loc.pack), start, want) {
-                    Ok(b) => Arc::new(b),
-                    // A pack shorter than the index says still has its
-                    // earlier blobs: read just this one.
-                    Err(_) if want > len => return self.repo.read_blob_at(kind, id, &loc),
-                    Err(e) => return Err(e.at(blob_place(id, &loc))),
-                };
+                let bytes =
+                    match self
+                        .repo
+                        .backend()
+                        .read_range(&layout::pack(&loc.pack), start, want)
+                    {
+                        Ok(b) => Arc::new(b),
+                        // A pack shorter than the index says still has its
+                        // earlier blobs: read just this one.
+                        Err(_) if want > len => return self.repo.read_blob_at(kind, id, &loc),
+                        Err(e) => return Err(e.at(blob_place(id, &loc))),
+                    };
                 let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
                 if spans.len() == SPANS {
                     spans.pop_front();
                 }
-                spans.push_back(Span { pack: loc.pack, start, bytes: bytes.clone() });
+                spans.push_back(Span {
+                    pack: loc.pack,
+                    start,
+                    bytes: bytes.clone(),
+                });
                 (bytes, 0)
             }
         };
-        self.repo.open_blob_at(kind, id, &loc, &bytes[at..at + len as usize])
+        self.repo
+            .open_blob_at(kind, id, &loc, &bytes[at..at + len as usize])
     }
 }

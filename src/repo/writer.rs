@@ -76,7 +76,10 @@ impl Shared {
     }
 
     fn failed(&self) -> bool {
-        self.error.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// The first failure, as every caller should see it (the original stays
@@ -115,7 +118,15 @@ impl Shared {
             })
             .collect();
         debug_assert_eq!(offset as usize, blob_area);
-        FullPack { id, index: IndexPack { id, size: data.len() as u64, blobs }, bytes: data }
+        FullPack {
+            id,
+            index: IndexPack {
+                id,
+                size: data.len() as u64,
+                blobs,
+            },
+            bytes: data,
+        }
     }
 }
 
@@ -140,7 +151,9 @@ impl BlobWriter {
             error: Mutex::new(None),
             counters: Counters::default(),
         });
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let (jobs, job_rx) = bounded::<Job>(threads * 2);
         let (uploads, upload_rx) = bounded::<FullPack>(1);
         let workers = (0..threads)
@@ -186,7 +199,10 @@ impl BlobWriter {
         }
         let sender = self.jobs.as_ref().expect("jobs channel lives until finish");
         if sender.send(Job { kind, id, data }).is_err() {
-            return Err(self.shared.first_error().unwrap_or_else(|| Error::invalid("writer stopped")));
+            return Err(self
+                .shared
+                .first_error()
+                .unwrap_or_else(|| Error::invalid("writer stopped")));
         }
         Ok(id)
     }
@@ -216,18 +232,21 @@ impl BlobWriter {
         drop(self.jobs.take());
         for w in self.workers.drain(..) {
             if w.join().is_err() {
-                self.shared.fail(Error::invalid("a sealing thread panicked"));
+                self.shared
+                    .fail(Error::invalid("a sealing thread panicked"));
             }
         }
         if let Some(uploads) = self.uploads.take() {
-            let last = std::mem::take(&mut *self.shared.packer.lock().unwrap_or_else(|p| p.into_inner()));
+            let last =
+                std::mem::take(&mut *self.shared.packer.lock().unwrap_or_else(|p| p.into_inner()));
             if !last.entries.is_empty() && !self.shared.failed() {
                 let _ = uploads.send(self.shared.finish_pack(last));
             }
         }
         if let Some(u) = self.uploader.take() {
             if u.join().is_err() {
-                self.shared.fail(Error::invalid("the upload thread panicked"));
+                self.shared
+                    .fail(Error::invalid("the upload thread panicked"));
             }
         }
     }
@@ -264,8 +283,14 @@ fn seal_worker(shared: &Shared, jobs: Receiver<Job>, uploads: Sender<FullPack>) 
             });
             packer.data.extend_from_slice(&boxed);
             shared.counters.blobs.fetch_add(1, Ordering::Relaxed);
-            shared.counters.raw.fetch_add(u64::from(raw_len), Ordering::Relaxed);
-            shared.counters.stored.fetch_add(boxed.len() as u64, Ordering::Relaxed);
+            shared
+                .counters
+                .raw
+                .fetch_add(u64::from(raw_len), Ordering::Relaxed);
+            shared
+                .counters
+                .stored
+                .fetch_add(boxed.len() as u64, Ordering::Relaxed);
             (packer.data.len() >= target).then(|| std::mem::take(&mut *packer))
         };
         if let Some(full) = full {
@@ -282,7 +307,10 @@ fn upload_worker(shared: &Shared, packs: Receiver<FullPack>) {
         if pending.is_empty() {
             return;
         }
-        let body = IndexBody { supersedes: vec![], packs: std::mem::take(pending) };
+        let body = IndexBody {
+            supersedes: vec![],
+            packs: std::mem::take(pending),
+        };
         match shared.repo.save_index(&body) {
             Ok(_) => {
                 shared.counters.indexes.fetch_add(1, Ordering::Relaxed);

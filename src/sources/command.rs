@@ -32,7 +32,13 @@ impl CommandSource {
             .stdout
             .take()
             .ok_or_else(|| Error::new(ErrorKind::Io, format!("'{name}': no stdout pipe")))?;
-        Ok((CommandSource { child, program: name }, stdout))
+        Ok((
+            CommandSource {
+                child,
+                program: name,
+            },
+            stdout,
+        ))
     }
 
     /// Wait for the program; anything but a zero exit is an error naming how
@@ -51,7 +57,10 @@ impl CommandSource {
             (None, Some(sig)) => format!("was killed by signal {sig}"),
             _ => "failed".to_string(),
         };
-        Err(Error::new(ErrorKind::SourceFailed, format!("'{}' {how}; no snapshot was recorded", self.program)))
+        Err(Error::new(
+            ErrorKind::SourceFailed,
+            format!("'{}' {how}; no snapshot was recorded", self.program),
+        ))
     }
 
     /// Stop the program when the snapshot failed on our side.

@@ -61,13 +61,24 @@ pub fn normalize(path: &Path) -> Result<PathBuf> {
 }
 
 fn timestamp(secs: i64, nanos: i64) -> Timestamp {
-    Timestamp { secs, nanos: nanos.clamp(0, 999_999_999) as u32 }
+    Timestamp {
+        secs,
+        nanos: nanos.clamp(0, 999_999_999) as u32,
+    }
 }
 
 impl<'a> TreeSaver<'a> {
     pub fn new(writer: &'a BlobWriter, progress: &'a Progress) -> Self {
         let seed = writer.repo().keys().chunker_seed();
-        TreeSaver { writer, seed, owners: Owners::default(), progress, warnings: vec![], files: 0, dirs: 0 }
+        TreeSaver {
+            writer,
+            seed,
+            owners: Owners::default(),
+            progress,
+            warnings: vec![],
+            files: 0,
+            dirs: 0,
+        }
     }
 
     fn repo(&self) -> &Repository {
@@ -80,10 +91,13 @@ impl<'a> TreeSaver<'a> {
         for path in paths {
             let mut dir = &mut root;
             let mut so_far = PathBuf::from("/");
-            let names: Vec<_> = path.components().filter_map(|c| match c {
-                Component::Normal(n) => Some(n.to_owned()),
-                _ => None,
-            }).collect();
+            let names: Vec<_> = path
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_owned()),
+                    _ => None,
+                })
+                .collect();
             if names.is_empty() {
                 // Snapshot of "/": the root itself is the real directory.
                 return self.save_real_dir(Path::new("/"), parent_root);
@@ -123,7 +137,9 @@ impl<'a> TreeSaver<'a> {
             let entry = match node {
                 VirtualNode::Real(path) => self.entry_for(path, name.clone(), old)?,
                 VirtualNode::Dir(path, sub) => {
-                    let old_tree = old.and_then(|e| e.subtree()).and_then(|id| self.load_parent(Some(&id)));
+                    let old_tree = old
+                        .and_then(|e| e.subtree())
+                        .and_then(|id| self.load_parent(Some(&id)));
                     let meta = match std::fs::symlink_metadata(path) {
                         Ok(m) => m,
                         Err(e) => {
@@ -133,7 +149,12 @@ impl<'a> TreeSaver<'a> {
                     };
                     let subtree = self.save_virtual(sub, old_tree.as_ref())?;
                     self.dirs += 1;
-                    Some(self.make_entry(name.clone(), &meta, EntryKind::Dir, Content::Dir { subtree }))
+                    Some(self.make_entry(
+                        name.clone(),
+                        &meta,
+                        EntryKind::Dir,
+                        Content::Dir { subtree },
+                    ))
                 }
             };
             entries.extend(entry);
@@ -181,9 +202,14 @@ impl<'a> TreeSaver<'a> {
                 .par_iter()
                 .enumerate()
                 .filter_map(|(i, (name, child))| {
-                    let meta = std::fs::symlink_metadata(child).ok().filter(|m| m.is_file())?;
+                    let meta = std::fs::symlink_metadata(child)
+                        .ok()
+                        .filter(|m| m.is_file())?;
                     let old = parent.and_then(|t| t.find(name));
-                    Some(file_content(writer, seed, progress, child, &meta, old).map(|r| (i, (meta, r))))
+                    Some(
+                        file_content(writer, seed, progress, child, &meta, old)
+                            .map(|r| (i, (meta, r))),
+                    )
                 })
                 .collect::<Result<_>>()?
         };
@@ -201,7 +227,13 @@ impl<'a> TreeSaver<'a> {
         self.save_tree(entries)
     }
 
-    fn file_entry(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata, outcome: FileOutcome) -> Option<Entry> {
+    fn file_entry(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: &Metadata,
+        outcome: FileOutcome,
+    ) -> Option<Entry> {
         match outcome {
             FileOutcome::Stored { chunks, size } => {
                 self.files += 1;
@@ -218,7 +250,12 @@ impl<'a> TreeSaver<'a> {
 
     /// The entry for one real path, or `None` (with a warning) when it
     /// cannot be read. Only repository errors abort the snapshot.
-    fn entry_for(&mut self, path: &Path, name: Vec<u8>, old: Option<&Entry>) -> Result<Option<Entry>> {
+    fn entry_for(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        old: Option<&Entry>,
+    ) -> Result<Option<Entry>> {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {
@@ -236,7 +273,12 @@ impl<'a> TreeSaver<'a> {
             (EntryKind::Dir, Content::Dir { subtree })
         } else if ft.is_symlink() {
             match std::fs::read_link(path) {
-                Ok(t) => (EntryKind::Symlink, Content::Symlink { target: t.into_os_string().into_vec() }),
+                Ok(t) => (
+                    EntryKind::Symlink,
+                    Content::Symlink {
+                        target: t.into_os_string().into_vec(),
+                    },
+                ),
                 Err(e) => {
                     self.warn(path, &e);
                     return Ok(None);
@@ -249,12 +291,21 @@ impl<'a> TreeSaver<'a> {
         } else if ft.is_char_device() {
             (EntryKind::CharDevice, Content::Device { rdev: meta.rdev() })
         } else {
-            (EntryKind::BlockDevice, Content::Device { rdev: meta.rdev() })
+            (
+                EntryKind::BlockDevice,
+                Content::Device { rdev: meta.rdev() },
+            )
         };
         Ok(Some(self.make_entry(name, &meta, kind, content)))
     }
 
-    fn make_entry(&mut self, name: Vec<u8>, meta: &Metadata, kind: EntryKind, content: Content) -> Entry {
+    fn make_entry(
+        &mut self,
+        name: Vec<u8>,
+        meta: &Metadata,
+        kind: EntryKind,
+        content: Content,
+    ) -> Entry {
         Entry {
             name,
             kind,
@@ -268,7 +319,11 @@ impl<'a> TreeSaver<'a> {
             ctime: timestamp(meta.ctime(), meta.ctime_nsec()),
             inode: meta.ino(),
             dev: meta.dev(),
-            size: if kind == EntryKind::Symlink { 0 } else if kind == EntryKind::Dir { 0 } else { meta.size() },
+            size: if matches!(kind, EntryKind::Symlink | EntryKind::Dir) {
+                0
+            } else {
+                meta.size()
+            },
             content,
         }
     }
@@ -280,7 +335,10 @@ impl<'a> TreeSaver<'a> {
 
 /// What became of one regular file.
 enum FileOutcome {
-    Stored { chunks: Vec<ChunkRef>, size: u64 },
+    Stored {
+        chunks: Vec<ChunkRef>,
+        size: u64,
+    },
     /// The file could not be opened or read: left out with a warning.
     Unreadable(std::io::Error),
 }
@@ -305,8 +363,13 @@ fn file_content(
             && old.inode == meta.ino();
         if unchanged && all_indexed(writer.repo(), old.chunks())? {
             progress.files.fetch_add(1, Ordering::Relaxed);
-            progress.bytes_skipped.fetch_add(old.size, Ordering::Relaxed);
-            return Ok(FileOutcome::Stored { chunks: old.chunks().to_vec(), size: old.size });
+            progress
+                .bytes_skipped
+                .fetch_add(old.size, Ordering::Relaxed);
+            return Ok(FileOutcome::Stored {
+                chunks: old.chunks().to_vec(),
+                size: old.size,
+            });
         }
     }
     let file = match std::fs::File::open(path) {
@@ -349,16 +412,28 @@ fn save_small(
     progress: &Progress,
 ) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
     let mut data = Vec::new();
-    (&mut file).take(min).read_to_end(&mut data).map_err(StreamError::Read)?;
+    (&mut file)
+        .take(min)
+        .read_to_end(&mut data)
+        .map_err(StreamError::Read)?;
     if data.len() as u64 == min {
-        return save_stream(writer, std::io::Cursor::new(data).chain(file), seed, progress);
+        return save_stream(
+            writer,
+            std::io::Cursor::new(data).chain(file),
+            seed,
+            progress,
+        );
     }
     if data.is_empty() {
         return Ok((vec![], 0));
     }
     let len = data.len() as u32;
-    progress.bytes_read.fetch_add(u64::from(len), Ordering::Relaxed);
-    let id = writer.save(BlobKind::Data, data).map_err(StreamError::Repo)?;
+    progress
+        .bytes_read
+        .fetch_add(u64::from(len), Ordering::Relaxed);
+    let id = writer
+        .save(BlobKind::Data, data)
+        .map_err(StreamError::Repo)?;
     Ok((vec![ChunkRef { id, len }], u64::from(len)))
 }
 
@@ -383,8 +458,12 @@ pub fn save_stream(
         let data = chunk.map_err(StreamError::Read)?;
         let len = data.len() as u32;
         total += u64::from(len);
-        progress.bytes_read.fetch_add(u64::from(len), Ordering::Relaxed);
-        let id = writer.save(BlobKind::Data, data).map_err(StreamError::Repo)?;
+        progress
+            .bytes_read
+            .fetch_add(u64::from(len), Ordering::Relaxed);
+        let id = writer
+            .save(BlobKind::Data, data)
+            .map_err(StreamError::Repo)?;
         chunks.push(ChunkRef { id, len });
     }
     Ok((chunks, total))

@@ -11,11 +11,17 @@ pub struct Owners {
 
 impl Owners {
     pub fn user(&mut self, uid: u32) -> String {
-        self.users.entry(uid).or_insert_with(|| lookup_user(uid).unwrap_or_default()).clone()
+        self.users
+            .entry(uid)
+            .or_insert_with(|| lookup_user(uid).unwrap_or_default())
+            .clone()
     }
 
     pub fn group(&mut self, gid: u32) -> String {
-        self.groups.entry(gid).or_insert_with(|| lookup_group(gid).unwrap_or_default()).clone()
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| lookup_group(gid).unwrap_or_default())
+            .clone()
     }
 }
 

@@ -16,7 +16,10 @@ impl FaultyBackend {
     /// Let `writes_before_failure` writes through, then fail every write
     /// (as a full disk or a lost connection would).
     pub fn failing_writes_after(inner: Arc<dyn Backend>, writes_before_failure: u64) -> Self {
-        FaultyBackend { inner, writes_left: AtomicU64::new(writes_before_failure) }
+        FaultyBackend {
+            inner,
+            writes_left: AtomicU64::new(writes_before_failure),
+        }
     }
 }
 
@@ -36,7 +39,10 @@ impl Backend for FaultyBackend {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if !allowed {
-            return Err(Error::new(ErrorKind::Io, format!("write {path}: injected failure (no space left)")));
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("write {path}: injected failure (no space left)"),
+            ));
         }
         self.inner.write(path, data)
     }

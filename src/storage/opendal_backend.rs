@@ -39,7 +39,10 @@ impl OpendalBackend {
                 if !create && !path.is_dir() {
                     return Err(Error::new(
                         ErrorKind::NotARepository,
-                        format!("{}: no repository here (the folder does not exist)", path.display()),
+                        format!(
+                            "{}: no repository here (the folder does not exist)",
+                            path.display()
+                        ),
                     ));
                 }
                 // Building the operator creates tmp/ below the root: refuse
@@ -47,7 +50,10 @@ impl OpendalBackend {
                 if !create && !path.join(crate::format::layout::CONFIG).is_file() {
                     return Err(Error::new(
                         ErrorKind::NotARepository,
-                        format!("{}: no vault repository here (no config object)", path.display()),
+                        format!(
+                            "{}: no vault repository here (no config object)",
+                            path.display()
+                        ),
                     ));
                 }
                 let root = std::path::absolute(path)
@@ -58,7 +64,9 @@ impl OpendalBackend {
                 // so a killed process never leaves a torn object visible.
                 let tmp = format!("{}/tmp", root.trim_end_matches('/'));
                 let builder = services::Fs::default().root(&root).atomic_write_dir(&tmp);
-                Operator::new(builder).map_err(|e| map_err(e, "open", &root))?.finish()
+                Operator::new(builder)
+                    .map_err(|e| map_err(e, "open", &root))?
+                    .finish()
             }
             Location::Memory => Operator::new(services::Memory::default())
                 .map_err(|e| map_err(e, "open", "memory"))?
@@ -66,14 +74,20 @@ impl OpendalBackend {
         };
         let _guard = runtime()?.enter();
         let op = blocking::Operator::new(op).map_err(|e| map_err(e, "open", "storage"))?;
-        Ok(OpendalBackend { op, name: location.to_string(), local_root })
+        Ok(OpendalBackend {
+            op,
+            name: location.to_string(),
+            local_root,
+        })
     }
 
     /// Make a finished write survive power loss: the rename that made the
     /// object visible lives in its folder, and a new folder in its parent.
     /// Without this, a snapshot could outlive a pack it references.
     fn sync_folders(&self, path: &str) -> Result<()> {
-        let Some(root) = &self.local_root else { return Ok(()) };
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
         let mut dir = std::path::Path::new(path).parent();
         while let Some(d) = dir {
             let full = root.join(d);
@@ -104,7 +118,11 @@ impl Backend for OpendalBackend {
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        Ok(self.op.read(path).map_err(|e| map_err(e, "read", path))?.to_vec())
+        Ok(self
+            .op
+            .read(path)
+            .map_err(|e| map_err(e, "read", path))?
+            .to_vec())
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -112,7 +130,10 @@ impl Backend for OpendalBackend {
             .op
             .read_options(
                 path,
-                opendal::options::ReadOptions { range: (offset..offset + len).into(), ..Default::default() },
+                opendal::options::ReadOptions {
+                    range: (offset..offset + len).into(),
+                    ..Default::default()
+                },
             )
             .map_err(|e| map_err(e, "read", path))?;
         if buf.len() as u64 != len {
@@ -125,14 +146,19 @@ impl Backend for OpendalBackend {
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
-        self.op.write(path, data).map_err(|e| map_err(e, "write", path))?;
+        self.op
+            .write(path, data)
+            .map_err(|e| map_err(e, "write", path))?;
         self.sync_folders(path)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {
         let entries = match self.op.list_options(
             dir,
-            opendal::options::ListOptions { recursive: true, ..Default::default() },
+            opendal::options::ListOptions {
+                recursive: true,
+                ..Default::default()
+            },
         ) {
             Ok(entries) => entries,
             Err(e) if e.kind() == OdErrorKind::NotFound => return Ok(Vec::new()),
@@ -146,7 +172,11 @@ impl Backend for OpendalBackend {
     }
 
     fn size(&self, path: &str) -> Result<u64> {
-        Ok(self.op.stat(path).map_err(|e| map_err(e, "stat", path))?.content_length())
+        Ok(self
+            .op
+            .stat(path)
+            .map_err(|e| map_err(e, "stat", path))?
+            .content_length())
     }
 
     fn exists(&self, path: &str) -> Result<bool> {
