@@ -233,12 +233,9 @@ impl Repository {
 
     /// Read, decrypt, decompress and verify one blob.
     pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.blob_location(kind, id)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("blob {} is not in the index", id.short()),
-            )
-        })?;
+        let loc = self
+            .blob_location(kind, id)?
+            .ok_or_else(|| missing_blob(id))?;
         self.read_blob_at(kind, id, &loc)
     }
 
@@ -250,7 +247,7 @@ impl Repository {
                 u64::from(loc.offset),
                 u64::from(loc.stored_len),
             )
-            .map_err(|e| e.at(blob_place(id, loc)))?;
+            .map_err(|e| pack_read_error(e, id, loc))?;
         self.open_blob_at(kind, id, loc, &boxed)
     }
 
@@ -301,6 +298,25 @@ impl Repository {
 
 fn blob_place(id: &Id, loc: &BlobLocation) -> String {
     format!("blob {} in pack {}", id.short(), loc.pack.short())
+}
+
+/// A blob a snapshot references but the index lacks is damage, not a typo.
+pub(crate) fn missing_blob(id: &Id) -> Error {
+    Error::corrupt(format!(
+        "blob {} is not in the index (lost data)",
+        id.short()
+    ))
+}
+
+/// A pack the index names but storage lacks is damage too; other read
+/// failures (network, permissions) stay what they are.
+pub(crate) fn pack_read_error(e: Error, id: &Id, loc: &BlobLocation) -> Error {
+    let e = if e.kind() == ErrorKind::NotFound {
+        Error::corrupt(format!("pack is missing: {e}"))
+    } else {
+        e
+    };
+    e.at(blob_place(id, loc))
 }
 
 fn cache_path(cache: &CacheOptions, repo_id: &Id) -> Option<PathBuf> {

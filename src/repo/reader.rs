@@ -7,8 +7,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use super::{blob_place, Repository};
-use crate::error::{Error, ErrorKind, Result};
+use super::{missing_blob, pack_read_error, Repository};
+use crate::error::Result;
 use crate::format::{layout, BlobKind, Id};
 
 /// Spans kept: enough for a few readers working in different packs.
@@ -51,12 +51,10 @@ impl<'r> BlobReader<'r> {
     }
 
     pub fn read(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.repo.blob_location(kind, id)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("blob {} is not in the index", id.short()),
-            )
-        })?;
+        let loc = self
+            .repo
+            .blob_location(kind, id)?
+            .ok_or_else(|| missing_blob(id))?;
         let start = u64::from(loc.offset);
         let len = u64::from(loc.stored_len);
         // Large blobs are worth a request each; reading ahead past them
@@ -78,7 +76,7 @@ impl<'r> BlobReader<'r> {
                         // A pack shorter than the index says still has its
                         // earlier blobs: read just this one.
                         Err(_) if want > len => return self.repo.read_blob_at(kind, id, &loc),
-                        Err(e) => return Err(e.at(blob_place(id, &loc))),
+                        Err(e) => return Err(pack_read_error(e, id, &loc)),
                     };
                 let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
                 if spans.len() == SPANS {

@@ -1,0 +1,183 @@
+//! A snapshot killed with SIGKILL at any moment leaves a repository whose
+//! earlier snapshots all restore, which records no partial snapshot, and
+//! whose next run succeeds and reuses what the killed run stored.
+
+mod common;
+
+use std::io::{self, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Start `vault snapshot --stdin --name NAME` fed by a thread that writes
+/// `first` bytes of `gen`, waits for `hold` to be released (or dropped),
+/// then writes the rest.
+fn spawn_snapshot(
+    v: &Vault,
+    name: &str,
+    mut gen: Gen,
+    first: u64,
+) -> (Child, mpsc::Sender<()>, JoinHandle<()>) {
+    let mut child = v
+        .cmd(&["snapshot", "--stdin", "--name", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn vault snapshot");
+    let mut stdin = child.stdin.take().unwrap();
+    let (hold, released) = mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || {
+        // Write errors mean the process is gone; that is the point.
+        if io::copy(&mut (&mut gen).take(first), &mut stdin).is_err() {
+            return;
+        }
+        let _ = released.recv();
+        let _ = io::copy(&mut gen, &mut stdin);
+    });
+    (child, hold, feeder)
+}
+
+fn kill9(child: &mut Child) -> std::process::ExitStatus {
+    child.kill().expect("send SIGKILL");
+    child.wait().unwrap()
+}
+
+#[test]
+fn kill_9_mid_snapshot_keeps_earlier_snapshots_and_the_next_run_reuses_data() {
+    const LEN: u64 = 64 * MIB;
+    let v = Vault::init_with(&["--pack-size-mib", "1"]);
+
+    // Earlier snapshots: a tree and a stream.
+    let src = v.dir("src");
+    write_gen(&src.join("a.bin"), Gen::mixed(1, 3 * MIB));
+    write(&src.join("dir/b.txt"), b"bee\n");
+    write(&src.join("dir/c.txt"), b"");
+    let tree = v.snapshot_paths(&[&src]);
+    let stream = v.snapshot_stdin("earlier", Gen::mixed(2, 5 * MIB));
+    let indexes_before = v.objects("index").len();
+    let packs_before = v.objects("data").len();
+
+    // The big run gets 24 MiB and then waits for more input: it is
+    // certainly mid-snapshot when killed.
+    let (mut child, hold, feeder) = spawn_snapshot(&v, "big", Gen::random(64, LEN), 24 * MIB);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while v.objects("index").len() == indexes_before {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("snapshot ended on its own ({status}) before it could be killed");
+        }
+        if Instant::now() >= deadline {
+            // Stop the run before failing, so it cannot write into the
+            // scratch folder while it is removed.
+            kill9(&mut child);
+            panic!("no index object written within 60s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = kill9(&mut child);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    drop(hold);
+    feeder.join().unwrap();
+    assert!(
+        v.objects("data").len() > packs_before,
+        "the killed run stored no pack"
+    );
+
+    // No snapshot from the killed run; the earlier ones restore exactly.
+    let snaps = v.snapshots();
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    let target = v.path().join("tree");
+    v.restore(json_str(&tree, "snapshot"), &target, &[]);
+    assert_same_tree(&src, &restored_at(&target, &src));
+    v.assert_dump_matches(json_str(&stream, "snapshot"), None, Gen::mixed(2, 5 * MIB));
+
+    // The same data again succeeds and stores less than all of it: the
+    // indexed packs of the killed run are reused.
+    let again = v.snapshot_stdin("big", Gen::random(64, LEN));
+    assert_eq!(json_u64(&again, "bytes_read"), LEN);
+    let raw = json_u64(&again, "raw_bytes_added");
+    assert!(
+        raw + 6 * MIB <= LEN,
+        "nothing reused after the kill: {again}"
+    );
+    assert!(json_u64(&again, "bytes_added") < LEN, "{again}");
+    v.assert_dump_matches(json_str(&again, "snapshot"), None, Gen::random(64, LEN));
+    assert_eq!(v.snapshots().len(), 3);
+
+    // And a tree snapshot after it all is still fine.
+    write(&src.join("dir/new.txt"), b"after the crash\n");
+    let after = v.snapshot_paths(&[&src]);
+    let target = v.path().join("after");
+    v.restore(
+        &format!("{}:{}", json_str(&after, "snapshot"), src.display()),
+        &target,
+        &[],
+    );
+    assert_same_contents(&src, &target);
+}
+
+#[test]
+fn kill_9_at_many_moments_never_breaks_the_repository() {
+    const LEN: u64 = 12 * MIB;
+    let v = Vault::init_with(&["--pack-size-mib", "1"]);
+    let base = v.snapshot_stdin("s0", Gen::mixed(0, LEN));
+    let base_id = json_str(&base, "snapshot").to_string();
+    let mut verified = std::collections::HashSet::new();
+
+    // Kill at increasing delays: during start-up, chunking, uploading,
+    // index and snapshot writing, or after the end. Each run streams
+    // different data under a name that says which.
+    for (n, delay_ms) in [0u64, 2, 5, 10, 20, 40, 70, 110, 160, 250, 400]
+        .into_iter()
+        .enumerate()
+    {
+        let seed = n as u64 + 1;
+        let (mut child, hold, feeder) =
+            spawn_snapshot(&v, &format!("s{seed}"), Gen::mixed(seed, LEN), LEN);
+        drop(hold);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let status = kill9(&mut child);
+        feeder.join().unwrap();
+        assert!(
+            status.signal() == Some(libc::SIGKILL) || status.success(),
+            "run {n}: {status}"
+        );
+
+        // Every snapshot listed is complete and reads back as its stream
+        // (the first one every time, the others once).
+        let snaps = v.snapshots();
+        assert!(
+            snaps.iter().any(|s| s["id"] == base_id.as_str()),
+            "run {n}: the first snapshot is gone"
+        );
+        v.assert_dump_matches(&base_id, None, Gen::mixed(0, LEN));
+        for s in &snaps {
+            let id = json_str(s, "id");
+            if verified.insert(id.to_string()) {
+                v.assert_dump_matches(id, None, Gen::mixed(seed_of(s), LEN));
+            }
+        }
+    }
+
+    // A clean run after all the kills succeeds, and everything restores.
+    let last = v.snapshot_stdin("s99", Gen::mixed(99, LEN));
+    let snaps = v.snapshots();
+    assert!(snaps.len() >= 2);
+    for s in &snaps {
+        let target = v.path().join(format!("final-{}", json_str(s, "id")));
+        v.restore(json_str(s, "id"), &target, &[]);
+        let name = s["paths"][0].as_str().unwrap();
+        assert_file_matches(&target.join(name), Gen::mixed(seed_of(s), LEN));
+    }
+    assert!(snaps.iter().any(|s| s["id"] == last["snapshot"]));
+}
+
+/// Streams here are named `s<seed>`.
+fn seed_of(snapshot: &serde_json::Value) -> u64 {
+    let name = snapshot["paths"][0].as_str().unwrap();
+    name[1..].parse().unwrap()
+}
