@@ -143,17 +143,29 @@ pub fn snapshot_files(
     };
     let draft = draft("files", path_bytes, parent.as_ref().map(|(id, _)| *id));
     let writer = BlobWriter::new(repo.clone(), opts.compression);
-    let mut saver = TreeSaver::new(&writer, progress);
+    let saver = TreeSaver::new(&writer, progress);
     let root = saver.save_paths(&normalized, parent.as_ref().map(|(_, s)| &s.root))?;
+    let walked = saver.report();
     let counts = (
-        saver.files,
-        saver.dirs,
+        walked.files,
+        walked.dirs,
         progress
             .bytes_read
             .load(std::sync::atomic::Ordering::Relaxed),
     );
-    let warnings = std::mem::take(&mut saver.warnings);
+    let warnings = walked.warnings;
     commit(repo, writer, draft, root, counts, warnings, opts)
+}
+
+/// A stream becomes one file in the snapshot's root: its name must be one
+/// safe path component. Checked before a command is started.
+fn check_stream_name(name: &str) -> Result<()> {
+    if valid_name(name.as_bytes()) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "'{name}' is not a usable stream name (no '/', not empty)"
+    )))
 }
 
 /// Snapshot one byte stream as a single file named `name`. Streams never
@@ -184,11 +196,7 @@ pub fn snapshot_command(
     opts: &SnapshotOptions,
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
-    if !valid_name(name.as_bytes()) {
-        return Err(Error::invalid(format!(
-            "'{name}' is not a usable stream name (no '/', not empty)"
-        )));
-    }
+    check_stream_name(name)?;
     let (child, stdout) = CommandSource::spawn(program, args)?;
     let mut child = Some(child);
     let result = stream_with(repo, name, "command", opts, |writer, seed| {
@@ -224,11 +232,7 @@ fn stream_with(
     opts: &SnapshotOptions,
     produce: impl FnOnce(&BlobWriter, u64) -> Result<(Vec<crate::format::tree::ChunkRef>, u64)>,
 ) -> Result<SnapshotOutcome> {
-    if !valid_name(name.as_bytes()) {
-        return Err(Error::invalid(format!(
-            "'{name}' is not a usable stream name (no '/', not empty)"
-        )));
-    }
+    check_stream_name(name)?;
     let draft = draft(source, vec![name.as_bytes().to_vec()], None);
     let writer = BlobWriter::new(repo.clone(), opts.compression);
     let seed = repo.keys().chunker_seed();

@@ -1,13 +1,14 @@
 //! File trees: walk paths, chunk changed files, reuse the parent snapshot's
 //! chunk lists for unchanged ones, and write one tree blob per directory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::Metadata;
 use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
@@ -18,17 +19,24 @@ use crate::repo::{BlobWriter, Repository};
 
 use super::Owners;
 
-/// Walks file trees into a repository. One per snapshot run. Folders are
-/// walked in order; the regular files of each folder are read in parallel.
+/// Walks file trees into a repository. One per snapshot run; the entries of
+/// each folder are saved in parallel.
 pub struct TreeSaver<'a> {
     writer: &'a BlobWriter,
     seed: u64,
-    owners: Owners,
+    owners: Mutex<Owners>,
     progress: &'a Progress,
     /// Problems that left an entry out; the snapshot records the rest.
-    pub warnings: Vec<String>,
+    warnings: Mutex<Vec<String>>,
+    files: AtomicU64,
+    dirs: AtomicU64,
+}
+
+/// What a walk saw, for the snapshot's summary.
+pub struct WalkReport {
     pub files: u64,
     pub dirs: u64,
+    pub warnings: Vec<String>,
 }
 
 /// The paths given on the command line, arranged as the directories above
@@ -73,11 +81,26 @@ impl<'a> TreeSaver<'a> {
         TreeSaver {
             writer,
             seed,
-            owners: Owners::default(),
+            owners: Mutex::new(Owners::default()),
             progress,
-            warnings: vec![],
-            files: 0,
-            dirs: 0,
+            warnings: Mutex::new(vec![]),
+            files: AtomicU64::new(0),
+            dirs: AtomicU64::new(0),
+        }
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn report(self) -> WalkReport {
+        WalkReport {
+            files: self.files.into_inner(),
+            dirs: self.dirs.into_inner(),
+            warnings: self
+                .warnings
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner()),
         }
     }
 
@@ -86,7 +109,7 @@ impl<'a> TreeSaver<'a> {
     }
 
     /// Save `paths` (already normalized) and return the root tree's id.
-    pub fn save_paths(&mut self, paths: &[PathBuf], parent_root: Option<&Id>) -> Result<Id> {
+    pub fn save_paths(&self, paths: &[PathBuf], parent_root: Option<&Id>) -> Result<Id> {
         let mut root = VirtualDir::default();
         for path in paths {
             let mut dir = &mut root;
@@ -124,13 +147,13 @@ impl<'a> TreeSaver<'a> {
         self.save_virtual(&root, parent.as_ref())
     }
 
-    fn load_parent(&mut self, id: Option<&Id>) -> Option<Tree> {
+    fn load_parent(&self, id: Option<&Id>) -> Option<Tree> {
         let id = id?;
         // A parent we cannot read only costs re-reading files.
         self.repo().read_tree(id).ok()
     }
 
-    fn save_virtual(&mut self, dir: &VirtualDir, parent: Option<&Tree>) -> Result<Id> {
+    fn save_virtual(&self, dir: &VirtualDir, parent: Option<&Tree>) -> Result<Id> {
         let mut entries = Vec::new();
         for (name, node) in &dir.children {
             let old = parent.and_then(|t| t.find(name));
@@ -148,7 +171,7 @@ impl<'a> TreeSaver<'a> {
                         }
                     };
                     let subtree = self.save_virtual(sub, old_tree.as_ref())?;
-                    self.dirs += 1;
+                    self.dirs.fetch_add(1, Ordering::Relaxed);
                     Some(self.make_entry(
                         name.clone(),
                         &meta,
@@ -162,13 +185,13 @@ impl<'a> TreeSaver<'a> {
         self.save_tree(entries)
     }
 
-    fn save_tree(&mut self, mut entries: Vec<Entry>) -> Result<Id> {
+    fn save_tree(&self, mut entries: Vec<Entry>) -> Result<Id> {
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         entries.dedup_by(|a, b| a.name == b.name);
         self.writer.save(BlobKind::Tree, Tree { entries }.encode())
     }
 
-    fn save_real_dir(&mut self, path: &Path, parent: Option<&Id>) -> Result<Id> {
+    fn save_real_dir(&self, path: &Path, parent: Option<&Id>) -> Result<Id> {
         let parent = self.load_parent(parent);
         let read = match std::fs::read_dir(path) {
             Ok(r) => r,
@@ -185,50 +208,24 @@ impl<'a> TreeSaver<'a> {
             }
         }
         names.sort();
-        let children: Vec<(Vec<u8>, PathBuf)> = names
-            .into_iter()
+        // Every entry in parallel, folders included: reading and hashing
+        // files is most of a snapshot's work, and many folders hold only a
+        // few files each, so parallelism within one folder is not enough.
+        use rayon::prelude::*;
+        let parent = parent.as_ref();
+        let entries = names
+            .into_par_iter()
             .map(|name| {
                 let child = path.join(std::ffi::OsStr::from_bytes(&name));
-                (name, child)
+                let old = parent.and_then(|t| t.find(&name));
+                self.entry_for(&child, name, old)
             })
-            .collect();
-        // Regular files first, in parallel: reading and hashing them is most
-        // of a snapshot's work, and most folders hold several.
-        let mut files: HashMap<usize, (Metadata, FileOutcome)> = {
-            use rayon::prelude::*;
-            let (writer, seed, progress) = (self.writer, self.seed, self.progress);
-            let parent = parent.as_ref();
-            children
-                .par_iter()
-                .enumerate()
-                .filter_map(|(i, (name, child))| {
-                    let meta = std::fs::symlink_metadata(child)
-                        .ok()
-                        .filter(|m| m.is_file())?;
-                    let old = parent.and_then(|t| t.find(name));
-                    Some(
-                        file_content(writer, seed, progress, child, &meta, old)
-                            .map(|r| (i, (meta, r))),
-                    )
-                })
-                .collect::<Result<_>>()?
-        };
-        let mut entries = Vec::with_capacity(children.len());
-        for (i, (name, child)) in children.into_iter().enumerate() {
-            let entry = match files.remove(&i) {
-                Some((meta, outcome)) => self.file_entry(&child, name, &meta, outcome),
-                None => {
-                    let old = parent.as_ref().and_then(|t| t.find(&name));
-                    self.entry_for(&child, name, old)?
-                }
-            };
-            entries.extend(entry);
-        }
-        self.save_tree(entries)
+            .collect::<Result<Vec<Option<Entry>>>>()?;
+        self.save_tree(entries.into_iter().flatten().collect())
     }
 
     fn file_entry(
-        &mut self,
+        &self,
         path: &Path,
         name: Vec<u8>,
         meta: &Metadata,
@@ -236,7 +233,7 @@ impl<'a> TreeSaver<'a> {
     ) -> Option<Entry> {
         match outcome {
             FileOutcome::Stored { chunks, size } => {
-                self.files += 1;
+                self.files.fetch_add(1, Ordering::Relaxed);
                 let mut e = self.make_entry(name, meta, EntryKind::File, Content::File { chunks });
                 e.size = size;
                 Some(e)
@@ -250,12 +247,7 @@ impl<'a> TreeSaver<'a> {
 
     /// The entry for one real path, or `None` (with a warning) when it
     /// cannot be read. Only repository errors abort the snapshot.
-    fn entry_for(
-        &mut self,
-        path: &Path,
-        name: Vec<u8>,
-        old: Option<&Entry>,
-    ) -> Result<Option<Entry>> {
+    fn entry_for(&self, path: &Path, name: Vec<u8>, old: Option<&Entry>) -> Result<Option<Entry>> {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {
@@ -269,7 +261,7 @@ impl<'a> TreeSaver<'a> {
             return Ok(self.file_entry(path, name, &meta, outcome));
         } else if ft.is_dir() {
             let subtree = self.save_real_dir(path, old.and_then(|e| e.subtree()).as_ref())?;
-            self.dirs += 1;
+            self.dirs.fetch_add(1, Ordering::Relaxed);
             (EntryKind::Dir, Content::Dir { subtree })
         } else if ft.is_symlink() {
             match std::fs::read_link(path) {
@@ -300,12 +292,18 @@ impl<'a> TreeSaver<'a> {
     }
 
     fn make_entry(
-        &mut self,
+        &self,
         name: Vec<u8>,
         meta: &Metadata,
         kind: EntryKind,
         content: Content,
     ) -> Entry {
+        // One lock for both names: the guard lives to the end of a statement,
+        // and locking twice in one would wait on itself.
+        let (user, group) = {
+            let mut owners = self.owners();
+            (owners.user(meta.uid()), owners.group(meta.gid()))
+        };
         Entry {
             name,
             kind,
@@ -313,8 +311,8 @@ impl<'a> TreeSaver<'a> {
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
-            user: self.owners.user(meta.uid()),
-            group: self.owners.group(meta.gid()),
+            user,
+            group,
             mtime: timestamp(meta.mtime(), meta.mtime_nsec()),
             ctime: timestamp(meta.ctime(), meta.ctime_nsec()),
             inode: meta.ino(),
@@ -328,8 +326,11 @@ impl<'a> TreeSaver<'a> {
         }
     }
 
-    fn warn(&mut self, path: &Path, e: &std::io::Error) {
-        self.warnings.push(format!("{}: {e}", path.display()));
+    fn warn(&self, path: &Path, e: &std::io::Error) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{}: {e}", path.display()));
     }
 }
 
@@ -427,6 +428,15 @@ fn save_small(
     if data.is_empty() {
         return Ok((vec![], 0));
     }
+    let chunk = save_chunk(writer, data, progress)?;
+    Ok((vec![chunk], u64::from(chunk.len)))
+}
+
+fn save_chunk(
+    writer: &BlobWriter,
+    data: Vec<u8>,
+    progress: &Progress,
+) -> std::result::Result<ChunkRef, StreamError> {
     let len = data.len() as u32;
     progress
         .bytes_read
@@ -434,7 +444,7 @@ fn save_small(
     let id = writer
         .save(BlobKind::Data, data)
         .map_err(StreamError::Repo)?;
-    Ok((vec![ChunkRef { id, len }], u64::from(len)))
+    Ok(ChunkRef { id, len })
 }
 
 /// Why a stream could not be stored: the source failed (skip it, or fail the
@@ -455,16 +465,9 @@ pub fn save_stream(
     let mut chunks = Vec::new();
     let mut total = 0u64;
     for chunk in Chunker::new(reader, &params, seed) {
-        let data = chunk.map_err(StreamError::Read)?;
-        let len = data.len() as u32;
-        total += u64::from(len);
-        progress
-            .bytes_read
-            .fetch_add(u64::from(len), Ordering::Relaxed);
-        let id = writer
-            .save(BlobKind::Data, data)
-            .map_err(StreamError::Repo)?;
-        chunks.push(ChunkRef { id, len });
+        let chunk = save_chunk(writer, chunk.map_err(StreamError::Read)?, progress)?;
+        total += u64::from(chunk.len);
+        chunks.push(chunk);
     }
     Ok((chunks, total))
 }
