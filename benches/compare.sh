@@ -48,14 +48,15 @@ make_dump() {
     mv "$DUMP.tmp" "$DUMP"
 }
 
-# measure NAME TOOL RUN CMD...: wall seconds and peak RSS (KiB) of CMD.
+# measure NAME TOOL RUN FUNCTION ARGS...: wall seconds and peak RSS (KiB) of
+# the tool run by FUNCTION (in a child shell, so /usr/bin/time can watch it).
 measure() {
     local name=$1 tool=$2 run=$3; shift 3
     local t0 t1 rss
     sync
     echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     t0=$(date +%s.%N)
-    /usr/bin/time -f %M -o "$WORK/rss" "$@"
+    /usr/bin/time -f %M -o "$WORK/rss" bash -c '"$@"' _ "$@"
     t1=$(date +%s.%N)
     rss=$(tail -1 "$WORK/rss")
     printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$tool" "$run" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" "$rss" >> "$RESULTS"
@@ -96,6 +97,9 @@ snapshot_tree() {
         borg) borg create --compression zstd,3 "$repo::tree-$RANDOM$RANDOM" "$TREE" ;;
     esac
 }
+
+export -f snapshot_dump restore_dump snapshot_tree
+export VAULT WORK DUMP TREE
 
 make_dump
 echo "dump: $(du -h "$DUMP" | cut -f1), tree: $TREE $(du -sh "$TREE" 2>/dev/null | cut -f1), runs: $RUNS" >&2

@@ -167,14 +167,15 @@ fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
                     .as_deref()
                     .ok_or_else(|| vault::Error::invalid("--stdin needs --name NAME"))?;
                 let opts = snapshot_options(&a.meta, ParentChoice::None);
-                snapshot::snapshot_stream(
-                    &repo,
-                    name,
-                    std::io::stdin().lock(),
-                    "stdin",
-                    &opts,
-                    &progress,
-                )?
+                // The descriptor itself, unbuffered: the chunker reads in
+                // large blocks, and reads on another thread.
+                use std::os::fd::AsFd;
+                let stdin = std::io::stdin()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map(std::fs::File::from)
+                    .context("reading standard input")?;
+                snapshot::snapshot_stream(&repo, name, stdin, "stdin", &opts, &progress)?
             }
             (None, false) => {
                 if a.paths.is_empty() {

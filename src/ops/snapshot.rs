@@ -107,6 +107,31 @@ fn draft(source: &'static str, paths: Vec<Vec<u8>>, parent: Option<Id>) -> Draft
     }
 }
 
+/// Threads that walk and read file trees. Reading is I/O bound when the
+/// page cache is cold (a nightly backup's normal case), and more requests in
+/// flight than cores keep the disk busy; the CPU-bound sealing has its own
+/// threads.
+const WALK_THREADS: usize = 6;
+
+fn walk_pool() -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(
+            WALK_THREADS.max(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+            ),
+        )
+        .thread_name(|i| format!("vault-walk-{i}"))
+        .build()
+        .map_err(|e| {
+            Error::new(
+                crate::ErrorKind::Io,
+                format!("cannot start walking threads: {e}"),
+            )
+        })
+}
+
 /// Snapshot file trees.
 pub fn snapshot_files(
     repo: &Arc<Repository>,
@@ -144,7 +169,8 @@ pub fn snapshot_files(
     let draft = draft("files", path_bytes, parent.as_ref().map(|(id, _)| *id));
     let writer = BlobWriter::new(repo.clone(), opts.compression);
     let saver = TreeSaver::new(&writer, progress);
-    let root = saver.save_paths(&normalized, parent.as_ref().map(|(_, s)| &s.root))?;
+    let root = walk_pool()?
+        .install(|| saver.save_paths(&normalized, parent.as_ref().map(|(_, s)| &s.root)))?;
     let walked = saver.report();
     let counts = (
         walked.files,
@@ -173,7 +199,7 @@ fn check_stream_name(name: &str) -> Result<()> {
 pub fn snapshot_stream(
     repo: &Arc<Repository>,
     name: &str,
-    reader: impl Read,
+    reader: impl Read + Send,
     source: &'static str,
     opts: &SnapshotOptions,
     progress: &Progress,

@@ -381,6 +381,9 @@ fn file_content(
     let stored = if meta.size() < min {
         // Smaller than the smallest chunk: one read, one chunk, no chunker.
         save_small(writer, file, min, seed, progress)
+    } else if meta.size() < PIPELINE_THRESHOLD {
+        // Other files are being read alongside: no extra thread needed.
+        save_in_turn(writer, file, seed, progress)
     } else {
         save_stream(writer, file, seed, progress)
     };
@@ -418,7 +421,7 @@ fn save_small(
         .read_to_end(&mut data)
         .map_err(StreamError::Read)?;
     if data.len() as u64 == min {
-        return save_stream(
+        return save_in_turn(
             writer,
             std::io::Cursor::new(data).chain(file),
             seed,
@@ -454,8 +457,13 @@ pub enum StreamError {
     Repo(Error),
 }
 
-/// Chunk a byte stream into the repository; returns its chunk list and length.
-pub fn save_stream(
+/// Files from this size on get a chunking thread of their own
+/// (`save_stream`); smaller ones are cut and hashed in turn by the walking
+/// thread, which keeps memory down while many files are read at once.
+const PIPELINE_THRESHOLD: u64 = 16 << 20;
+
+/// Cut and save a stream on the calling thread.
+fn save_in_turn(
     writer: &BlobWriter,
     reader: impl Read,
     seed: u64,
@@ -470,4 +478,53 @@ pub fn save_stream(
         chunks.push(chunk);
     }
     Ok((chunks, total))
+}
+
+/// Chunks in flight between the chunking thread and the hashers.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Chunk a byte stream into the repository; returns its chunk list and length.
+///
+/// One thread reads and cuts the stream; the current rayon pool hashes,
+/// deduplicates and queues the chunks, so cutting the next chunks overlaps
+/// hashing the last ones. Chunks are numbered as they are cut and put back
+/// in order at the end.
+pub fn save_stream(
+    writer: &BlobWriter,
+    reader: impl Read + Send,
+    seed: u64,
+    progress: &Progress,
+) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
+    use rayon::iter::{ParallelBridge, ParallelIterator};
+    let params = writer.repo().config().chunker;
+    std::thread::scope(|scope| {
+        let (tx, rx) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(CHUNKS_IN_FLIGHT);
+        let cutter = scope.spawn(move || -> std::io::Result<()> {
+            for (n, chunk) in Chunker::new(reader, &params, seed).enumerate() {
+                if tx.send((n, chunk?)).is_err() {
+                    break; // the hashers stopped on an error
+                }
+            }
+            Ok(())
+        });
+        let saved: std::result::Result<Vec<(usize, ChunkRef)>, StreamError> = rx
+            .into_iter()
+            .par_bridge()
+            .map(|(n, data)| save_chunk(writer, data, progress).map(|c| (n, c)))
+            .collect();
+        // A read error ends the stream early: it outranks what was saved.
+        match cutter.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(StreamError::Read(e)),
+            Err(_) => {
+                return Err(StreamError::Read(std::io::Error::other(
+                    "the chunking thread panicked",
+                )))
+            }
+        }
+        let mut saved = saved?;
+        saved.sort_unstable_by_key(|(n, _)| *n);
+        let total = saved.iter().map(|(_, c)| u64::from(c.len)).sum();
+        Ok((saved.into_iter().map(|(_, c)| c).collect(), total))
+    })
 }
