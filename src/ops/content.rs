@@ -15,6 +15,10 @@ use crate::repo::BlobReader;
 const WINDOW: usize = 16;
 const WINDOW_BYTES: u64 = 8 << 20;
 
+/// Threads fetching one window: more than cores, because with a cold page
+/// cache each of them mostly waits on the disk.
+const FETCH_THREADS: usize = 4;
+
 /// Readahead for reading whole files and snapshots in order (restore,
 /// dump): one request per 4 MiB of pack instead of one per blob.
 pub const SEQUENTIAL_READAHEAD: u64 = 4 << 20;
@@ -46,13 +50,10 @@ fn windows(chunks: &[ChunkRef]) -> Vec<&[ChunkRef]> {
 /// behind them never finishes.
 fn fetch_window(reader: &BlobReader<'_>, window: &[ChunkRef]) -> Vec<Result<Vec<u8>>> {
     let read = |c: &ChunkRef| reader.read(BlobKind::Data, &c.id);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    if window.len() < 2 || threads < 2 {
+    if window.len() < 2 {
         return window.iter().map(read).collect();
     }
-    let per_thread = window.len().div_ceil(threads);
+    let per_thread = window.len().div_ceil(FETCH_THREADS);
     std::thread::scope(|scope| {
         let parts: Vec<_> = window
             .chunks(per_thread)

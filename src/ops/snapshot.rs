@@ -111,7 +111,7 @@ fn draft(source: &'static str, paths: Vec<Vec<u8>>, parent: Option<Id>) -> Draft
 /// page cache is cold (a nightly backup's normal case), and more requests in
 /// flight than cores keep the disk busy; the CPU-bound sealing has its own
 /// threads.
-const WALK_THREADS: usize = 6;
+const WALK_THREADS: usize = 12;
 
 fn walk_pool() -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()

@@ -3,7 +3,8 @@
 //! and, every few packs and at the end, an index object naming them.
 //!
 //! Memory is bounded by the channels: a few queued chunks, the pack being
-//! filled, one full pack waiting and one being uploaded.
+//! filled and the one being uploaded (a full pack is handed over, not
+//! queued: sealing waits for the upload rather than holding a third pack).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,7 +156,7 @@ impl BlobWriter {
             .map(|n| n.get())
             .unwrap_or(2);
         let (jobs, job_rx) = bounded::<Job>(threads * 2);
-        let (uploads, upload_rx) = bounded::<FullPack>(1);
+        let (uploads, upload_rx) = bounded::<FullPack>(0);
         let workers = (0..threads)
             .map(|_| {
                 let shared = shared.clone();
