@@ -206,20 +206,6 @@ impl IndexCache {
         stmt.exists(params![id.as_bytes().as_slice(), kind as u8])
             .map_err(db_err)
     }
-
-    /// All packs the index knows, with their recorded sizes.
-    pub fn packs(&self) -> Result<Vec<(Id, u64)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, size FROM packs")
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((id_from_row(r.get(0)?)?, r.get::<_, i64>(1)? as u64))
-            })
-            .map_err(db_err)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
-    }
 }
 
 #[cfg(test)]

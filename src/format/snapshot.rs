@@ -109,11 +109,4 @@ impl Snapshot {
             meta,
         })
     }
-
-    pub fn meta(&self, key: &str) -> Option<&[u8]> {
-        self.meta
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_slice())
-    }
 }
