@@ -1,0 +1,87 @@
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use vault::format::tree::{Entry, EntryKind};
+use vault::ops::walk::{resolve, walk, Resolved};
+
+use super::{filter, open};
+use crate::cli::args::*;
+use crate::cli::exit;
+use crate::cli::output::{local_time, mode_string, rfc3339_utc};
+
+pub(super) fn entry_json(path: &[u8], e: &Entry) -> serde_json::Value {
+    json!({
+        "path": String::from_utf8_lossy(path),
+        "type": e.kind.as_str(),
+        "mode": e.mode,
+        "uid": e.uid,
+        "gid": e.gid,
+        "user": e.user,
+        "group": e.group,
+        "size": e.size,
+        "mtime": rfc3339_utc(e.mtime),
+        "damaged": e.flags & vault::format::tree::FLAG_DAMAGED != 0,
+    })
+}
+
+pub(super) fn ls(g: &Global, a: LsArgs) -> Result<i32> {
+    let repo = open(g)?;
+    let (_, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
+    let start = a.path.as_deref().unwrap_or("/");
+    let resolved = resolve(&repo, &snap.root, start.as_bytes())?;
+    let mut rows: Vec<(Vec<u8>, Entry)> = Vec::new();
+    match &resolved {
+        Resolved::Entry { parent, entry } if entry.kind != EntryKind::Dir => {
+            rows.push((vault::ops::walk::join(parent, &entry.name), entry.clone()));
+        }
+        _ => {
+            let base = match &resolved {
+                Resolved::Entry { parent, entry } => vault::ops::walk::join(parent, &entry.name),
+                Resolved::Root(_) => Vec::new(),
+            };
+            let tree = resolved.tree().context("not a directory")?;
+            walk(&repo, &tree, &base, &mut |path, e| {
+                rows.push((path.to_vec(), e.clone()));
+                Ok(a.recursive)
+            })?;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if g.json {
+        let v: Vec<_> = rows.iter().map(|(p, e)| entry_json(p, e)).collect();
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+        return Ok(exit::OK);
+    }
+    for (path, e) in &rows {
+        let shown = String::from_utf8_lossy(path);
+        if a.long {
+            let owner = if e.user.is_empty() {
+                e.uid.to_string()
+            } else {
+                e.user.clone()
+            };
+            let group = if e.group.is_empty() {
+                e.gid.to_string()
+            } else {
+                e.group.clone()
+            };
+            let mut line = format!(
+                "{} {:<8} {:<8} {:>12} {} {shown}",
+                mode_string(e.kind, e.mode),
+                owner,
+                group,
+                e.size,
+                local_time(e.mtime)
+            );
+            if let vault::format::tree::Content::Symlink { target } = &e.content {
+                line.push_str(&format!(" -> {}", String::from_utf8_lossy(target)));
+            }
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out, "{shown}")?;
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,100 @@
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use vault::format::keyfile::KdfParams;
+use vault::repo::{CacheOptions, SnapshotFilter};
+use vault::storage::{Location, OpendalBackend};
+use vault::Repository;
+
+use super::args::*;
+
+mod dump;
+mod init;
+mod key;
+mod ls;
+mod restore;
+mod snapshot;
+mod snapshots;
+use super::password::repository_password;
+
+fn data_home(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)))
+}
+
+fn location(global: &Global) -> Result<Location> {
+    match &global.repo {
+        Some(r) => Ok(Location::parse(r)?),
+        None => {
+            let base = data_home("XDG_DATA_HOME", ".local/share").context(
+                "no repository given and no home folder: use --repo or VAULT_REPOSITORY",
+            )?;
+            Ok(Location::Local(base.join("vault").join("repo")))
+        }
+    }
+}
+
+fn cache_options(global: &Global) -> CacheOptions {
+    if global.no_cache {
+        return CacheOptions { dir: None };
+    }
+    CacheOptions {
+        dir: global
+            .cache_dir
+            .clone()
+            .or_else(|| data_home("XDG_CACHE_HOME", ".cache").map(|d| d.join("vault"))),
+    }
+}
+
+fn open(global: &Global) -> Result<Arc<Repository>> {
+    let backend = Arc::new(OpendalBackend::open(&location(global)?, false)?);
+    let password = repository_password(global)?;
+    Ok(Arc::new(Repository::open(
+        backend,
+        &password,
+        &cache_options(global),
+    )?))
+}
+
+fn kdf(args: &KdfArgs) -> KdfParams {
+    let d = KdfParams::default();
+    KdfParams {
+        memory_kib: args.kdf_memory_kib.unwrap_or(d.memory_kib),
+        iterations: args.kdf_iterations.unwrap_or(d.iterations),
+        parallelism: d.parallelism,
+    }
+}
+
+fn filter(f: &Filter) -> SnapshotFilter {
+    SnapshotFilter {
+        hosts: f.hosts.clone(),
+        tags: f.tags.clone(),
+        paths: f.paths.iter().map(|p| p.as_bytes().to_vec()).collect(),
+    }
+}
+
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Run a command; the returned code is for a run that finished (warnings or
+/// damage found); errors are mapped by the caller.
+pub fn run(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::init(g, a),
+        Command::Snapshot(a) => snapshot::snapshot(g, a),
+        Command::Snapshots(a) => snapshots::snapshots(g, a),
+        Command::Ls(a) => ls::ls(g, a),
+        Command::Restore(a) => restore::restore_cmd(g, a),
+        Command::Dump(a) => dump::dump(g, a),
+        Command::Key(k) => key::key(g, k),
+    }
+}

@@ -1,0 +1,71 @@
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde_json::json;
+use vault::ops::restore::{restore, RestoreOptions};
+use vault::ops::Progress;
+
+use super::{filter, open, print_json};
+use crate::cli::args::*;
+use crate::cli::exit;
+use crate::cli::output::{human_bytes, ProgressGuard};
+
+/// `SNAP:PATH` splits at the first colon; a snapshot id never holds one.
+pub(super) fn split_snapshot_path(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once(':') {
+        Some((snap, path)) => (snap, Some(path)),
+        None => (spec, None),
+    }
+}
+
+pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
+    let repo = open(g)?;
+    let (snap_spec, sub_path) = split_snapshot_path(&a.snapshot);
+    let (id, snap) = repo.find_snapshot(snap_spec, &filter(&a.filter))?;
+    let opts = RestoreOptions {
+        target: a.target.clone(),
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        sub_path: sub_path.map(|p| p.as_bytes().to_vec()),
+    };
+    let progress = Arc::new(Progress::default());
+    let started = std::time::Instant::now();
+    let outcome = {
+        let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore");
+        restore(&repo, &snap.root, &opts, &progress)?
+    };
+    for e in &outcome.errors {
+        eprintln!("error: {e}");
+    }
+    if g.json {
+        print_json(&json!({
+            "snapshot": id.to_hex(),
+            "target": a.target.to_string_lossy(),
+            "files": outcome.files,
+            "dirs": outcome.dirs,
+            "bytes": outcome.bytes,
+            "errors": outcome.errors,
+            "duration_ms": started.elapsed().as_millis() as u64,
+        }))?;
+    } else if !g.quiet {
+        println!(
+            "restored snapshot {} to {}: {} files, {} folders, {} in {:.1}s{}",
+            id.short(),
+            a.target.display(),
+            outcome.files,
+            outcome.dirs,
+            human_bytes(outcome.bytes),
+            started.elapsed().as_secs_f64(),
+            if outcome.errors.is_empty() {
+                String::new()
+            } else {
+                format!(", {} errors", outcome.errors.len())
+            }
+        );
+    }
+    Ok(match (outcome.errors.is_empty(), outcome.damaged) {
+        (true, _) => exit::OK,
+        (false, true) => exit::DAMAGE,
+        (false, false) => exit::FAILURE,
+    })
+}
