@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use vault::format::config::ChunkerParams;
 use vault::format::keyfile::KdfParams;
 use vault::format::BlobKind;
+use vault::ops::reachable::reachable;
 use vault::ops::restore::{restore, RestoreOptions};
 use vault::ops::snapshot::{snapshot_files, snapshot_stream, SnapshotOptions};
 use vault::ops::walk::{resolve, Resolved};
@@ -192,6 +194,24 @@ fn in_memory_body() {
         repo.load_snapshot(&stream.id).unwrap().tags,
         vec!["mem".to_string()]
     );
+
+    // Nothing was ever deleted, so the two snapshots reach every blob stored.
+    let reach = reachable(&repo, [files.snapshot.root, stream.snapshot.root]);
+    assert!(reach.is_complete());
+    let (mut trees, mut data) = (HashSet::new(), HashSet::new());
+    for index in repo.list_objects(ObjectKind::Index).unwrap() {
+        for pack in repo.read_index(&index).unwrap().packs {
+            for blob in pack.blobs {
+                match blob.kind {
+                    BlobKind::Tree => trees.insert(blob.id),
+                    BlobKind::Data => data.insert(blob.id),
+                };
+            }
+        }
+    }
+    assert_eq!(reach.trees, trees);
+    assert_eq!(reach.data, data);
+    assert!(reachable(&repo, [files.snapshot.root]).data.len() < data.len());
 
     let target = scratch.path().join("restored");
     restore_all(&repo, &files.snapshot.root, &src, &target);
