@@ -16,6 +16,7 @@ use vault::format::BlobKind;
 use vault::ops::reachable::reachable;
 use vault::ops::restore::{restore, RestoreOptions};
 use vault::ops::snapshot::{snapshot_files, snapshot_stream, SnapshotOptions};
+use vault::ops::stream_set::StreamSet;
 use vault::ops::walk::{resolve, Resolved};
 use vault::ops::Progress;
 use vault::repo::{CacheOptions, InitOptions, ObjectKind};
@@ -343,4 +344,73 @@ fn locations_parse_and_a_missing_folder_is_not_a_repository() {
     );
     let err = Location::parse("s3://bucket").err().unwrap();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
+}
+
+/// Streams written by parallel workers become files in folders; a set that
+/// is dropped instead of committed records no snapshot.
+#[test]
+fn stream_sets_build_folders_and_commit_only_when_asked() {
+    within_limit("the stream set test", stream_set_body);
+}
+
+fn stream_set_body() {
+    let backend: Arc<dyn Backend> =
+        Arc::new(OpendalBackend::open(&Location::Memory, true).unwrap());
+    let repo =
+        Arc::new(Repository::init(backend, PW, &fast_options(), &CacheOptions::default()).unwrap());
+    let opts = SnapshotOptions::default();
+    let streams: Vec<(&str, Vec<u8>)> = vec![
+        ("globals.sql", b"CREATE ROLE app;\n".to_vec()),
+        ("shop/pre-data.sql", b"CREATE TABLE t ();\n".to_vec()),
+        ("shop/data/public.orders", Gen::mixed(3, 2 * MIB).bytes()),
+        ("shop/data/public.users", Gen::random(4, 300_000).bytes()),
+        ("shop/data/public.empty", Vec::new()),
+    ];
+    let set = StreamSet::begin(&repo, "postgres", vec![b"shop".to_vec()], &opts);
+    std::thread::scope(|s| {
+        for (path, data) in &streams {
+            let set = &set;
+            s.spawn(move || set.add(path, &data[..], &Progress::default()).unwrap());
+        }
+    });
+    let err = set.add("shop", &b""[..], &Progress::default()).err();
+    assert!(
+        err.is_none(),
+        "a name can be added; the clash shows at commit"
+    );
+    let err = set.commit(&opts).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(repo.snapshots().unwrap().is_empty());
+
+    let set = StreamSet::begin(&repo, "postgres", vec![b"shop".to_vec()], &opts);
+    for (path, data) in &streams {
+        assert_eq!(
+            set.add(path, &data[..], &Progress::default()).unwrap(),
+            data.len() as u64
+        );
+    }
+    assert_eq!(
+        set.add("shop/../x", &b""[..], &Progress::default())
+            .err()
+            .unwrap()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    let outcome = set.commit(&opts).unwrap();
+    assert_eq!(outcome.snapshot.summary.files, 5);
+    assert_eq!(outcome.snapshot.summary.dirs, 2);
+    assert_eq!(outcome.snapshot.source, "postgres");
+    for (path, data) in &streams {
+        let entry = match resolve(&repo, &outcome.snapshot.root, path.as_bytes()).unwrap() {
+            Resolved::Entry { entry, .. } => entry,
+            Resolved::Root(_) => unreachable!(),
+        };
+        assert_eq!(entry.size, data.len() as u64, "{path}");
+        let mut back = Vec::new();
+        for c in entry.chunks() {
+            back.extend_from_slice(&repo.read_blob(BlobKind::Data, &c.id).unwrap());
+        }
+        assert!(&back == data, "{path} reads back differently");
+    }
+    assert_eq!(repo.snapshots().unwrap().len(), 1);
 }

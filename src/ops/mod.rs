@@ -5,6 +5,7 @@ pub mod content;
 pub mod reachable;
 pub mod restore;
 pub mod snapshot;
+pub mod stream_set;
 pub mod walk;
 
 use std::sync::atomic::AtomicU64;

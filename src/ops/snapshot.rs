@@ -8,14 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::stream_set::StreamSet;
 use super::Progress;
 use crate::error::{Error, Result};
 use crate::format::snapshot::{Snapshot, Summary};
-use crate::format::tree::{valid_name, Content, Entry, EntryKind, Tree};
-use crate::format::{BlobKind, Id, Timestamp};
+use crate::format::tree::valid_name;
+use crate::format::{Id, Timestamp};
 use crate::repo::{BlobWriter, Repository, WriteStats};
 use crate::sources::command::CommandSource;
-use crate::sources::files::{normalize, save_stream, StreamError, TreeSaver};
+use crate::sources::files::{normalize, TreeSaver};
 use crate::sources::{hostname, username};
 
 #[derive(Debug, Clone, Default)]
@@ -48,15 +49,15 @@ pub struct SnapshotOutcome {
     pub stats: WriteStats,
 }
 
-struct Draft {
-    started: Instant,
-    time: Timestamp,
+pub(super) struct Draft {
+    pub(super) started: Instant,
+    pub(super) time: Timestamp,
     source: &'static str,
     paths: Vec<Vec<u8>>,
     parent: Option<Id>,
 }
 
-fn commit(
+pub(super) fn commit(
     repo: &Repository,
     writer: BlobWriter,
     draft: Draft,
@@ -97,7 +98,7 @@ fn commit(
     })
 }
 
-fn draft(source: &'static str, paths: Vec<Vec<u8>>, parent: Option<Id>) -> Draft {
+pub(super) fn draft(source: &'static str, paths: Vec<Vec<u8>>, parent: Option<Id>) -> Draft {
     Draft {
         started: Instant::now(),
         time: Timestamp::now(),
@@ -183,17 +184,6 @@ pub fn snapshot_files(
     commit(repo, writer, draft, root, counts, warnings, opts)
 }
 
-/// A stream becomes one file in the snapshot's root: its name must be one
-/// safe path component. Checked before a command is started.
-fn check_stream_name(name: &str) -> Result<()> {
-    if valid_name(name.as_bytes()) {
-        return Ok(());
-    }
-    Err(Error::invalid(format!(
-        "'{name}' is not a usable stream name (no '/', not empty)"
-    )))
-}
-
 /// Snapshot one byte stream as a single file named `name`. Streams never
 /// take a parent: their bytes are always read and chunked.
 pub fn snapshot_stream(
@@ -204,12 +194,43 @@ pub fn snapshot_stream(
     opts: &SnapshotOptions,
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
-    stream_with(repo, name, source, opts, |writer, seed| {
-        save_stream(writer, reader, seed, progress).map_err(|e| match e {
-            StreamError::Read(e) => Error::io(format!("reading {source}"), e),
-            StreamError::Repo(e) => e,
-        })
-    })
+    check_stream_name(name)?;
+    let set = StreamSet::begin(repo, source, vec![name.as_bytes().to_vec()], opts);
+    set.add(name, reader, progress)?;
+    set.commit(opts)
+}
+
+/// A stream of its own becomes one file in the snapshot's root: its name
+/// must be one safe path component. Checked before a command is started.
+fn check_stream_name(name: &str) -> Result<()> {
+    if valid_name(name.as_bytes()) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "'{name}' is not a usable stream name (no '/', not empty)"
+    )))
+}
+
+/// Store a program's standard output as the stream at `path` of `set`. If
+/// the program fails, so does this, before the set could be committed: a
+/// truncated dump from a dying program must not become a snapshot.
+pub fn add_command_output(
+    set: &StreamSet,
+    path: &str,
+    program: &OsString,
+    args: &[OsString],
+    progress: &Progress,
+) -> Result<u64> {
+    StreamSet::check_path(path)?;
+    let (child, stdout) = CommandSource::spawn(program, args)?;
+    match set.add(path, stdout, progress) {
+        // The producer's verdict comes before ours.
+        Ok(size) => child.finish().map(|()| size),
+        Err(e) => {
+            child.kill();
+            Err(e)
+        }
+    }
 }
 
 /// Snapshot a program's standard output. If the program fails, no snapshot
@@ -223,71 +244,7 @@ pub fn snapshot_command(
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
     check_stream_name(name)?;
-    let (child, stdout) = CommandSource::spawn(program, args)?;
-    let mut child = Some(child);
-    let result = stream_with(repo, name, "command", opts, |writer, seed| {
-        let stored = save_stream(writer, stdout, seed, progress);
-        // The producer's verdict comes before ours: a truncated dump from a
-        // dying program must not become a snapshot.
-        let child = child.take().expect("taken once");
-        match stored {
-            Ok(r) => child.finish().map(|()| r),
-            Err(StreamError::Read(e)) => {
-                child.kill();
-                Err(Error::io(
-                    format!("reading the output of '{}'", program.to_string_lossy()),
-                    e,
-                ))
-            }
-            Err(StreamError::Repo(e)) => {
-                child.kill();
-                Err(e)
-            }
-        }
-    });
-    if let Some(child) = child {
-        child.kill();
-    }
-    result
-}
-
-fn stream_with(
-    repo: &Arc<Repository>,
-    name: &str,
-    source: &'static str,
-    opts: &SnapshotOptions,
-    produce: impl FnOnce(&BlobWriter, u64) -> Result<(Vec<crate::format::tree::ChunkRef>, u64)>,
-) -> Result<SnapshotOutcome> {
-    check_stream_name(name)?;
-    let draft = draft(source, vec![name.as_bytes().to_vec()], None);
-    let writer = BlobWriter::new(repo.clone(), opts.compression);
-    let seed = repo.keys().chunker_seed();
-    let (chunks, size) = produce(&writer, seed)?;
-    // SAFETY: these calls have no preconditions.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let mut owners = crate::sources::Owners::default();
-    let entry = Entry {
-        name: name.as_bytes().to_vec(),
-        kind: EntryKind::File,
-        flags: 0,
-        mode: 0o600,
-        uid,
-        gid,
-        user: owners.user(uid),
-        group: owners.group(gid),
-        mtime: draft.time,
-        ctime: draft.time,
-        inode: 0,
-        dev: 0,
-        size,
-        content: Content::File { chunks },
-    };
-    let root = writer.save(
-        BlobKind::Tree,
-        Tree {
-            entries: vec![entry],
-        }
-        .encode(),
-    )?;
-    commit(repo, writer, draft, root, (1, 0, size), vec![], opts)
+    let set = StreamSet::begin(repo, "command", vec![name.as_bytes().to_vec()], opts);
+    add_command_output(&set, name, program, args, progress)?;
+    set.commit(opts)
 }

@@ -1,0 +1,197 @@
+//! Snapshots assembled from named byte streams: one stream from stdin or a
+//! command, or the many streams of a database dump (schema files, one file
+//! per table) written by parallel workers. Each stream becomes a file at
+//! its path; the folders above it are made up. Nothing is recorded until
+//! `commit`: dropping a set after a failed stream leaves stored data indexed
+//! for reuse and no snapshot.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use super::snapshot::{commit, draft, SnapshotOptions, SnapshotOutcome};
+use super::Progress;
+use crate::error::{Error, Result};
+use crate::format::tree::{valid_name, ChunkRef, Content, Entry, EntryKind, Tree};
+use crate::format::{BlobKind, Id, Timestamp};
+use crate::repo::{BlobWriter, Repository};
+use crate::sources::files::{save_stream, StreamError};
+use crate::sources::Owners;
+
+/// A stream's place: folder names, then the file name.
+type StreamPath = Vec<Vec<u8>>;
+
+#[derive(Clone)]
+struct Stored {
+    chunks: Vec<ChunkRef>,
+    size: u64,
+}
+
+pub struct StreamSet {
+    repo: Arc<Repository>,
+    writer: BlobWriter,
+    seed: u64,
+    source: &'static str,
+    labels: Vec<Vec<u8>>,
+    time: Timestamp,
+    started: std::time::Instant,
+    owner: (u32, u32, String, String),
+    files: Mutex<BTreeMap<StreamPath, Stored>>,
+}
+
+/// Split `a/b/c` into safe components; a stream path is chosen by vault or
+/// its caller, so anything unsafe is a caller's mistake reported as input.
+fn stream_path(path: &str) -> Result<StreamPath> {
+    let parts: Vec<Vec<u8>> = path.split('/').map(|c| c.as_bytes().to_vec()).collect();
+    if parts.iter().all(|c| valid_name(c)) {
+        return Ok(parts);
+    }
+    Err(Error::invalid(format!(
+        "'{path}' is not a usable stream name (empty parts, '.' or '..')"
+    )))
+}
+
+impl StreamSet {
+    /// Start a snapshot whose `source` kind and `labels` (the paths, stream
+    /// or database names a snapshot is grouped by) are recorded as given.
+    pub fn begin(
+        repo: &Arc<Repository>,
+        source: &'static str,
+        labels: Vec<Vec<u8>>,
+        opts: &SnapshotOptions,
+    ) -> Self {
+        // SAFETY: these calls have no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let mut owners = Owners::default();
+        let d = draft(source, labels.clone(), None);
+        StreamSet {
+            repo: repo.clone(),
+            writer: BlobWriter::new(repo.clone(), opts.compression),
+            seed: repo.keys().chunker_seed(),
+            source,
+            labels,
+            time: d.time,
+            started: d.started,
+            owner: (uid, gid, owners.user(uid), owners.group(gid)),
+            files: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Check a path before starting the program that will produce it.
+    pub fn check_path(path: &str) -> Result<()> {
+        stream_path(path).map(|_| ())
+    }
+
+    /// Store one stream at `path`. Safe to call from several threads at
+    /// once; each call chunks on its own thread and hashes on the rayon pool.
+    /// Returns the stream's length.
+    pub fn add(&self, path: &str, reader: impl Read + Send, progress: &Progress) -> Result<u64> {
+        let parts = stream_path(path)?;
+        let (chunks, size) =
+            save_stream(&self.writer, reader, self.seed, progress).map_err(|e| match e {
+                StreamError::Read(e) => Error::io(format!("reading {path}"), e),
+                StreamError::Repo(e) => e,
+            })?;
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if files.insert(parts, Stored { chunks, size }).is_some() {
+            return Err(Error::invalid(format!("stream '{path}' stored twice")));
+        }
+        Ok(size)
+    }
+
+    pub fn writer(&self) -> &BlobWriter {
+        &self.writer
+    }
+
+    fn entry(
+        &self,
+        name: Vec<u8>,
+        kind: EntryKind,
+        mode: u32,
+        size: u64,
+        content: Content,
+    ) -> Entry {
+        let (uid, gid, user, group) = &self.owner;
+        Entry {
+            name,
+            kind,
+            flags: 0,
+            mode,
+            uid: *uid,
+            gid: *gid,
+            user: user.clone(),
+            group: group.clone(),
+            mtime: self.time,
+            ctime: self.time,
+            inode: 0,
+            dev: 0,
+            size,
+            content,
+        }
+    }
+
+    /// Save the folder holding `files` (paths relative to it, sorted) and
+    /// everything below it; returns its tree id and the number of folders
+    /// below it.
+    fn save_dir(&self, files: &[(StreamPath, Stored)], depth: usize) -> Result<(Id, u64)> {
+        let mut entries = Vec::new();
+        let mut dirs = 0;
+        let mut i = 0;
+        while i < files.len() {
+            let name = files[i].0[depth].clone();
+            let end = i + files[i..]
+                .iter()
+                .take_while(|(p, _)| p[depth] == name)
+                .count();
+            let group = &files[i..end];
+            let is_file = group.len() == 1 && group[0].0.len() == depth + 1;
+            if is_file {
+                let stored = &group[0].1;
+                let content = Content::File {
+                    chunks: stored.chunks.clone(),
+                };
+                entries.push(self.entry(name, EntryKind::File, 0o600, stored.size, content));
+            } else if group.iter().any(|(p, _)| p.len() == depth + 1) {
+                return Err(Error::invalid(format!(
+                    "'{}' is both a stream and a folder of streams",
+                    String::from_utf8_lossy(&name)
+                )));
+            } else {
+                let (subtree, below) = self.save_dir(group, depth + 1)?;
+                dirs += below + 1;
+                entries.push(self.entry(name, EntryKind::Dir, 0o700, 0, Content::Dir { subtree }));
+            }
+            i = end;
+        }
+        let id = self
+            .writer
+            .save(BlobKind::Tree, Tree { entries }.encode())?;
+        Ok((id, dirs))
+    }
+
+    /// Build the trees, flush the data and index, then record the snapshot.
+    pub fn commit(self, opts: &SnapshotOptions) -> Result<SnapshotOutcome> {
+        let files: Vec<_> = self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(p, c)| (p.clone(), c.clone()))
+            .collect();
+        let (root, dirs) = self.save_dir(&files, 0)?;
+        let bytes = files.iter().map(|(_, stored)| stored.size).sum();
+        let mut d = draft(self.source, self.labels, None);
+        d.time = self.time;
+        d.started = self.started;
+        let count = files.len() as u64;
+        commit(
+            &self.repo,
+            self.writer,
+            d,
+            root,
+            (count, dirs, bytes),
+            vec![],
+            opts,
+        )
+    }
+}
