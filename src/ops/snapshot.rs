@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::{valid_name, Content, Entry, EntryKind, Tree};
 use crate::format::{BlobKind, Id, Timestamp};
-use crate::repo::{BlobWriter, Repository, WriteStats};
+use crate::repo::{BlobWriter, LockGuard, Repository, WriteStats};
 use crate::sources::command::CommandSource;
 use crate::sources::files::{normalize, save_stream, StreamError, TreeSaver};
 use crate::sources::{hostname, username};
@@ -48,7 +48,9 @@ pub struct SnapshotOutcome {
     pub stats: WriteStats,
 }
 
-struct Draft {
+struct Draft<'l> {
+    /// Held from before the parent was chosen until the snapshot is stored.
+    lock: &'l LockGuard,
     started: Instant,
     time: Timestamp,
     source: &'static str,
@@ -59,7 +61,7 @@ struct Draft {
 fn commit(
     repo: &Repository,
     writer: BlobWriter,
-    draft: Draft,
+    draft: Draft<'_>,
     root: Id,
     counts: (u64, u64, u64),
     warnings: Vec<String>,
@@ -88,6 +90,9 @@ fn commit(
         program_version: env!("CARGO_PKG_VERSION").to_string(),
         meta: opts.meta.clone(),
     };
+    // Only a lock held throughout guarantees that no prune deleted data
+    // this snapshot references.
+    draft.lock.check()?;
     let id = repo.save_snapshot(&snapshot)?;
     Ok(SnapshotOutcome {
         id,
@@ -97,8 +102,14 @@ fn commit(
     })
 }
 
-fn draft(source: &'static str, paths: Vec<Vec<u8>>, parent: Option<Id>) -> Draft {
+fn draft<'l>(
+    lock: &'l LockGuard,
+    source: &'static str,
+    paths: Vec<Vec<u8>>,
+    parent: Option<Id>,
+) -> Draft<'l> {
     Draft {
+        lock,
         started: Instant::now(),
         time: Timestamp::now(),
         source,
@@ -152,6 +163,8 @@ pub fn snapshot_files(
     }
     normalized.sort();
     normalized.dedup();
+    // Before choosing the parent: its data must not be pruned under us.
+    let lock = repo.lock_shared("snapshot")?;
     let path_bytes: Vec<Vec<u8>> = normalized
         .iter()
         .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
@@ -166,7 +179,12 @@ pub fn snapshot_files(
             .rev()
             .find(|(_, s)| s.source == "files" && s.host == host && s.paths == path_bytes),
     };
-    let draft = draft("files", path_bytes, parent.as_ref().map(|(id, _)| *id));
+    let draft = draft(
+        &lock,
+        "files",
+        path_bytes,
+        parent.as_ref().map(|(id, _)| *id),
+    );
     let writer = BlobWriter::new(repo.clone(), opts.compression);
     let saver = TreeSaver::new(&writer, progress);
     let root = walk_pool()?
@@ -204,7 +222,9 @@ pub fn snapshot_stream(
     opts: &SnapshotOptions,
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
-    stream_with(repo, name, source, opts, |writer, seed| {
+    check_stream_name(name)?;
+    let lock = repo.lock_shared("snapshot")?;
+    stream_with(repo, &lock, name, source, opts, |writer, seed| {
         save_stream(writer, reader, seed, progress).map_err(|e| match e {
             StreamError::Read(e) => Error::io(format!("reading {source}"), e),
             StreamError::Repo(e) => e,
@@ -223,9 +243,12 @@ pub fn snapshot_command(
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
     check_stream_name(name)?;
+    // Before the program starts: a dump taken and then thrown away for want
+    // of a lock would waste the database's time.
+    let lock = repo.lock_shared("snapshot")?;
     let (child, stdout) = CommandSource::spawn(program, args)?;
     let mut child = Some(child);
-    let result = stream_with(repo, name, "command", opts, |writer, seed| {
+    let result = stream_with(repo, &lock, name, "command", opts, |writer, seed| {
         let stored = save_stream(writer, stdout, seed, progress);
         // The producer's verdict comes before ours: a truncated dump from a
         // dying program must not become a snapshot.
@@ -253,13 +276,14 @@ pub fn snapshot_command(
 
 fn stream_with(
     repo: &Arc<Repository>,
+    lock: &LockGuard,
     name: &str,
     source: &'static str,
     opts: &SnapshotOptions,
     produce: impl FnOnce(&BlobWriter, u64) -> Result<(Vec<crate::format::tree::ChunkRef>, u64)>,
 ) -> Result<SnapshotOutcome> {
     check_stream_name(name)?;
-    let draft = draft(source, vec![name.as_bytes().to_vec()], None);
+    let draft = draft(lock, source, vec![name.as_bytes().to_vec()], None);
     let writer = BlobWriter::new(repo.clone(), opts.compression);
     let seed = repo.keys().chunker_seed();
     let (chunks, size) = produce(&writer, seed)?;

@@ -12,6 +12,7 @@ use crate::format::{layout, magic, payload, Id};
 pub enum ObjectKind {
     Index,
     Snapshot,
+    Lock,
 }
 
 impl ObjectKind {
@@ -19,10 +20,11 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => layout::INDEX,
             ObjectKind::Snapshot => layout::SNAPSHOTS,
+            ObjectKind::Lock => layout::LOCKS,
         }
     }
 
-    fn path(self, id: &Id) -> String {
+    pub fn path(self, id: &Id) -> String {
         format!("{}{id}", self.dir())
     }
 
@@ -30,6 +32,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => magic::INDEX,
             ObjectKind::Snapshot => magic::SNAPSHOT,
+            ObjectKind::Lock => magic::LOCK,
         }
     }
 
@@ -37,6 +40,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => BoxKind::Index,
             ObjectKind::Snapshot => BoxKind::Snapshot,
+            ObjectKind::Lock => BoxKind::Lock,
         }
     }
 
@@ -44,6 +48,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshot",
+            ObjectKind::Lock => "lock",
         }
     }
 }
@@ -82,6 +87,17 @@ impl Repository {
             .open(kind.box_kind(), None, sealed)
             .map_err(|e| e.at(&place))?;
         payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT).map_err(|e| e.at(&place))
+    }
+
+    /// Delete an object; one already gone counts as deleted, so an
+    /// interrupted deletion can simply be repeated.
+    pub fn delete_object(&self, kind: ObjectKind, id: &Id) -> Result<()> {
+        match self.backend.delete(&kind.path(id)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                Err(e.at(format!("delete {} {}", kind.name(), id.short())))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn list_objects(&self, kind: ObjectKind) -> Result<Vec<Id>> {
