@@ -38,6 +38,15 @@ fn change_files(dir: &Path, round: u64) {
     }
 }
 
+/// A snapshot fed 64 KiB of `data` and then held: it holds its lock.
+fn held_snapshot(v: &Vault, args: &[&str], data: Gen) -> Held {
+    let held = Held::start(v, args, data, 64 << 10);
+    wait_until("the snapshot's lock", Duration::from_secs(30), || {
+        !v.objects("locks").is_empty()
+    });
+    held
+}
+
 #[test]
 fn prune_after_forgetting_all_but_the_last_of_20_snapshots_reclaims_the_space() {
     let v = Vault::init_with(SMALL_REPO);
@@ -163,15 +172,11 @@ fn prune_refuses_to_delete_anything_when_snapshots_cannot_be_read() {
 #[test]
 fn a_running_snapshot_makes_prune_exit_5_naming_it() {
     let v = Vault::init_with(SMALL_REPO);
-    let held = Held::start(
+    let held = held_snapshot(
         &v,
         &["--json", "snapshot", "--stdin", "--name", "slow"],
         Gen::random(7, 1 << 20),
-        64 << 10,
     );
-    wait_until("the snapshot's lock", Duration::from_secs(30), || {
-        !v.objects("locks").is_empty()
-    });
 
     let out = v.run(&["prune"]);
     assert_code(&out, 5, "prune beside a snapshot");
@@ -200,15 +205,11 @@ fn a_running_snapshot_makes_prune_exit_5_naming_it() {
 #[test]
 fn a_killed_holder_leaves_a_stale_lock_that_is_ignored_and_unlock_removes() {
     let v = Vault::init_with(SMALL_REPO);
-    let held = Held::start(
+    let held = held_snapshot(
         &v,
         &["snapshot", "--stdin", "--name", "doomed"],
         Gen::random(7, 1 << 20),
-        64 << 10,
     );
-    wait_until("the snapshot's lock", Duration::from_secs(30), || {
-        !v.objects("locks").is_empty()
-    });
     held.kill9();
     assert_eq!(v.objects("locks").len(), 1);
 
@@ -229,15 +230,11 @@ fn a_killed_holder_leaves_a_stale_lock_that_is_ignored_and_unlock_removes() {
 #[test]
 fn unlock_all_removes_a_live_lock_and_its_holder_then_records_nothing() {
     let v = Vault::init_with(SMALL_REPO);
-    let held = Held::start(
+    let held = held_snapshot(
         &v,
         &["snapshot", "--stdin", "--name", "orphaned"],
         Gen::random(7, 1 << 20),
-        64 << 10,
     );
-    wait_until("the snapshot's lock", Duration::from_secs(30), || {
-        !v.objects("locks").is_empty()
-    });
     let plain = v.json(&["unlock"]);
     assert_eq!(
         plain["live"].as_array().unwrap().len(),
@@ -258,15 +255,11 @@ fn unlock_all_removes_a_live_lock_and_its_holder_then_records_nothing() {
 fn lock_wait_lets_a_blocked_command_wait_its_turn() {
     let v = Vault::init_with(SMALL_REPO);
     v.snapshot_stdin("s1", Gen::random(1, 200 << 10));
-    let held = Held::start(
+    let held = held_snapshot(
         &v,
         &["snapshot", "--stdin", "--name", "s2"],
         Gen::random(2, 400 << 10),
-        64 << 10,
     );
-    wait_until("the snapshot's lock", Duration::from_secs(30), || {
-        !v.objects("locks").is_empty()
-    });
     let waiting = std::thread::spawn({
         let cmd = v.cmd(&["prune", "--lock-wait", "60"]);
         move || output(cmd)

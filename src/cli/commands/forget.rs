@@ -2,8 +2,8 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use vault::format::Timestamp;
-use vault::ops::forget::{plan_forget, remove_snapshots};
-use vault::policy::{GroupBy, KeepDuration, KeepRules, Plan, Selection};
+use vault::ops::forget::remove_snapshots;
+use vault::policy::{self, GroupBy, KeepDuration, KeepRules, Plan, Selection};
 
 use super::prune::{self, PruneOptions};
 use super::{open, print_json};
@@ -119,15 +119,17 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> Result<i32> {
         jiff::tz::TimeZone::system()
     };
     let rules = a.rules();
-    let plan_now = |repo: &vault::Repository| {
-        plan_forget(
-            repo,
+    let plan_now = |repo: &vault::Repository| -> Result<Plan> {
+        let snapshots = repo.snapshots()?;
+        let now = Timestamp::now();
+        Ok(policy::apply(
+            &snapshots,
             &rules,
             &a.selection(),
             a.group_by,
-            Timestamp::now(),
+            now,
             &tz,
-        )
+        )?)
     };
     if a.dry_run {
         let plan = plan_now(&repo)?;
