@@ -129,13 +129,18 @@ impl Repository {
     }
 
     /// Every snapshot, oldest first. An unreadable snapshot is an error: a
-    /// listing that silently skips one would hide damage.
+    /// listing that silently skips one would hide damage. One deleted
+    /// between listing and reading (a concurrent forget) is simply gone.
     pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         use rayon::prelude::*;
         let ids = self.list_objects(ObjectKind::Snapshot)?;
         let mut all = ids
             .par_iter()
-            .map(|id| Ok((*id, self.load_snapshot(id)?)))
+            .filter_map(|id| match self.load_snapshot(id) {
+                Ok(s) => Some(Ok((*id, s))),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => Some(Err(e)),
+            })
             .collect::<Result<Vec<_>>>()?;
         all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(all)
