@@ -222,7 +222,7 @@ impl Repository {
             if now >= deadline {
                 let holder = blocker.unwrap_or_default();
                 return Err(locked(format!(
-                    "repository is locked by {holder}; if that process is gone, `vault unlock` removes stale locks"
+                    "repository is locked by {holder}; if that process is gone, `vault unlock` removes stale locks (`--all` removes any)"
                 )));
             }
             // Randomised, so two takers that keep meeting drift apart.

@@ -169,7 +169,7 @@ fn repack(repo: &Arc<Repository>, packs: &[Repack], progress: &Progress) -> Resu
             writer.save(b.kind, data)?;
         }
         progress
-            .bytes_read
+            .bytes_written
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
     writer.finish()
