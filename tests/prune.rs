@@ -213,8 +213,13 @@ fn a_killed_holder_leaves_a_stale_lock_that_is_ignored_and_unlock_removes() {
     held.kill9();
     assert_eq!(v.objects("locks").len(), 1);
 
-    // The holder is gone from this host, so prune goes ahead.
-    v.ok(&["prune"]);
+    // The holder is gone from this host, so prune goes ahead, saying so.
+    let out = v.ok(&["prune"]);
+    assert!(
+        stderr(&out).contains("ignoring stale lock"),
+        "{}",
+        stderr(&out)
+    );
     let unlocked = v.json(&["unlock"]);
     let removed = unlocked["removed"].as_array().unwrap();
     assert_eq!(removed.len(), 1, "{unlocked}");

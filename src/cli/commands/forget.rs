@@ -136,6 +136,7 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> Result<i32> {
         show(g, &plan, true, None)?;
         return Ok(exit::OK);
     }
+    super::unlock::warn_stale_locks(g, &repo)?;
     // Planned under the lock, so the list it judges is the list it edits.
     let lock = if a.prune {
         repo.lock_exclusive("forget --prune")?

@@ -102,6 +102,7 @@ pub(super) fn prune_cmd(g: &Global, a: PruneArgs) -> Result<i32> {
         }
         return Ok(exit::OK);
     }
+    super::unlock::warn_stale_locks(g, &repo)?;
     let lock = repo.lock_exclusive("prune")?;
     let value = run(g, &repo, &lock, &a.options.rules())?;
     if g.json {

@@ -30,6 +30,24 @@ pub(super) fn env_lock_wait() -> Result<Duration> {
     }
 }
 
+/// Say which stale locks a command is about to ignore: they name a run that
+/// crashed, which someone may want to know about.
+pub(super) fn warn_stale_locks(g: &Global, repo: &vault::Repository) -> Result<()> {
+    if g.quiet {
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    for info in repo.locks()?.iter().filter(|l| l.is_stale()) {
+        eprintln!(
+            "warning: ignoring stale lock {}: {} ({}); `vault unlock` removes it",
+            info.id.short(),
+            info.describe(now),
+            info.stale.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 pub(super) fn unlock(g: &Global, a: UnlockArgs) -> Result<i32> {
     let repo = open(g)?;
     let now = Timestamp::now();
