@@ -273,3 +273,67 @@ fn lock_wait_lets_a_blocked_command_wait_its_turn() {
     assert_success(&held.finish(), "the held snapshot");
     assert_success(&waiting.join().unwrap(), "prune --lock-wait 60");
 }
+
+#[test]
+fn every_forget_rule_reaches_the_policy() {
+    let v = Vault::init_with(SMALL_REPO);
+    v.snapshot_stdin("s1", Gen::random(1, 10 << 10));
+    let tagged = v.snapshot_stdin_output("s1", Gen::random(2, 10 << 10), &["--tag", "keep"]);
+    assert_success(&tagged, "tagged snapshot");
+    for (flags, reason) in [
+        (&["--keep-last", "1"][..], "last 1"),
+        (&["--keep-hourly", "1"], "hourly "),
+        (&["--keep-daily", "1"], "daily "),
+        (&["--keep-weekly", "1"], "weekly "),
+        (&["--keep-monthly", "1"], "monthly "),
+        (&["--keep-yearly", "1"], "yearly "),
+        (&["--keep-within", "1h"], "within 1h"),
+        (&["--keep-within-hourly", "1d"], "hourly "),
+        (&["--keep-within-daily", "1d"], "daily "),
+        (&["--keep-within-weekly", "1d"], "weekly "),
+        (&["--keep-within-monthly", "1d"], "monthly "),
+        (&["--keep-within-yearly", "1d"], "yearly "),
+        (&["--keep-tag", "keep"], "tag keep"),
+    ] {
+        for utc in [false, true] {
+            let mut args = vec!["forget", "--dry-run"];
+            args.extend_from_slice(flags);
+            if utc {
+                args.push("--utc");
+            }
+            let plan = v.json(&args);
+            let reasons = &plan["groups"][0]["keep"][0]["reasons"];
+            let first = reasons[0].as_str().unwrap_or_default();
+            assert!(first.starts_with(reason), "{flags:?}: reasons {reasons}");
+            let within = flags[0].starts_with("--keep-within-");
+            assert_eq!(first.contains(" within "), within, "{flags:?}: {first}");
+        }
+    }
+    // Filters: another host's snapshots are not considered at all.
+    let plan = v.json(&[
+        "forget",
+        "--dry-run",
+        "--keep-last",
+        "1",
+        "--host",
+        "elsewhere",
+    ]);
+    assert_eq!(
+        json_u64(&plan, "kept") + json_u64(&plan, "removed"),
+        0,
+        "{plan}"
+    );
+    let plan = v.json(&[
+        "forget",
+        "--dry-run",
+        "--keep-last",
+        "1",
+        "--source",
+        "s1",
+        "--tag",
+        "keep",
+    ]);
+    assert_eq!(json_u64(&plan, "kept"), 1, "{plan}");
+    let bad = v.run(&["forget", "--keep-within", "3 weeks"]);
+    assert_code(&bad, 2, "forget with a bad duration");
+}
