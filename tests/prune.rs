@@ -84,6 +84,9 @@ fn prune_after_forgetting_all_but_the_last_of_20_snapshots_reclaims_the_space() 
         after * 10 <= yardstick * 11,
         "pruned repository holds {after} bytes, a fresh one {yardstick} (before prune: {before})"
     );
+    eprintln!(
+        "stored bytes: {before} before prune, {after} after, {yardstick} in a fresh repository"
+    );
     assert!(
         before > 2 * after,
         "prune freed too little: {before} -> {after}"
