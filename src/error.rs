@@ -27,6 +27,8 @@ pub enum ErrorKind {
     InvalidInput,
     /// A producer of data (a command, a database dump) failed.
     SourceFailed,
+    /// Another process holds a lock that conflicts with the one asked for.
+    Locked,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.

@@ -11,6 +11,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use format::Id;
 pub mod cache;
 pub mod ops;
+pub mod policy;
 pub mod repo;
 pub mod sources;
 

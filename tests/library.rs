@@ -366,7 +366,7 @@ fn stream_set_body() {
         ("shop/data/public.users", Gen::random(4, 300_000).bytes()),
         ("shop/data/public.empty", Vec::new()),
     ];
-    let set = StreamSet::begin(&repo, "postgres", vec![b"shop".to_vec()], &opts);
+    let set = StreamSet::begin(&repo, "postgres", vec![b"shop".to_vec()], &opts).unwrap();
     std::thread::scope(|s| {
         for (path, data) in &streams {
             let set = &set;
@@ -382,7 +382,7 @@ fn stream_set_body() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(repo.snapshots().unwrap().is_empty());
 
-    let set = StreamSet::begin(&repo, "postgres", vec![b"shop".to_vec()], &opts);
+    let set = StreamSet::begin(&repo, "postgres", vec![b"shop".to_vec()], &opts).unwrap();
     for (path, data) in &streams {
         assert_eq!(
             set.add(path, &data[..], &Progress::default()).unwrap(),

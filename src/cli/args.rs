@@ -61,6 +61,12 @@ pub enum Command {
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Remove snapshots by a retention policy (data stays until prune)
+    Forget(crate::cli::commands::forget::ForgetArgs),
+    /// Delete data no snapshot uses, and repack half-empty packs
+    Prune(crate::cli::commands::prune::PruneArgs),
+    /// Remove stale locks (or all locks with --all)
+    Unlock(crate::cli::commands::unlock::UnlockArgs),
 }
 
 #[derive(Args, Debug)]

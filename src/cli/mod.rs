@@ -15,6 +15,7 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     pub const WARNINGS: i32 = 3;
     pub const DAMAGE: i32 = 4;
+    pub const LOCKED: i32 = 5;
     pub const WRONG_PASSWORD: i32 = 6;
     pub const NO_REPOSITORY: i32 = 7;
     pub const SOURCE_FAILED: i32 = 8;
@@ -32,6 +33,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         Corrupt | Tampered => exit::DAMAGE,
         InvalidInput => exit::USAGE,
         SourceFailed => exit::SOURCE_FAILED,
+        Locked => exit::LOCKED,
         _ => exit::FAILURE,
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod id;
 pub mod index;
 pub mod keyfile;
+pub mod lock;
 pub mod pack;
 pub mod payload;
 pub mod sealed;
@@ -81,6 +82,7 @@ pub mod magic {
     pub const KEY: &[u8; 4] = b"VLTK";
     pub const INDEX: &[u8; 4] = b"VLTI";
     pub const SNAPSHOT: &[u8; 4] = b"VLTS";
+    pub const LOCK: &[u8; 4] = b"VLTL";
     /// Packs end with this, after the header length.
     pub const PACK: &[u8; 4] = b"VLTP";
 }

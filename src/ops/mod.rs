@@ -2,6 +2,8 @@
 //! structs; the command-line layer only parses and prints.
 
 pub mod content;
+pub mod forget;
+pub mod prune;
 pub mod reachable;
 pub mod restore;
 pub mod snapshot;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::valid_name;
 use crate::format::{Id, Timestamp};
-use crate::repo::{BlobWriter, Repository, WriteStats};
+use crate::repo::{BlobWriter, LockGuard, Repository, WriteStats};
 use crate::sources::command::CommandSource;
 use crate::sources::files::{normalize, TreeSaver};
 use crate::sources::{hostname, username};
@@ -50,6 +50,8 @@ pub struct SnapshotOutcome {
 }
 
 pub(super) struct Draft {
+    /// Held from before the parent was chosen until the snapshot is stored.
+    lock: LockGuard,
     pub(super) started: Instant,
     pub(super) time: Timestamp,
     source: &'static str,
@@ -89,6 +91,9 @@ pub(super) fn commit(
         program_version: env!("CARGO_PKG_VERSION").to_string(),
         meta: opts.meta.clone(),
     };
+    // Only a lock held throughout guarantees that no prune deleted data
+    // this snapshot references.
+    draft.lock.check()?;
     let id = repo.save_snapshot(&snapshot)?;
     Ok(SnapshotOutcome {
         id,
@@ -98,8 +103,14 @@ pub(super) fn commit(
     })
 }
 
-pub(super) fn draft(source: &'static str, paths: Vec<Vec<u8>>, parent: Option<Id>) -> Draft {
+pub(super) fn draft(
+    lock: LockGuard,
+    source: &'static str,
+    paths: Vec<Vec<u8>>,
+    parent: Option<Id>,
+) -> Draft {
     Draft {
+        lock,
         started: Instant::now(),
         time: Timestamp::now(),
         source,
@@ -153,6 +164,8 @@ pub fn snapshot_files(
     }
     normalized.sort();
     normalized.dedup();
+    // Before choosing the parent: its data must not be pruned under us.
+    let lock = repo.lock_shared("snapshot")?;
     let path_bytes: Vec<Vec<u8>> = normalized
         .iter()
         .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
@@ -167,7 +180,12 @@ pub fn snapshot_files(
             .rev()
             .find(|(_, s)| s.source == "files" && s.host == host && s.paths == path_bytes),
     };
-    let draft = draft("files", path_bytes, parent.as_ref().map(|(id, _)| *id));
+    let draft = draft(
+        lock,
+        "files",
+        path_bytes,
+        parent.as_ref().map(|(id, _)| *id),
+    );
     let writer = BlobWriter::new(repo.clone(), opts.compression);
     let saver = TreeSaver::new(&writer, progress);
     let root = walk_pool()?
@@ -195,7 +213,7 @@ pub fn snapshot_stream(
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
     check_stream_name(name)?;
-    let set = StreamSet::begin(repo, source, vec![name.as_bytes().to_vec()], opts);
+    let set = StreamSet::begin(repo, source, vec![name.as_bytes().to_vec()], opts)?;
     set.add(name, reader, progress)?;
     set.commit(opts)
 }
@@ -244,7 +262,7 @@ pub fn snapshot_command(
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
     check_stream_name(name)?;
-    let set = StreamSet::begin(repo, "command", vec![name.as_bytes().to_vec()], opts);
+    let set = StreamSet::begin(repo, "command", vec![name.as_bytes().to_vec()], opts)?;
     add_command_output(&set, name, program, args, progress)?;
     set.commit(opts)
 }

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use super::snapshot::{commit, draft, SnapshotOptions, SnapshotOutcome};
+use super::snapshot::{commit, draft, Draft, SnapshotOptions, SnapshotOutcome};
 use super::Progress;
 use crate::error::{Error, Result};
 use crate::format::tree::{valid_name, ChunkRef, Content, Entry, EntryKind, Tree};
-use crate::format::{BlobKind, Id, Timestamp};
+use crate::format::{BlobKind, Id};
 use crate::repo::{BlobWriter, Repository};
 use crate::sources::files::{save_stream, StreamError};
 use crate::sources::Owners;
@@ -31,10 +31,7 @@ pub struct StreamSet {
     repo: Arc<Repository>,
     writer: BlobWriter,
     seed: u64,
-    source: &'static str,
-    labels: Vec<Vec<u8>>,
-    time: Timestamp,
-    started: std::time::Instant,
+    draft: Draft,
     owner: (u32, u32, String, String),
     files: Mutex<BTreeMap<StreamPath, Stored>>,
 }
@@ -54,27 +51,27 @@ fn stream_path(path: &str) -> Result<StreamPath> {
 impl StreamSet {
     /// Start a snapshot whose `source` kind and `labels` (the paths, stream
     /// or database names a snapshot is grouped by) are recorded as given.
+    /// Takes the repository's shared lock: call it before starting a
+    /// producer, so a dump is not taken only to be thrown away for want of
+    /// a lock.
     pub fn begin(
         repo: &Arc<Repository>,
         source: &'static str,
         labels: Vec<Vec<u8>>,
         opts: &SnapshotOptions,
-    ) -> Self {
+    ) -> Result<Self> {
+        let lock = repo.lock_shared("snapshot")?;
         // SAFETY: these calls have no preconditions.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let mut owners = Owners::default();
-        let d = draft(source, labels.clone(), None);
-        StreamSet {
+        Ok(StreamSet {
             repo: repo.clone(),
             writer: BlobWriter::new(repo.clone(), opts.compression),
             seed: repo.keys().chunker_seed(),
-            source,
-            labels,
-            time: d.time,
-            started: d.started,
+            draft: draft(lock, source, labels, None),
             owner: (uid, gid, owners.user(uid), owners.group(gid)),
             files: Mutex::new(BTreeMap::new()),
-        }
+        })
     }
 
     /// Check a path before starting the program that will produce it.
@@ -121,8 +118,8 @@ impl StreamSet {
             gid: *gid,
             user: user.clone(),
             group: group.clone(),
-            mtime: self.time,
-            ctime: self.time,
+            mtime: self.draft.time,
+            ctime: self.draft.time,
             inode: 0,
             dev: 0,
             size,
@@ -180,14 +177,11 @@ impl StreamSet {
             .collect();
         let (root, dirs) = self.save_dir(&files, 0)?;
         let bytes = files.iter().map(|(_, stored)| stored.size).sum();
-        let mut d = draft(self.source, self.labels, None);
-        d.time = self.time;
-        d.started = self.started;
         let count = files.len() as u64;
         commit(
             &self.repo,
             self.writer,
-            d,
+            self.draft,
             root,
             (count, dirs, bytes),
             vec![],

@@ -2,16 +2,22 @@
 //! Everything above this layer reads and writes through it.
 
 mod keys;
+mod lock;
 mod objects;
 mod reader;
 mod writer;
 
 pub use keys::KeyInfo;
+pub use lock::{
+    describe as describe_lock, process_alive, staleness, LockGuard, LockInfo, REFRESH_EVERY,
+    STALE_AFTER,
+};
 pub use objects::{ObjectKind, SnapshotFilter};
 pub use reader::BlobReader;
 pub use writer::{BlobWriter, WriteStats};
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::RngCore;
@@ -57,6 +63,8 @@ pub struct Repository {
     key_id: Id,
     config: Config,
     index: Mutex<IndexCache>,
+    /// Milliseconds to wait for a conflicting lock (`set_lock_wait`).
+    lock_wait_ms: AtomicU64,
 }
 
 pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
@@ -118,6 +126,7 @@ impl Repository {
             key_id,
             config,
             index: Mutex::new(index),
+            lock_wait_ms: AtomicU64::new(0),
         })
     }
 
@@ -159,6 +168,7 @@ impl Repository {
             key_id,
             config,
             index: Mutex::new(index),
+            lock_wait_ms: AtomicU64::new(0),
         };
         repo.sync_index()?;
         Ok(repo)

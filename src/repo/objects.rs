@@ -12,6 +12,7 @@ use crate::format::{layout, magic, payload, Id};
 pub enum ObjectKind {
     Index,
     Snapshot,
+    Lock,
 }
 
 impl ObjectKind {
@@ -19,10 +20,11 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => layout::INDEX,
             ObjectKind::Snapshot => layout::SNAPSHOTS,
+            ObjectKind::Lock => layout::LOCKS,
         }
     }
 
-    fn path(self, id: &Id) -> String {
+    pub fn path(self, id: &Id) -> String {
         format!("{}{id}", self.dir())
     }
 
@@ -30,6 +32,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => magic::INDEX,
             ObjectKind::Snapshot => magic::SNAPSHOT,
+            ObjectKind::Lock => magic::LOCK,
         }
     }
 
@@ -37,6 +40,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => BoxKind::Index,
             ObjectKind::Snapshot => BoxKind::Snapshot,
+            ObjectKind::Lock => BoxKind::Lock,
         }
     }
 
@@ -44,6 +48,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshot",
+            ObjectKind::Lock => "lock",
         }
     }
 }
@@ -84,6 +89,17 @@ impl Repository {
         payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT).map_err(|e| e.at(&place))
     }
 
+    /// Delete an object; one already gone counts as deleted, so an
+    /// interrupted deletion can simply be repeated.
+    pub fn delete_object(&self, kind: ObjectKind, id: &Id) -> Result<()> {
+        match self.backend.delete(&kind.path(id)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                Err(e.at(format!("delete {} {}", kind.name(), id.short())))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn list_objects(&self, kind: ObjectKind) -> Result<Vec<Id>> {
         let mut ids = Vec::new();
         for path in self.backend.list(kind.dir())? {
@@ -113,13 +129,18 @@ impl Repository {
     }
 
     /// Every snapshot, oldest first. An unreadable snapshot is an error: a
-    /// listing that silently skips one would hide damage.
+    /// listing that silently skips one would hide damage. One deleted
+    /// between listing and reading (a concurrent forget) is simply gone.
     pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         use rayon::prelude::*;
         let ids = self.list_objects(ObjectKind::Snapshot)?;
         let mut all = ids
             .par_iter()
-            .map(|id| Ok((*id, self.load_snapshot(id)?)))
+            .filter_map(|id| match self.load_snapshot(id) {
+                Ok(s) => Some(Ok((*id, s))),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => Some(Err(e)),
+            })
             .collect::<Result<Vec<_>>>()?;
         all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(all)

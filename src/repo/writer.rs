@@ -135,6 +135,9 @@ pub struct BlobWriter {
     shared: Arc<Shared>,
     /// Blobs queued by this run: not yet in the index, but not to be stored twice.
     seen: Mutex<HashSet<(BlobKind, Id)>>,
+    /// Skip blobs the index already has (false when repacking: the indexed
+    /// copy is the one about to be deleted).
+    dedup_against_index: bool,
     jobs: Option<Sender<Job>>,
     uploads: Option<Sender<FullPack>>,
     workers: Vec<JoinHandle<()>>,
@@ -144,6 +147,17 @@ pub struct BlobWriter {
 impl BlobWriter {
     /// `level` overrides the repository's compression level for this run.
     pub fn new(repo: Arc<Repository>, level: Option<i32>) -> Self {
+        Self::start(repo, level, true)
+    }
+
+    /// A writer that stores every blob handed to it once, even those the
+    /// index already lists: prune copies still-used blobs out of packs it
+    /// is about to delete.
+    pub fn for_repack(repo: Arc<Repository>) -> Self {
+        Self::start(repo, None, false)
+    }
+
+    fn start(repo: Arc<Repository>, level: Option<i32>, dedup_against_index: bool) -> Self {
         let level = level.unwrap_or(repo.config().compression);
         let shared = Arc::new(Shared {
             repo,
@@ -172,6 +186,7 @@ impl BlobWriter {
         BlobWriter {
             shared,
             seen: Mutex::new(HashSet::new()),
+            dedup_against_index,
             jobs: Some(jobs),
             uploads: Some(uploads),
             workers,
@@ -193,7 +208,9 @@ impl BlobWriter {
         }
         {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.contains(&(kind, id)) || self.shared.repo.has_blob(kind, &id)? {
+            if seen.contains(&(kind, id))
+                || (self.dedup_against_index && self.shared.repo.has_blob(kind, &id)?)
+            {
                 return Ok(id);
             }
             seen.insert((kind, id));

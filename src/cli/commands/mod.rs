@@ -11,12 +11,15 @@ use vault::Repository;
 use super::args::*;
 
 mod dump;
+pub(crate) mod forget;
 mod init;
 mod key;
 mod ls;
+pub(crate) mod prune;
 mod restore;
 mod snapshot;
 mod snapshots;
+pub(crate) mod unlock;
 use super::password::repository_password;
 
 fn data_home(var: &str, fallback: &str) -> Option<PathBuf> {
@@ -96,5 +99,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(a) => restore::restore_cmd(g, a),
         Command::Dump(a) => dump::dump(g, a),
         Command::Key(k) => key::key(g, k),
+        Command::Forget(a) => forget::forget(g, a),
+        Command::Prune(a) => prune::prune_cmd(g, a),
+        Command::Unlock(a) => unlock::unlock(g, a),
     }
 }

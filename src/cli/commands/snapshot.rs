@@ -23,6 +23,7 @@ pub(super) fn snapshot_options(meta: &SnapshotMeta, parent: ParentChoice) -> Sna
 
 pub(super) fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
     let repo = open(g)?;
+    repo.set_lock_wait(super::unlock::env_lock_wait()?);
     let progress = Arc::new(Progress::default());
     let outcome = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "snapshot");
