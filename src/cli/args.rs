@@ -134,6 +134,12 @@ pub struct SnapshotArgs {
 pub enum SnapshotSource {
     /// Store the standard output of a program; fails if the program fails
     Cmd(CmdArgs),
+    /// Store a Redis server's RDB file (redis-cli --rdb)
+    Redis(super::commands::snapshot_db::RedisArgs),
+    /// Store one dump per MariaDB/MySQL database (mariadb-dump --single-transaction)
+    Mysql(super::commands::snapshot_db::MysqlArgs),
+    /// Store a consistent copy of an SQLite database, safe while it is written
+    Sqlite(super::commands::snapshot_db::SqliteArgs),
 }
 
 #[derive(Args, Debug)]

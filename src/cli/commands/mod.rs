@@ -16,6 +16,7 @@ mod key;
 mod ls;
 mod restore;
 mod snapshot;
+pub(super) mod snapshot_db;
 mod snapshots;
 use super::password::repository_password;
 
