@@ -5,6 +5,7 @@
 //! Every test file includes this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod mariadb;
 pub mod redis;
 pub mod services;
 
