@@ -2,7 +2,7 @@
 //! is checked only after the stream ends: a failed producer is not a backup.
 
 use std::io::Read;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -21,18 +21,53 @@ pub enum Stderr {
 /// How much of a captured stderr is kept (the end of it).
 const STDERR_KEPT: usize = 16 << 10;
 
+/// A running producer (its stdout is read) or consumer (its stdin is fed,
+/// e.g. a database client restoring a dump).
 pub struct CommandSource {
     child: Child,
     program: String,
     stderr: Option<JoinHandle<Vec<u8>>>,
+    /// Appended to a failure: what did not happen because of it.
+    consequence: &'static str,
 }
 
 impl CommandSource {
     /// Start a prepared command (arguments and environment set by the
     /// caller) with standard input closed and standard output piped.
-    pub fn start(mut cmd: Command, stderr: Stderr) -> Result<(Self, ChildStdout)> {
+    pub fn start(cmd: Command, stderr: Stderr) -> Result<(Self, ChildStdout)> {
+        let mut source = Self::launch(
+            cmd,
+            (Stdio::null(), Stdio::piped()),
+            stderr,
+            "; no snapshot was recorded",
+        )?;
+        let stdout = source.child.stdout.take().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Io,
+                format!("'{}': no stdout pipe", source.program),
+            )
+        })?;
+        Ok((source, stdout))
+    }
+
+    /// Start a prepared command that reads what is written to the returned
+    /// pipe; its output is discarded and its stderr captured.
+    pub fn start_fed(cmd: Command) -> Result<(Self, ChildStdin)> {
+        let mut sink = Self::launch(cmd, (Stdio::piped(), Stdio::null()), Stderr::Capture, "")?;
+        let stdin = sink.child.stdin.take().ok_or_else(|| {
+            Error::new(ErrorKind::Io, format!("'{}': no stdin pipe", sink.program))
+        })?;
+        Ok((sink, stdin))
+    }
+
+    fn launch(
+        mut cmd: Command,
+        (stdin, stdout): (Stdio, Stdio),
+        stderr: Stderr,
+        consequence: &'static str,
+    ) -> Result<Self> {
         let name = cmd.get_program().to_string_lossy().into_owned();
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        cmd.stdin(stdin).stdout(stdout);
         cmd.stderr(match stderr {
             Stderr::Inherit => Stdio::inherit(),
             Stderr::Capture => Stdio::piped(),
@@ -45,24 +80,18 @@ impl CommandSource {
             };
             Error::with_source(kind, format!("cannot start '{name}'"), e)
         })?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| Error::new(ErrorKind::Io, format!("'{name}': no stdout pipe")))?;
         let stderr = child.stderr.take().map(|pipe| {
             std::thread::spawn(move || {
                 let mut pipe = pipe;
                 keep_tail(&mut pipe, STDERR_KEPT)
             })
         });
-        Ok((
-            CommandSource {
-                child,
-                program: name,
-                stderr,
-            },
-            stdout,
-        ))
+        Ok(CommandSource {
+            child,
+            program: name,
+            stderr,
+            consequence,
+        })
     }
 
     /// Wait for the program; anything but a zero exit is an error naming how
@@ -94,7 +123,7 @@ impl CommandSource {
         };
         Err(Error::new(
             ErrorKind::SourceFailed,
-            format!("'{}' {how}{said}; no snapshot was recorded", self.program),
+            format!("'{}' {how}{said}{}", self.program, self.consequence),
         ))
     }
 
