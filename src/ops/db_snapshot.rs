@@ -62,7 +62,12 @@ pub fn snapshot_mysql(
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
     let listing = conn.listing()?;
-    let chosen = mysql::choose_databases(&listing.databases, &selection.databases, selection.all)?;
+    let chosen = mysql::choose_databases(
+        &listing.databases,
+        &selection.databases,
+        selection.all,
+        "the server",
+    )?;
     for db in &chosen {
         StreamSet::check_path(&mysql::stream_name(db))?;
     }

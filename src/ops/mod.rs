@@ -2,6 +2,7 @@
 //! structs; the command-line layer only parses and prints.
 
 pub mod content;
+pub mod db_restore;
 pub mod db_snapshot;
 pub mod reachable;
 pub mod restore;

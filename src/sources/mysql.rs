@@ -98,6 +98,13 @@ impl MysqlConnection {
         })
     }
 
+    /// The client that reads a dump on its standard input and replays it.
+    pub fn restore_command(&self) -> Command {
+        let mut cmd = Command::new(self.client());
+        cmd.args(self.connection_args());
+        cmd
+    }
+
     /// The command whose standard output is one database's dump. The dump
     /// creates the database if missing (`--databases`), so a restore is
     /// `vault dump SNAP DB.sql | mariadb`.
@@ -144,8 +151,14 @@ pub fn parse_listing(out: &[u8]) -> Option<ServerListing> {
 }
 
 /// The databases to dump: every non-system database with `all`, or the
-/// `wanted` ones, each of which must exist.
-pub fn choose_databases(available: &[String], wanted: &[String], all: bool) -> Result<Vec<String>> {
+/// `wanted` ones, each of which must exist in `holder` (the server, or the
+/// snapshot on restore).
+pub fn choose_databases(
+    available: &[String],
+    wanted: &[String],
+    all: bool,
+    holder: &str,
+) -> Result<Vec<String>> {
     match (all, wanted.is_empty()) {
         (true, false) => Err(Error::invalid("give either --all or --database, not both")),
         (false, true) => Err(Error::invalid(
@@ -168,7 +181,7 @@ pub fn choose_databases(available: &[String], wanted: &[String], all: bool) -> R
             let mut chosen = Vec::new();
             for w in wanted {
                 if !available.contains(w) {
-                    return Err(Error::invalid(format!("the server has no database '{w}'")));
+                    return Err(Error::invalid(format!("{holder} has no database '{w}'")));
                 }
                 if !chosen.contains(w) {
                     chosen.push(w.clone());
@@ -182,6 +195,11 @@ pub fn choose_databases(available: &[String], wanted: &[String], all: bool) -> R
 /// Where a database's dump is stored in the snapshot.
 pub fn stream_name(database: &str) -> String {
     format!("{database}.sql")
+}
+
+/// The database whose dump is stored under `file`, if it is one.
+pub fn database_of(file: &str) -> Option<&str> {
+    file.strip_suffix(".sql").filter(|d| !d.is_empty())
 }
 
 #[cfg(test)]
@@ -212,24 +230,29 @@ mod tests {
             "crm",
         ]);
         assert_eq!(
-            choose_databases(&avail, &[], true).unwrap(),
+            choose_databases(&avail, &[], true, "the server").unwrap(),
             names(&["shop", "crm"])
         );
         let only_system = names(&["mysql", "sys"]);
-        assert!(choose_databases(&only_system, &[], true).is_err());
+        assert!(choose_databases(&only_system, &[], true, "the server").is_err());
     }
 
     #[test]
     fn named_databases_must_exist_and_are_taken_once() {
         let avail = names(&["shop", "crm"]);
         assert_eq!(
-            choose_databases(&avail, &names(&["crm", "crm"]), false).unwrap(),
+            choose_databases(&avail, &names(&["crm", "crm"]), false, "the server").unwrap(),
             names(&["crm"])
         );
-        let err = choose_databases(&avail, &names(&["nope"]), false).unwrap_err();
-        assert!(err.to_string().contains("'nope'"));
-        assert!(choose_databases(&avail, &[], false).is_err());
-        assert!(choose_databases(&avail, &names(&["shop"]), true).is_err());
+        let err = choose_databases(&avail, &names(&["nope"]), false, "the server").unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("the server has no database 'nope'"));
+        assert_eq!(database_of("shop.sql"), Some("shop"));
+        assert_eq!(database_of(".sql"), None);
+        assert_eq!(database_of("dump.rdb"), None);
+        assert!(choose_databases(&avail, &[], false, "the server").is_err());
+        assert!(choose_databases(&avail, &names(&["shop"]), true, "the server").is_err());
     }
 
     #[test]

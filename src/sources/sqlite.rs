@@ -140,6 +140,28 @@ pub fn consistent_copy(db: &Path, staging: &Path) -> Result<(File, SqliteFacts)>
     Ok((file, facts))
 }
 
+/// Have SQLite check a restored file from end to end before it replaces
+/// anything.
+pub fn check_integrity(db: &Path) -> Result<()> {
+    let damaged = |detail: String| {
+        Error::corrupt(format!(
+            "{}: the restored database fails SQLite's integrity check: {detail}",
+            db.display()
+        ))
+    };
+    let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(|e| damaged(e.to_string()))?;
+    let verdict: String = c
+        .query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))
+        .map_err(|e| damaged(e.to_string()))?;
+    c.close().map_err(|(_, e)| damaged(e.to_string()))?;
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(damaged(verdict))
+    }
+}
+
 /// The name a database file gets in its snapshot: its own file name.
 pub fn stream_name(db: &Path) -> Result<String> {
     db.file_name()
