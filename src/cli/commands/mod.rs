@@ -15,6 +15,7 @@ mod init;
 mod key;
 mod ls;
 mod restore;
+pub(super) mod restore_db;
 mod snapshot;
 pub(super) mod snapshot_db;
 mod snapshots;

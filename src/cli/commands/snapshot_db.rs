@@ -54,7 +54,20 @@ pub struct MysqlArgs {
     /// Dump every database except the server's own schemas
     #[arg(long, conflicts_with = "databases")]
     pub all: bool,
-    /// Server host; --host names the host recorded in the snapshot
+    #[command(flatten)]
+    pub conn: MysqlConnectionArgs,
+    #[command(flatten)]
+    pub meta: SnapshotMeta,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// How to reach a MariaDB/MySQL server, as its own clients take it (`-h`
+/// is the host, so a command using these disables clap's `-h` for help).
+#[derive(Args, Debug)]
+pub struct MysqlConnectionArgs {
+    /// Server host
     #[arg(short = 'h', long = "server-host", value_name = "HOST")]
     pub server_host: Option<String>,
     /// Server port
@@ -75,11 +88,20 @@ pub struct MysqlArgs {
     /// Dump program [default: mariadb-dump, or mysqldump if that is missing]
     #[arg(long)]
     pub dump_program: Option<OsString>,
-    #[command(flatten)]
-    pub meta: SnapshotMeta,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    pub help: Option<bool>,
+}
+
+impl MysqlConnectionArgs {
+    pub fn connection(&self) -> MysqlConnection {
+        MysqlConnection {
+            client: self.client.clone(),
+            dump_program: self.dump_program.clone(),
+            defaults_extra_file: self.defaults_extra_file.clone(),
+            host: self.server_host.clone(),
+            port: self.port,
+            socket: self.socket.clone(),
+            user: self.user.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -115,15 +137,7 @@ pub(super) fn mysql(
     a: &MysqlArgs,
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
-    let conn = MysqlConnection {
-        client: a.client.clone(),
-        dump_program: a.dump_program.clone(),
-        defaults_extra_file: a.defaults_extra_file.clone(),
-        host: a.server_host.clone(),
-        port: a.port,
-        socket: a.socket.clone(),
-        user: a.user.clone(),
-    };
+    let conn = a.conn.connection();
     let selection = MysqlSelection {
         all: a.all,
         databases: a.databases.clone(),
