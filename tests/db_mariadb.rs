@@ -114,15 +114,29 @@ fn every_database_round_trips_through_drop_and_restore() {
     v.assert_dump_matches("latest", Some("crm.sql".as_ref()), &before[0][..]);
     v.assert_dump_matches("latest", Some("shop.sql".as_ref()), &before[1][..]);
 
+    let assert_restored = |how: &str| {
+        let after = [db.dump("crm"), db.dump("shop")];
+        for (b, a) in before.iter().zip(&after) {
+            if let Err(e) = compare_streams(&b[..], &a[..]) {
+                panic!("database restored by {how} differs from its source: {e}");
+            }
+        }
+    };
+    // Every database in one command...
+    db.sql("DROP DATABASE shop; DROP DATABASE crm;");
+    let mut cmd = v.cmd(&["restore", "mysql", "latest", "--client"]);
+    cmd.arg(&p.client)
+        .arg("-S")
+        .arg(db.socket())
+        .args(["-u", "root"]);
+    cmd.env("MYSQL_PWD", ROOT_PASSWORD);
+    assert_success(&output(cmd), "restore mysql latest");
+    assert_restored("restore mysql");
+    // ...or one by one, through the documented pipeline.
     db.sql("DROP DATABASE shop; DROP DATABASE crm;");
     restore_database(&v, &db, "crm.sql");
     restore_database(&v, &db, "shop.sql");
-    let after = [db.dump("crm"), db.dump("shop")];
-    for (b, a) in before.iter().zip(&after) {
-        if let Err(e) = compare_streams(&b[..], &a[..]) {
-            panic!("restored database differs from its source: {e}");
-        }
-    }
+    assert_restored("the pipeline");
     assert_eq!(db.sql("SELECT COUNT(*) FROM shop.audit").trim(), "1");
     assert_eq!(
         db.sql("SELECT name FROM shop.customers WHERE id = 7")
@@ -160,4 +174,40 @@ fn refused_login_unknown_database_and_missing_server_record_nothing() {
     drop(db);
     let out = snapshot_mysql(&v, &p, &socket, ROOT_PASSWORD, &["--all"]);
     assert_nothing_recorded(&v, &out, 8, "server down", "Can't connect");
+}
+
+#[test]
+fn restore_into_a_refusing_server_fails_naming_the_database() {
+    let Some(p) = programs() else {
+        return;
+    };
+    let db = MariaDb::start(&p);
+    db.sql("CREATE DATABASE shop; CREATE TABLE shop.t (x INT); INSERT INTO shop.t VALUES (1)");
+    let v = Vault::init();
+    assert_success(
+        &snapshot_mysql(&v, &p, db.socket(), ROOT_PASSWORD, &["--database", "shop"]),
+        "snapshot mysql --database shop",
+    );
+    let restore = |password: &str, extra: &[&str]| {
+        let mut cmd = v.cmd(&["restore", "mysql", "latest", "--client"]);
+        cmd.arg(&p.client)
+            .arg("-S")
+            .arg(db.socket())
+            .args(["-u", "root"]);
+        cmd.args(extra).env("MYSQL_PWD", password);
+        output(cmd)
+    };
+    let out = restore("wrong", &[]);
+    assert_code(&out, 8, "restore mysql with a wrong password");
+    let line = one_line_error(&out);
+    assert!(
+        line.contains("restoring database shop") && line.contains("Access denied"),
+        "{line}"
+    );
+    let out = restore(ROOT_PASSWORD, &["--database", "crm"]);
+    assert_code(&out, 2, "restore mysql of a database not in the snapshot");
+    assert!(one_line_error(&out).contains("the snapshot has no database 'crm'"));
+    let out = restore(ROOT_PASSWORD, &["--dry-run"]);
+    assert_success(&out, "restore mysql --dry-run");
+    assert!(stdout(&out).contains("would restore database shop from shop.sql"));
 }

@@ -62,6 +62,34 @@ fn start_writer(
     })
 }
 
+/// Both ways back: `restore sqlite --to FILE` over an old copy and its
+/// stale WAL (WAL test), and a plain restore into a folder (the other).
+fn restore(v: &Vault, journal_mode: &str) -> Connection {
+    if journal_mode == "wal" {
+        let target = v.dir("live").join("app.db");
+        write(&target, b"an older copy");
+        let stale_wal = v.path().join("live/app.db-wal");
+        write(&stale_wal, b"frames of the older copy");
+        let out = v.run(&[
+            "restore".as_ref(),
+            "sqlite".as_ref(),
+            "latest".as_ref(),
+            "--to".as_ref(),
+            target.as_os_str(),
+            "--force".as_ref(),
+        ]);
+        assert_success(&out, "restore sqlite --force");
+        assert!(
+            !stale_wal.exists(),
+            "the stale WAL was left beside the restored file"
+        );
+        return Connection::open(target).unwrap();
+    }
+    let target = v.dir("restored");
+    v.restore("latest", &target, &[]);
+    Connection::open(target.join("app.db")).unwrap()
+}
+
 fn round_trip_under_writes(journal_mode: &str) {
     let v = Vault::init();
     let db = v.dir("app").join("app.db");
@@ -97,10 +125,7 @@ fn round_trip_under_writes(journal_mode: &str) {
     assert_eq!(snaps.len(), 1);
     assert_eq!(json_str(&snaps[0], "source"), "sqlite");
 
-    // The documented restore: the file, by its name, into a folder.
-    let target = v.dir("restored");
-    v.restore("latest", &target, &[]);
-    let restored = Connection::open(target.join("app.db")).unwrap();
+    let restored = restore(&v, journal_mode);
     let check: String = restored
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
@@ -155,4 +180,43 @@ fn missing_file_and_non_database_record_nothing() {
     assert_code(&out, 8, "snapshot sqlite of a text file");
     assert!(one_line_error(&out).contains("not a database"));
     assert!(v.snapshots().is_empty(), "a snapshot was recorded");
+}
+
+#[test]
+fn restore_refuses_to_replace_a_database_unless_forced() {
+    let v = Vault::init();
+    let db = v.dir("app").join("app.db");
+    create(&db, "delete");
+    let mut args: Vec<std::ffi::OsString> = vec!["snapshot".into(), "sqlite".into()];
+    args.push(db.clone().into_os_string());
+    v.ok(&args);
+
+    let target = v.dir("live").join("app.db");
+    write(&target, b"the live database");
+    let restore = |extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec!["restore".into(), "sqlite".into()];
+        args.extend([
+            "latest".into(),
+            "--to".into(),
+            target.clone().into_os_string(),
+        ]);
+        args.extend(extra.iter().map(std::ffi::OsString::from));
+        v.run(&args)
+    };
+    let out = restore(&[]);
+    assert_code(&out, 2, "restore sqlite over an existing file");
+    assert!(one_line_error(&out).contains("--force"));
+    let out = restore(&["--force", "--dry-run"]);
+    assert_success(&out, "restore sqlite --force --dry-run");
+    assert!(stdout(&out).contains("would replace"), "{}", stdout(&out));
+    assert_eq!(std::fs::read(&target).unwrap(), b"the live database");
+    assert_eq!(listing(&v.path().join("live")), ["app.db"]);
+
+    assert_success(&restore(&["--force"]), "restore sqlite --force");
+    v.assert_dump_matches("latest", None, std::fs::File::open(&target).unwrap());
+    let rows: u64 = Connection::open(&target)
+        .unwrap()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, PRELOADED);
 }
