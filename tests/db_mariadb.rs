@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::mariadb::{programs, MariaDb, Programs, ROOT_PASSWORD};
+use common::source_failure::assert_nothing_recorded;
 use common::*;
 
 const SCHEMA: &str = "
@@ -143,16 +144,6 @@ fn every_database_round_trips_through_drop_and_restore() {
             .trim(),
         "Kundin 7 Åsa-Ødegård 🚲"
     );
-}
-
-fn assert_nothing_recorded(v: &Vault, out: &Output, code: i32, what: &str, cause: &str) {
-    assert_code(out, code, what);
-    let line = one_line_error(out);
-    assert!(
-        line.contains(cause),
-        "{what}: error does not say why: {line}"
-    );
-    assert!(v.snapshots().is_empty(), "{what}: a snapshot was recorded");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::redis::{binaries, Redis, Reply};
+use common::source_failure::assert_nothing_recorded;
 use common::*;
 
 const SERVER_PASSWORD: &str = "redis secret";
@@ -114,16 +115,6 @@ fn rdb_taken_under_writes_restores_a_consistent_prefix() {
     }
 }
 
-fn assert_nothing_recorded(v: &Vault, out: &Output, what: &str, cause: &str) {
-    assert_code(out, 8, what);
-    let line = one_line_error(out);
-    assert!(
-        line.contains(cause),
-        "{what}: error does not say why: {line}"
-    );
-    assert!(v.snapshots().is_empty(), "{what}: a snapshot was recorded");
-}
-
 #[test]
 fn refused_password_and_missing_server_record_nothing() {
     let Some((server, cli)) = binaries() else {
@@ -132,10 +123,10 @@ fn refused_password_and_missing_server_record_nothing() {
     let source = Redis::start(&server, SERVER_PASSWORD);
     let v = Vault::init();
     let out = snapshot_redis(&v, &cli, &source.socket, "wrong password");
-    assert_nothing_recorded(&v, &out, "wrong password", "WRONGPASS");
+    assert_nothing_recorded(&v, &out, 8, "wrong password", "WRONGPASS");
 
     let gone = source.socket.clone();
     drop(source);
     let out = snapshot_redis(&v, &cli, &gone, SERVER_PASSWORD);
-    assert_nothing_recorded(&v, &out, "server down", "Could not connect");
+    assert_nothing_recorded(&v, &out, 8, "server down", "Could not connect");
 }

@@ -161,22 +161,17 @@ impl MariaDb {
         self.sql_with_password(ROOT_PASSWORD, sql)
     }
 
-    /// A dump of one database with the options vault uses.
+    /// A dump of one database, made the way vault makes it.
     pub fn dump(&self, database: &str) -> Vec<u8> {
-        let out = Command::new(&self.dump)
-            .arg("--no-defaults")
-            .arg(format!("--socket={}", self.socket.display()))
-            .arg("--user=root")
+        let conn = vault::sources::mysql::MysqlConnection {
+            dump_program: Some(self.dump.clone().into()),
+            socket: Some(self.socket.clone()),
+            user: Some("root".into()),
+            ..Default::default()
+        };
+        let out = conn
+            .dump_command(database)
             .env("MYSQL_PWD", ROOT_PASSWORD)
-            .args([
-                "--single-transaction",
-                "--skip-dump-date",
-                "--routines",
-                "--events",
-                "--triggers",
-                "--databases",
-                database,
-            ])
             .stdin(Stdio::null())
             .watched_output();
         assert!(

@@ -8,6 +8,7 @@
 pub mod mariadb;
 pub mod redis;
 pub mod services;
+pub mod source_failure;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
