@@ -4,21 +4,53 @@
 //! be replaced), so `--dry-run` can show the plan.
 
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::Ordering;
 
 use super::content::write_file;
+use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::tree::{Entry, EntryKind, Tree};
 use crate::repo::Repository;
 use crate::sources::command::CommandSource;
 use crate::sources::mysql::{self, MysqlConnection};
 
+/// Counts what passes through into `Progress::bytes_written`.
+struct Counted<'a, W> {
+    inner: W,
+    progress: &'a Progress,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.progress
+            .bytes_written
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Stream a stored file into a program's standard input. The program's
 /// verdict comes first: when it dies, our write fails with a broken pipe,
 /// and its own error says why.
-pub fn feed_command(repo: &Repository, entry: &Entry, cmd: Command) -> Result<u64> {
-    let (sink, mut stdin) = CommandSource::start_fed(cmd)?;
+pub fn feed_command(
+    repo: &Repository,
+    entry: &Entry,
+    cmd: Command,
+    progress: &Progress,
+) -> Result<u64> {
+    let (sink, stdin) = CommandSource::start_fed(cmd)?;
+    let mut stdin = Counted {
+        inner: stdin,
+        progress,
+    };
     let written = write_file(repo, entry, &mut stdin, "the client");
     drop(stdin);
     let verdict = sink.finish();
@@ -89,10 +121,13 @@ pub fn restore_mysql(
     repo: &Repository,
     conn: &MysqlConnection,
     plan: &[MysqlRestoreStep],
+    progress: &Progress,
 ) -> Result<u64> {
+    let sizes: u64 = plan.iter().map(|s| s.entry.size).sum();
+    progress.bytes_total.store(sizes, Ordering::Relaxed);
     let mut total = 0;
     for step in plan {
-        total += feed_command(repo, &step.entry, conn.restore_command())
+        total += feed_command(repo, &step.entry, conn.restore_command(), progress)
             .map_err(|e| e.at(format!("restoring database {}", step.database)))?;
     }
     Ok(total)
@@ -161,7 +196,13 @@ impl Drop for Pending {
 /// Write the stored database beside its target, have SQLite check it, and
 /// only then replace the target: a failed restore leaves the old database
 /// as it was.
-pub fn restore_sqlite(repo: &Repository, entry: &Entry, plan: &SqliteRestorePlan) -> Result<u64> {
+pub fn restore_sqlite(
+    repo: &Repository,
+    entry: &Entry,
+    plan: &SqliteRestorePlan,
+    progress: &Progress,
+) -> Result<u64> {
+    progress.bytes_total.store(entry.size, Ordering::Relaxed);
     let target = &plan.target;
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -176,15 +217,23 @@ pub fn restore_sqlite(repo: &Repository, entry: &Entry, plan: &SqliteRestorePlan
     let temp = dir.join(temp_name);
     let mut pending = Pending(Some(temp.clone()));
     let io = |what: &str, e| Error::io(format!("{what} {}", temp.display()), e);
-    let mut file = File::options()
+    let file = File::options()
         .write(true)
         .create_new(true)
         .open(&temp)
         .map_err(|e| io("creating", e))?;
-    let size = write_file(repo, entry, &mut file, &temp.display().to_string())?;
-    file.sync_all().map_err(|e| io("syncing", e))?;
-    drop(file);
+    let mut out = Counted {
+        inner: file,
+        progress,
+    };
+    let size = write_file(repo, entry, &mut out, &temp.display().to_string())?;
+    out.inner.sync_all().map_err(|e| io("syncing", e))?;
+    drop(out);
     crate::sources::sqlite::check_integrity(&temp)?;
+    // Checking a WAL-mode file may leave an empty WAL beside it.
+    for c in companions(&temp) {
+        let _ = std::fs::remove_file(c);
+    }
     for stale in &plan.stale {
         match std::fs::remove_file(stale) {
             Ok(()) => {}

@@ -3,18 +3,20 @@
 //! first; `--dry-run` prints the plan and changes nothing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::{ArgAction, Args};
 use serde_json::json;
 use vault::ops::db_restore::{self, MysqlRestoreStep, SqliteRestorePlan};
 use vault::ops::walk::file_entry;
+use vault::ops::Progress;
 
 use super::snapshot_db::MysqlConnectionArgs;
 use super::{filter, open, print_json};
 use crate::cli::args::{Filter, Global};
 use crate::cli::exit;
-use crate::cli::output::human_bytes;
+use crate::cli::output::{human_bytes, ProgressGuard};
 
 #[derive(Args, Debug)]
 #[command(disable_help_flag = true)]
@@ -83,7 +85,11 @@ pub(super) fn mysql(g: &Global, a: RestoreMysqlArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     let started = std::time::Instant::now();
-    let bytes = db_restore::restore_mysql(&repo, &a.conn.connection(), &plan)?;
+    let progress = Arc::new(Progress::default());
+    let bytes = {
+        let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore");
+        db_restore::restore_mysql(&repo, &a.conn.connection(), &plan, &progress)?
+    };
     if g.json {
         print_json(&json!({
             "snapshot": id.to_hex(),
@@ -135,7 +141,11 @@ pub(super) fn sqlite(g: &Global, a: RestoreSqliteArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     let started = std::time::Instant::now();
-    let bytes = db_restore::restore_sqlite(&repo, &entry, &plan)?;
+    let progress = Arc::new(Progress::default());
+    let bytes = {
+        let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore");
+        db_restore::restore_sqlite(&repo, &entry, &plan, &progress)?
+    };
     if g.json {
         print_json(&json!({
             "snapshot": id.to_hex(),
