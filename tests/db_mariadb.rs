@@ -9,8 +9,8 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::db_snapshots::{assert_nothing_recorded, latest_meta};
 use common::mariadb::{programs, MariaDb, Programs, ROOT_PASSWORD};
-use common::source_failure::assert_nothing_recorded;
 use common::*;
 
 const SCHEMA: &str = "
@@ -105,6 +105,9 @@ fn every_database_round_trips_through_drop_and_restore() {
     assert_eq!(snaps.len(), 1);
     assert_eq!(json_str(&snaps[0], "source"), "mysql");
     assert_eq!(snaps[0]["paths"], serde_json::json!(["crm", "shop"]));
+    let meta = latest_meta(&v);
+    assert_eq!(meta["databases"], "crm\nshop");
+    assert!(meta["server_version"].contains("MariaDB"), "{meta:?}");
     let listed = stdout(&v.ok(&["ls", "latest"]));
     assert_eq!(
         listed.lines().collect::<Vec<_>>(),

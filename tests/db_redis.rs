@@ -9,8 +9,8 @@ use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use common::db_snapshots::{assert_nothing_recorded, latest_meta};
 use common::redis::{binaries, Redis, Reply};
-use common::source_failure::assert_nothing_recorded;
 use common::*;
 
 const SERVER_PASSWORD: &str = "redis secret";
@@ -83,6 +83,12 @@ fn rdb_taken_under_writes_restores_a_consistent_prefix() {
     let snaps = v.snapshots();
     assert_eq!(snaps.len(), 1);
     assert_eq!(json_str(&snaps[0], "source"), "redis");
+    let meta = latest_meta(&v);
+    let version = &meta["redis_version"];
+    assert!(
+        version.starts_with(|c: char| c.is_ascii_digit()),
+        "recorded version: {version:?}"
+    );
 
     // Restore as documented: the file into a stopped server's folder.
     let restored = v.dir("restored").join("dump.rdb");

@@ -124,6 +124,11 @@ fn round_trip_under_writes(journal_mode: &str) {
     let snaps = v.snapshots();
     assert_eq!(snaps.len(), 1);
     assert_eq!(json_str(&snaps[0], "source"), "sqlite");
+    let meta = common::db_snapshots::latest_meta(&v);
+    let stored_size: u64 =
+        meta["page_size"].parse::<u64>().unwrap() * meta["pages"].parse::<u64>().unwrap();
+    assert_eq!(stored_size, json_u64(&snaps[0]["summary"], "bytes_read"));
+    assert_eq!(meta["sqlite_version"], rusqlite::version());
 
     let restored = restore(&v, journal_mode);
     let check: String = restored

@@ -5,10 +5,10 @@
 //! Every test file includes this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod db_snapshots;
 pub mod mariadb;
 pub mod redis;
 pub mod services;
-pub mod source_failure;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
