@@ -33,6 +33,12 @@ pub fn programs() -> Option<Programs> {
     })
 }
 
+/// As root, the server must be told to stay root (it refuses otherwise);
+/// as anyone else it runs as that user.
+fn as_root() -> Option<&'static str> {
+    super::is_root().then_some("--user=root")
+}
+
 pub struct MariaDb {
     dir: TempDir,
     pub socket: PathBuf,
@@ -51,11 +57,8 @@ impl MariaDb {
         let install = Command::new(&p.install_db)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--user=root",
-            ])
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .args(as_root())
             .stdin(Stdio::null())
             .watched_output();
         assert!(
@@ -77,12 +80,8 @@ impl MariaDb {
                 "--log-error={}",
                 dir.path().join("error.log").display()
             ))
-            .args([
-                "--skip-networking",
-                // Ignored unless started as root, where it is required.
-                "--user=root",
-                "--innodb-buffer-pool-size=32M",
-            ])
+            .args(["--skip-networking", "--innodb-buffer-pool-size=32M"])
+            .args(as_root())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
