@@ -64,6 +64,17 @@ fn snapshot_mysql(
     output(cmd)
 }
 
+/// `vault restore mysql latest [extra]` into the server at `socket`.
+fn restore_mysql(v: &Vault, p: &Programs, socket: &Path, password: &str, extra: &[&str]) -> Output {
+    let mut cmd = v.cmd(&["restore", "mysql", "latest", "--client"]);
+    cmd.arg(&p.client)
+        .arg("-S")
+        .arg(socket)
+        .args(["-u", "root"]);
+    cmd.args(extra).env("MYSQL_PWD", password);
+    output(cmd)
+}
+
 /// The README's restore: `vault dump SNAP DB.sql | mariadb`, as one shell
 /// pipeline that fails if either side fails.
 fn restore_database(v: &Vault, db: &MariaDb, file: &str) {
@@ -128,13 +139,10 @@ fn every_database_round_trips_through_drop_and_restore() {
     };
     // Every database in one command...
     db.sql("DROP DATABASE shop; DROP DATABASE crm;");
-    let mut cmd = v.cmd(&["restore", "mysql", "latest", "--client"]);
-    cmd.arg(&p.client)
-        .arg("-S")
-        .arg(db.socket())
-        .args(["-u", "root"]);
-    cmd.env("MYSQL_PWD", ROOT_PASSWORD);
-    assert_success(&output(cmd), "restore mysql latest");
+    assert_success(
+        &restore_mysql(&v, &p, db.socket(), ROOT_PASSWORD, &[]),
+        "restore mysql latest",
+    );
     assert_restored("restore mysql");
     // ...or one by one, through the documented pipeline.
     db.sql("DROP DATABASE shop; DROP DATABASE crm;");
@@ -182,15 +190,8 @@ fn restore_into_a_refusing_server_fails_naming_the_database() {
         &snapshot_mysql(&v, &p, db.socket(), ROOT_PASSWORD, &["--database", "shop"]),
         "snapshot mysql --database shop",
     );
-    let restore = |password: &str, extra: &[&str]| {
-        let mut cmd = v.cmd(&["restore", "mysql", "latest", "--client"]);
-        cmd.arg(&p.client)
-            .arg("-S")
-            .arg(db.socket())
-            .args(["-u", "root"]);
-        cmd.args(extra).env("MYSQL_PWD", password);
-        output(cmd)
-    };
+    let restore =
+        |password: &str, extra: &[&str]| restore_mysql(&v, &p, db.socket(), password, extra);
     let out = restore("wrong", &[]);
     assert_code(&out, 8, "restore mysql with a wrong password");
     let line = one_line_error(&out);
