@@ -136,3 +136,39 @@ fn refused_password_and_missing_server_record_nothing() {
     let out = snapshot_redis(&v, &cli, &gone, SERVER_PASSWORD);
     assert_nothing_recorded(&v, &out, 8, "server down", "Could not connect");
 }
+
+#[test]
+fn server_killed_mid_transfer_records_nothing() {
+    let Some((server, cli)) = binaries() else {
+        return;
+    };
+    let source = Redis::start(&server, SERVER_PASSWORD);
+    let mut conn = source.connect();
+    for i in 0..2000u64 {
+        conn.send(&["SET", &format!("key:{i}"), &value(i)]);
+    }
+    for _ in 0..2000 {
+        assert_eq!(conn.read(), Reply::Simple("OK".into()));
+    }
+    // Redis's own test knob: a pause per key written, so the transfer takes
+    // seconds (2000 keys x 2 ms) and is surely under way when the server dies.
+    assert_eq!(
+        conn.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "2000"]),
+        Reply::Simple("OK".into())
+    );
+    let v = Vault::init();
+    let mut cmd = v.cmd(&["snapshot", "redis", "--redis-cli"]);
+    cmd.arg(&cli).arg("-s").arg(&source.socket);
+    cmd.env("REDISCLI_AUTH", SERVER_PASSWORD);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watchdog = Watchdog::start(&child);
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    drop(source);
+    let out = child.wait_with_output().unwrap();
+    watchdog.stop();
+    assert_nothing_recorded(&v, &out, 8, "server killed", "redis-cli");
+}
