@@ -37,9 +37,10 @@ impl<W: Write> Write for Counted<'_, W> {
     }
 }
 
-/// Stream a stored file into a program's standard input. The program's
-/// verdict comes first: when it dies, our write fails with a broken pipe,
-/// and its own error says why.
+/// Stream a stored file into a program's standard input. When the program
+/// dies, our write fails with a broken pipe and its own error says why; when
+/// the repository fails (a damaged chunk), the program is killed rather
+/// than left to run the truncated end of the dump.
 pub fn feed_command(
     repo: &Repository,
     entry: &Entry,
@@ -53,21 +54,26 @@ pub fn feed_command(
     };
     let written = write_file(repo, entry, &mut stdin, "the client");
     drop(stdin);
-    let verdict = sink.finish();
-    match (written, verdict) {
-        (Ok(n), Ok(())) => Ok(n),
-        (_, Err(e)) => Err(e),
-        // A client that exits 0 without reading everything did not restore
-        // everything; reported without the broken pipe, which is no error
-        // when the reader is a user's `head`.
-        (Err(e), Ok(())) if e.kind() == ErrorKind::Io => Err(Error::new(
-            ErrorKind::SourceFailed,
-            format!(
-                "the client stopped reading {} before its end",
-                String::from_utf8_lossy(&entry.name)
-            ),
-        )),
-        (Err(e), Ok(())) => Err(e),
+    match written {
+        Err(e) if e.kind() != ErrorKind::Io => {
+            sink.kill();
+            Err(e)
+        }
+        Ok(n) => sink.finish().map(|()| n),
+        Err(e) => {
+            sink.finish()?;
+            // It exited 0 without reading everything: not a full restore.
+            // Reported without the broken pipe, which is no error when the
+            // reader is a user's `head`.
+            Err(Error::new(
+                ErrorKind::SourceFailed,
+                format!(
+                    "the client stopped reading {} before its end ({})",
+                    String::from_utf8_lossy(&entry.name),
+                    e.context()
+                ),
+            ))
+        }
     }
 }
 
