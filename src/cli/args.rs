@@ -140,6 +140,12 @@ pub struct SnapshotArgs {
 pub enum SnapshotSource {
     /// Store the standard output of a program; fails if the program fails
     Cmd(CmdArgs),
+    /// Store a Redis server's RDB file (redis-cli --rdb)
+    Redis(super::commands::snapshot_db::RedisArgs),
+    /// Store one dump per MariaDB/MySQL database (mariadb-dump --single-transaction)
+    Mysql(super::commands::snapshot_db::MysqlArgs),
+    /// Store a consistent copy of an SQLite database, safe while it is written
+    Sqlite(super::commands::snapshot_db::SqliteArgs),
 }
 
 #[derive(Args, Debug)]
@@ -190,12 +196,16 @@ pub struct LsArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct RestoreArgs {
+    #[command(subcommand)]
+    pub source: Option<RestoreSource>,
     /// SNAPSHOT or SNAPSHOT:PATH ('latest' works as a snapshot)
-    pub snapshot: String,
+    #[arg(required = true)]
+    pub snapshot: Option<String>,
     /// Folder to restore into (created if missing)
-    #[arg(short, long)]
-    pub target: PathBuf,
+    #[arg(short, long, required = true)]
+    pub target: Option<PathBuf>,
     /// Restore only paths matching this glob (repeatable)
     #[arg(long)]
     pub include: Vec<String>,
@@ -204,6 +214,14 @@ pub struct RestoreArgs {
     pub exclude: Vec<String>,
     #[command(flatten)]
     pub filter: Filter,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RestoreSource {
+    /// Replay stored MariaDB/MySQL dumps through the client, database by database
+    Mysql(super::commands::restore_db::RestoreMysqlArgs),
+    /// Write a stored SQLite database to a file, checked before it replaces anything
+    Sqlite(super::commands::restore_db::RestoreSqliteArgs),
 }
 
 #[derive(Args, Debug)]

@@ -4,10 +4,10 @@
 
 use rayon::prelude::*;
 
-use crate::error::Result;
-use crate::format::tree::ChunkRef;
+use crate::error::{Error, Result};
+use crate::format::tree::{ChunkRef, Entry};
 use crate::format::BlobKind;
-use crate::repo::BlobReader;
+use crate::repo::{BlobReader, Repository};
 
 /// Chunks fetched at once: enough to keep every core busy decrypting and
 /// decompressing; a window also stops at `WINDOW_BYTES`, so memory stays
@@ -121,6 +121,29 @@ pub fn for_each_chunk(
         }
         Ok(())
     })
+}
+
+/// Write a file's content to `out` in order, verifying every chunk; errors
+/// name the file. For `dump` and for restores that feed a database client.
+pub fn write_file(
+    repo: &Repository,
+    entry: &Entry,
+    out: &mut impl std::io::Write,
+    what: &str,
+) -> Result<u64> {
+    let name = String::from_utf8_lossy(&entry.name).into_owned();
+    let reader = BlobReader::new(repo, SEQUENTIAL_READAHEAD);
+    let mut written = 0u64;
+    for_each_chunk(&reader, entry.chunks(), &mut |_, data| {
+        let data = data.map_err(|e| e.at(&name))?;
+        out.write_all(&data)
+            .map_err(|e| Error::io(format!("writing {name} to {what}"), e))?;
+        written += data.len() as u64;
+        Ok(true)
+    })?;
+    out.flush()
+        .map_err(|e| Error::io(format!("writing {name} to {what}"), e))?;
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! structs; the command-line layer only parses and prints.
 
 pub mod content;
+pub mod db_restore;
+pub mod db_snapshot;
 pub mod forget;
 pub mod prune;
 pub mod reachable;

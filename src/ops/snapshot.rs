@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::valid_name;
 use crate::format::{Id, Timestamp};
 use crate::repo::{BlobWriter, LockGuard, Repository, WriteStats};
-use crate::sources::command::CommandSource;
+use crate::sources::command::{CommandSource, Stderr};
 use crate::sources::files::{normalize, TreeSaver};
 use crate::sources::{hostname, username};
 
@@ -239,8 +240,23 @@ pub fn add_command_output(
     args: &[OsString],
     progress: &Progress,
 ) -> Result<u64> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    add_process_output(set, path, cmd, Stderr::Inherit, progress)
+}
+
+/// Like `add_command_output`, for a command prepared by the caller
+/// (connection options, environment); a database client's stderr is
+/// usually captured and quoted only if it fails.
+pub fn add_process_output(
+    set: &StreamSet,
+    path: &str,
+    cmd: Command,
+    stderr: Stderr,
+    progress: &Progress,
+) -> Result<u64> {
     StreamSet::check_path(path)?;
-    let (child, stdout) = CommandSource::spawn(program, args)?;
+    let (child, stdout) = CommandSource::start(cmd, stderr)?;
     match set.add(path, stdout, progress) {
         // The producer's verdict comes before ours.
         Ok(size) => child.finish().map(|()| size),

@@ -2,7 +2,7 @@
 //! entry below a tree in depth-first, name order.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::tree::{Entry, Tree};
+use crate::format::tree::{Entry, EntryKind, Tree};
 use crate::format::Id;
 use crate::repo::Repository;
 
@@ -65,6 +65,35 @@ pub fn resolve(repo: &Repository, root: &Id, path: &[u8]) -> Result<Resolved> {
         prefix.extend_from_slice(part);
     }
     Ok(Resolved::Root(tree_id))
+}
+
+/// The file at `path` in a snapshot, or, without a path, the snapshot's
+/// only file (a snapshot of one stream or database file).
+pub fn file_entry(repo: &Repository, root: &Id, path: Option<&[u8]>) -> Result<Entry> {
+    let entry = match path {
+        Some(p) => match resolve(repo, root, p)? {
+            Resolved::Entry { entry, .. } => entry,
+            Resolved::Root(_) => {
+                return Err(Error::invalid("give the path of a file, not the root"))
+            }
+        },
+        None => match repo.read_tree(root)?.entries.as_slice() {
+            [only] if only.kind == EntryKind::File => only.clone(),
+            _ => {
+                return Err(Error::invalid(
+                    "this snapshot holds more than one file: name the one you want",
+                ))
+            }
+        },
+    };
+    if entry.kind != EntryKind::File {
+        return Err(Error::invalid(format!(
+            "{} is a {}, not a file",
+            String::from_utf8_lossy(&entry.name),
+            entry.kind.as_str()
+        )));
+    }
+    Ok(entry)
 }
 
 pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {

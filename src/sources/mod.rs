@@ -3,7 +3,10 @@
 
 pub mod command;
 pub mod files;
+pub mod mysql;
 mod owners;
+pub mod redis;
+pub mod sqlite;
 
 pub use owners::Owners;
 

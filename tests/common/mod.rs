@@ -5,7 +5,10 @@
 //! Every test file includes this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod db_snapshots;
+pub mod mariadb;
 pub mod prune;
+pub mod redis;
 pub mod services;
 
 use std::collections::BTreeMap;

@@ -1,11 +1,11 @@
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde_json::json;
 use vault::ops::restore::{restore, RestoreOptions};
 use vault::ops::Progress;
 
-use super::{filter, open, print_json};
+use super::{filter, open, print_json, restore_db};
 use crate::cli::args::*;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
@@ -19,11 +19,20 @@ pub(super) fn split_snapshot_path(spec: &str) -> (&str, Option<&str>) {
 }
 
 pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
+    match a.source {
+        Some(RestoreSource::Mysql(m)) => return restore_db::mysql(g, m),
+        Some(RestoreSource::Sqlite(s)) => return restore_db::sqlite(g, s),
+        None => {}
+    }
+    // clap insists on both when no subcommand is given.
+    let (Some(spec), Some(target)) = (&a.snapshot, &a.target) else {
+        bail!(vault::Error::invalid("give a snapshot and --target DIR"));
+    };
     let repo = open(g)?;
-    let (snap_spec, sub_path) = split_snapshot_path(&a.snapshot);
+    let (snap_spec, sub_path) = split_snapshot_path(spec);
     let (id, snap) = repo.find_snapshot(snap_spec, &filter(&a.filter))?;
     let opts = RestoreOptions {
-        target: a.target.clone(),
+        target: target.clone(),
         include: a.include.clone(),
         exclude: a.exclude.clone(),
         sub_path: sub_path.map(|p| p.as_bytes().to_vec()),
@@ -40,7 +49,7 @@ pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
     if g.json {
         print_json(&json!({
             "snapshot": id.to_hex(),
-            "target": a.target.to_string_lossy(),
+            "target": target.to_string_lossy(),
             "files": outcome.files,
             "dirs": outcome.dirs,
             "bytes": outcome.bytes,
@@ -51,7 +60,7 @@ pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
         println!(
             "restored snapshot {} to {}: {} files, {} folders, {} in {:.1}s{}",
             id.short(),
-            a.target.display(),
+            target.display(),
             outcome.files,
             outcome.dirs,
             human_bytes(outcome.bytes),

@@ -6,7 +6,7 @@ use vault::ops::snapshot::{self, ParentChoice, SnapshotOptions, SnapshotOutcome}
 use vault::ops::Progress;
 use vault::repo::SnapshotFilter;
 
-use super::{open, print_json};
+use super::{open, print_json, snapshot_db};
 use crate::cli::args::*;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, rfc3339_utc, ProgressGuard};
@@ -36,6 +36,9 @@ pub(super) fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
                     .context("no program given after --")?;
                 snapshot::snapshot_command(&repo, &c.name, program, args, &opts, &progress)?
             }
+            (Some(SnapshotSource::Redis(r)), _) => snapshot_db::redis(&repo, r, &progress)?,
+            (Some(SnapshotSource::Mysql(m)), _) => snapshot_db::mysql(&repo, m, &progress)?,
+            (Some(SnapshotSource::Sqlite(s)), _) => snapshot_db::sqlite(&repo, s, &progress)?,
             (None, true) => {
                 if !a.paths.is_empty() {
                     bail!(vault::Error::invalid("--stdin takes no paths"));
