@@ -61,6 +61,8 @@ pub enum Command {
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Prove a snapshot restores: restore it into a scratch server and check it
+    Drill(super::commands::drill::DrillArgs),
 }
 
 #[derive(Args, Debug)]
@@ -134,6 +136,8 @@ pub struct SnapshotArgs {
 pub enum SnapshotSource {
     /// Store the standard output of a program; fails if the program fails
     Cmd(CmdArgs),
+    /// Dump PostgreSQL: one snapshot of the server, tables in parallel
+    Pg(super::commands::snapshot_pg::PgSnapshotArgs),
 }
 
 #[derive(Args, Debug)]
@@ -184,12 +188,16 @@ pub struct LsArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct RestoreArgs {
+    #[command(subcommand)]
+    pub source: Option<RestoreSource>,
     /// SNAPSHOT or SNAPSHOT:PATH ('latest' works as a snapshot)
-    pub snapshot: String,
+    #[arg(required = true)]
+    pub snapshot: Option<String>,
     /// Folder to restore into (created if missing)
-    #[arg(short, long)]
-    pub target: PathBuf,
+    #[arg(short, long, required = true)]
+    pub target: Option<PathBuf>,
     /// Restore only paths matching this glob (repeatable)
     #[arg(long)]
     pub include: Vec<String>,
@@ -198,6 +206,12 @@ pub struct RestoreArgs {
     pub exclude: Vec<String>,
     #[command(flatten)]
     pub filter: Filter,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RestoreSource {
+    /// Restore a PostgreSQL snapshot (or some of its tables) into a server
+    Pg(super::commands::restore_pg::PgRestoreArgs),
 }
 
 #[derive(Args, Debug)]

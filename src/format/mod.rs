@@ -3,11 +3,13 @@
 
 pub mod codec;
 pub mod config;
+pub mod drill;
 pub mod id;
 pub mod index;
 pub mod keyfile;
 pub mod pack;
 pub mod payload;
+pub mod pg_tables;
 pub mod sealed;
 pub mod snapshot;
 pub mod tree;
@@ -81,6 +83,7 @@ pub mod magic {
     pub const KEY: &[u8; 4] = b"VLTK";
     pub const INDEX: &[u8; 4] = b"VLTI";
     pub const SNAPSHOT: &[u8; 4] = b"VLTS";
+    pub const DRILL: &[u8; 4] = b"VLTD";
     /// Packs end with this, after the header length.
     pub const PACK: &[u8; 4] = b"VLTP";
 }
@@ -95,6 +98,7 @@ pub mod layout {
     pub const INDEX: &str = "index/";
     pub const SNAPSHOTS: &str = "snapshots/";
     pub const LOCKS: &str = "locks/";
+    pub const DRILLS: &str = "drills/";
 
     pub fn key(id: &Id) -> String {
         format!("{KEYS}{id}")

@@ -2,7 +2,7 @@
 //! Data first, then the index, then the snapshot object: a snapshot is
 //! recorded only when everything it references is stored.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::valid_name;
 use crate::format::{Id, Timestamp};
 use crate::repo::{BlobWriter, Repository, WriteStats};
-use crate::sources::command::CommandSource;
+use crate::sources::command::{CommandSource, Observed};
 use crate::sources::files::{normalize, TreeSaver};
 use crate::sources::{hostname, username};
 
@@ -221,9 +221,24 @@ pub fn add_command_output(
     args: &[OsString],
     progress: &Progress,
 ) -> Result<u64> {
+    add_program_output(set, path, program, args, &[], &mut |_| {}, progress)
+}
+
+/// `add_command_output` with extra environment variables for the program,
+/// and `observe` seeing every byte of the stream as it passes (database
+/// sources count rows this way without a second read).
+pub fn add_program_output(
+    set: &StreamSet,
+    path: &str,
+    program: &OsStr,
+    args: &[OsString],
+    env: &[(&str, &str)],
+    observe: &mut (dyn FnMut(&[u8]) + Send),
+    progress: &Progress,
+) -> Result<u64> {
     StreamSet::check_path(path)?;
-    let (child, stdout) = CommandSource::spawn(program, args)?;
-    match set.add(path, stdout, progress) {
+    let (child, stdout) = CommandSource::spawn_with_env(program, args, env)?;
+    match set.add(path, Observed::new(stdout, observe), progress) {
         // The producer's verdict comes before ours.
         Ok(size) => child.finish().map(|()| size),
         Err(e) => {

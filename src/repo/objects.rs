@@ -12,6 +12,7 @@ use crate::format::{layout, magic, payload, Id};
 pub enum ObjectKind {
     Index,
     Snapshot,
+    Drill,
 }
 
 impl ObjectKind {
@@ -19,6 +20,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => layout::INDEX,
             ObjectKind::Snapshot => layout::SNAPSHOTS,
+            ObjectKind::Drill => layout::DRILLS,
         }
     }
 
@@ -30,6 +32,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => magic::INDEX,
             ObjectKind::Snapshot => magic::SNAPSHOT,
+            ObjectKind::Drill => magic::DRILL,
         }
     }
 
@@ -37,6 +40,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => BoxKind::Index,
             ObjectKind::Snapshot => BoxKind::Snapshot,
+            ObjectKind::Drill => BoxKind::Drill,
         }
     }
 
@@ -44,6 +48,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshot",
+            ObjectKind::Drill => "drill",
         }
     }
 }
@@ -176,5 +181,28 @@ impl SnapshotFilter {
         (self.hosts.is_empty() || self.hosts.contains(&s.host))
             && self.tags.iter().all(|t| s.tags.contains(t))
             && (self.paths.is_empty() || self.paths.iter().all(|p| s.paths.contains(p)))
+    }
+}
+
+impl Repository {
+    pub fn save_drill(&self, drill: &crate::format::drill::Drill) -> Result<Id> {
+        self.write_object(ObjectKind::Drill, &drill.encode())
+    }
+
+    /// Every drill record, oldest first.
+    pub fn drills(&self) -> Result<Vec<(Id, crate::format::drill::Drill)>> {
+        use rayon::prelude::*;
+        let ids = self.list_objects(ObjectKind::Drill)?;
+        let mut all = ids
+            .par_iter()
+            .map(|id| {
+                let body = self.read_object(ObjectKind::Drill, id)?;
+                let drill = crate::format::drill::Drill::decode(&body)
+                    .map_err(|e| e.at(format!("drill {}", id.short())))?;
+                Ok((*id, drill))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(all)
     }
 }

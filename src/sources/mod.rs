@@ -4,6 +4,7 @@
 pub mod command;
 pub mod files;
 mod owners;
+pub mod pg;
 
 pub use owners::Owners;
 

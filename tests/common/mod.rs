@@ -5,6 +5,7 @@
 //! Every test file includes this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod services;
 
 use std::collections::BTreeMap;

@@ -10,12 +10,16 @@ use vault::Repository;
 
 use super::args::*;
 
+pub(crate) mod drill;
 mod dump;
 mod init;
 mod key;
 mod ls;
+pub(crate) mod pg_conn;
 mod restore;
+pub(crate) mod restore_pg;
 mod snapshot;
+pub(crate) mod snapshot_pg;
 mod snapshots;
 use super::password::repository_password;
 
@@ -96,5 +100,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(a) => restore::restore_cmd(g, a),
         Command::Dump(a) => dump::dump(g, a),
         Command::Key(k) => key::key(g, k),
+        Command::Drill(a) => drill::drill(g, a),
     }
 }

@@ -19,11 +19,16 @@ pub(super) fn split_snapshot_path(spec: &str) -> (&str, Option<&str>) {
 }
 
 pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
+    let (snapshot, target) = match (&a.source, &a.snapshot, &a.target) {
+        (Some(RestoreSource::Pg(pg)), _, _) => return super::restore_pg::restore_pg_cmd(g, pg),
+        (None, Some(s), Some(t)) => (s.clone(), t.clone()),
+        _ => anyhow::bail!(vault::Error::invalid("restore needs SNAP and --target DIR")),
+    };
     let repo = open(g)?;
-    let (snap_spec, sub_path) = split_snapshot_path(&a.snapshot);
+    let (snap_spec, sub_path) = split_snapshot_path(&snapshot);
     let (id, snap) = repo.find_snapshot(snap_spec, &filter(&a.filter))?;
     let opts = RestoreOptions {
-        target: a.target.clone(),
+        target: target.clone(),
         include: a.include.clone(),
         exclude: a.exclude.clone(),
         sub_path: sub_path.map(|p| p.as_bytes().to_vec()),
@@ -40,7 +45,7 @@ pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
     if g.json {
         print_json(&json!({
             "snapshot": id.to_hex(),
-            "target": a.target.to_string_lossy(),
+            "target": target.to_string_lossy(),
             "files": outcome.files,
             "dirs": outcome.dirs,
             "bytes": outcome.bytes,
@@ -51,7 +56,7 @@ pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
         println!(
             "restored snapshot {} to {}: {} files, {} folders, {} in {:.1}s{}",
             id.short(),
-            a.target.display(),
+            target.display(),
             outcome.files,
             outcome.dirs,
             human_bytes(outcome.bytes),

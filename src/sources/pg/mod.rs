@@ -1,0 +1,165 @@
+//! PostgreSQL as a source: connection options in libpq's terms, the client
+//! programs (psql, pg_dump) vault drives, and SQL quoting. Passwords are
+//! never passed on a command line: libpq reads them from `PGPASSWORD` or
+//! `~/.pgpass`, which the programs inherit.
+
+pub mod names;
+pub mod session;
+pub mod toc;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Where to connect, as psql takes it. Unset fields fall back to libpq's
+/// defaults and `PG*` environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct PgConn {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    /// A database name, a `postgresql://` URI or a `key=value` string.
+    pub dbname: Option<String>,
+}
+
+impl PgConn {
+    /// Arguments for psql, pg_dump and pg_dumpall. `database` overrides the
+    /// database of `dbname` (as a conninfo string, so any name is safe).
+    pub fn args(&self, database: Option<&str>) -> Vec<OsString> {
+        let mut out: Vec<OsString> = Vec::new();
+        if let Some(h) = &self.host {
+            out.extend(["-h".into(), h.into()]);
+        }
+        if let Some(p) = self.port {
+            out.extend(["-p".into(), p.to_string().into()]);
+        }
+        if let Some(u) = &self.user {
+            out.extend(["-U".into(), u.into()]);
+        }
+        match (database, &self.dbname) {
+            (Some(db), _) => out.extend(["-d".into(), conninfo_dbname(db).into()]),
+            (None, Some(d)) => out.extend(["-d".into(), d.into()]),
+            (None, None) => {}
+        }
+        out
+    }
+
+    /// The same server, another database.
+    pub fn with_database(&self, database: &str) -> PgConn {
+        PgConn {
+            dbname: Some(conninfo_dbname(database)),
+            ..self.clone()
+        }
+    }
+}
+
+/// `dbname='...'` with libpq's quoting, so a name with `=` or spaces is not
+/// read as a connection string.
+fn conninfo_dbname(db: &str) -> String {
+    format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Environment for every PostgreSQL client vault runs: notices would drown
+/// the output of a restore, warnings and errors still show.
+pub const CLIENT_ENV: &[(&str, &str)] = &[("PGOPTIONS", "-c client_min_messages=warning")];
+
+/// A PostgreSQL program: from PATH (where Debian's wrappers pick the right
+/// version), else from the newest `/usr/lib/postgresql/<major>/bin`.
+pub fn program(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let major = e.file_name().to_str()?.parse().ok()?;
+                    Some((major, e.path().join("bin")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
+    dirs.extend(versioned.into_iter().map(|(_, d)| d));
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::SourceFailed,
+                format!("'{name}' not found on PATH or in /usr/lib/postgresql/*/bin: install the PostgreSQL client programs"),
+            )
+        })
+}
+
+/// An identifier quoted for SQL, whatever characters it holds.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"schema"."table"`.
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(table))
+}
+
+/// A string literal for SQL (standard_conforming_strings is on since 9.1).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Text the server sent hex-encoded (`encode(convert_to(x, 'UTF8'), 'hex')`),
+/// so names with newlines or separators survive psql's output.
+pub fn from_hex(hex: &str) -> Result<String> {
+    let bytes = hex::decode(hex.trim()).map_err(|_| {
+        Error::new(
+            ErrorKind::SourceFailed,
+            format!("unexpected reply from the server: '{hex}'"),
+        )
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        Error::new(
+            ErrorKind::SourceFailed,
+            "the server sent a name that is not UTF-8",
+        )
+    })
+}
+
+/// `schema.table` as a user writes it on the command line: split at the
+/// first dot; without one, the table is in `public`.
+pub fn parse_table(spec: &str) -> (String, String) {
+    match spec.split_once('.') {
+        Some((s, t)) => (s.to_string(), t.to_string()),
+        None => ("public".to_string(), spec.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_doubles_quotes() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(qualified("public", "T x"), "\"public\".\"T x\"");
+    }
+
+    #[test]
+    fn database_override_is_a_quoted_conninfo() {
+        let c = PgConn {
+            dbname: Some("postgresql://h/db".into()),
+            ..Default::default()
+        };
+        assert_eq!(c.args(Some("a b'c")), vec!["-d", "dbname='a b\\'c'"]);
+        assert_eq!(c.args(None), vec!["-d", "postgresql://h/db"]);
+    }
+
+    #[test]
+    fn table_specs_default_to_public() {
+        assert_eq!(parse_table("s.t.x"), ("s".into(), "t.x".into()));
+        assert_eq!(parse_table("t"), ("public".into(), "t".into()));
+    }
+}
