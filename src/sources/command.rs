@@ -40,17 +40,26 @@ impl StderrTail {
         StderrTail { tail, thread }
     }
 
-    /// The last non-empty line the program wrote, once it has exited.
-    pub fn last_line(mut self) -> Option<String> {
+    /// The program's own reason, once it has exited: its last error line
+    /// (`psql: error: ...`, `ERROR: ...`, `FATAL: ...`), else its last line.
+    pub fn reason(mut self) -> Option<String> {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&tail)
+        let text = String::from_utf8_lossy(&tail);
+        let lines: Vec<&str> = text
             .lines()
             .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let is_error =
+            |l: &&&str| l.contains("error:") || l.contains("ERROR:") || l.contains("FATAL:");
+        lines
+            .iter()
+            .rfind(is_error)
+            .or(lines.last())
+            .map(|l| l.to_string())
     }
 }
 
@@ -72,7 +81,7 @@ pub fn wait_success(child: &mut Child, name: &str, stderr: StderrTail) -> Result
     let status = child
         .wait()
         .map_err(|e| Error::io(format!("waiting for '{name}'"), e))?;
-    let why = stderr.last_line();
+    let why = stderr.reason();
     if status.success() {
         return Ok(());
     }
