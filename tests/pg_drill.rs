@@ -8,27 +8,17 @@ use common::postgres::Postgres;
 use common::Vault;
 use serde_json::Value;
 
-fn vault_pg(v: &Vault, pg: &Postgres, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let mut c = v.cmd(&all);
-    c.envs(pg.env());
-    c.output().expect("run vault")
-}
-
 fn snapshot(v: &Vault, pg: &Postgres, db: &str) -> String {
-    let out = vault_pg(v, pg, &["snapshot", "pg", "-d", db]);
-    common::assert_success(&out, "snapshot pg");
-    common::parse_json(&out)["snapshot"]
+    pg.vault_json(v, &["snapshot", "pg", "-d", db])["snapshot"]
         .as_str()
         .unwrap()
         .to_string()
 }
 
 fn drill(v: &Vault, pg: &Postgres, args: &[&str]) -> (Option<i32>, Value) {
-    let mut all = vec!["drill", "pg"];
+    let mut all = vec!["--json", "drill", "pg"];
     all.extend_from_slice(args);
-    let out = vault_pg(v, pg, &all);
+    let out = pg.vault(v, &all).output().expect("run vault");
     (out.status.code(), common::parse_json(&out))
 }
 

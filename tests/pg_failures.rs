@@ -4,17 +4,11 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
 use common::Vault;
-
-fn vault_pg(v: &Vault, pg: &Postgres, args: &[&str]) -> Command {
-    let mut c = v.cmd(args);
-    c.envs(pg.env());
-    c
-}
 
 fn assert_failed_without_snapshot(v: &Vault, out: &std::process::Output, cause: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -40,21 +34,23 @@ fn bad_credentials_unreachable_server_and_lock_conflicts_record_nothing() {
     pg.createdb("app");
     pg.sql("app", "CREATE TABLE t (x int); INSERT INTO t VALUES (1)");
 
-    let out = vault_pg(&v, &pg, &["snapshot", "pg", "-d", "app", "-U", "nobody"])
+    let out = pg
+        .vault(&v, &["snapshot", "pg", "-d", "app", "-U", "nobody"])
         .output()
         .unwrap();
     assert_failed_without_snapshot(&v, &out, "\"nobody\" does not exist");
 
-    let out = vault_pg(
-        &v,
-        &pg,
-        &["snapshot", "pg", "-d", "app", "--pg-host", "/nonexistent"],
-    )
-    .output()
-    .unwrap();
+    let out = pg
+        .vault(
+            &v,
+            &["snapshot", "pg", "-d", "app", "--pg-host", "/nonexistent"],
+        )
+        .output()
+        .unwrap();
     assert_failed_without_snapshot(&v, &out, "connection to server");
 
-    let out = vault_pg(&v, &pg, &["snapshot", "pg", "-d", "missing_db"])
+    let out = pg
+        .vault(&v, &["snapshot", "pg", "-d", "missing_db"])
         .output()
         .unwrap();
     assert_failed_without_snapshot(&v, &out, "\"missing_db\" does not exist");
@@ -80,13 +76,13 @@ fn bad_credentials_unreachable_server_and_lock_conflicts_record_nothing() {
         assert!(Instant::now() < deadline, "the lock holder never got its lock");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = vault_pg(
-        &v,
-        &pg,
-        &["snapshot", "pg", "-d", "app", "--lock-wait-timeout", "1s"],
-    )
-    .output()
-    .unwrap();
+    let out = pg
+        .vault(
+            &v,
+            &["snapshot", "pg", "-d", "app", "--lock-wait-timeout", "1s"],
+        )
+        .output()
+        .unwrap();
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert_failed_without_snapshot(&v, &out, "lock timeout");
@@ -101,7 +97,8 @@ fn server_killed_mid_dump_records_nothing() {
     pg.createdb("big");
     // About 80 MB of COPY text: long enough to be caught mid-dump.
     pg.pgbench("big", &["-i", "-I", "dtg", "-s", "8", "-q"]);
-    let mut child = vault_pg(&v, &pg, &["snapshot", "pg", "-d", "big", "--jobs", "1"])
+    let mut child = pg
+        .vault(&v, &["snapshot", "pg", "-d", "big", "--jobs", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -7,7 +7,6 @@ mod common;
 
 use common::postgres::Postgres;
 use common::Vault;
-use serde_json::Value;
 
 /// pgbench tables plus JSON, large text and bytea values, and a table whose
 /// name needs escaping.
@@ -27,20 +26,6 @@ fn fill(pg: &Postgres, db: &str) {
     );
 }
 
-fn vault_pg(v: &Vault, pg: &Postgres, args: &[&str]) -> std::process::Output {
-    let mut c = v.cmd(args);
-    c.envs(pg.env());
-    c.output().expect("run vault")
-}
-
-fn vault_pg_json(v: &Vault, pg: &Postgres, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = vault_pg(v, pg, &all);
-    common::assert_success(&out, &args.join(" "));
-    common::parse_json(&out)
-}
-
 #[test]
 fn database_round_trips_and_single_tables_restore_elsewhere() {
     let Some(pg) = Postgres::start() else { return };
@@ -49,11 +34,7 @@ fn database_round_trips_and_single_tables_restore_elsewhere() {
     let before_dump = pg.pg_dump("shop");
     let before_sums = pg.table_checksums("shop");
 
-    let first = vault_pg_json(
-        &v,
-        &pg,
-        &["snapshot", "pg", "--dbname", "shop", "--jobs", "2"],
-    );
+    let first = pg.vault_json(&v, &["snapshot", "pg", "--dbname", "shop", "--jobs", "2"]);
     let snap = first["snapshot"].as_str().unwrap().to_string();
 
     // Browsable: one folder per database, a file per table.
@@ -68,9 +49,8 @@ fn database_round_trips_and_single_tables_restore_elsewhere() {
     }
 
     pg.dropdb("shop");
-    let restored = vault_pg_json(
+    let restored = pg.vault_json(
         &v,
-        &pg,
         &[
             "restore", "pg", &snap, "--dbname", "shop", "--create", "--jobs", "2",
         ],
@@ -86,7 +66,10 @@ fn database_round_trips_and_single_tables_restore_elsewhere() {
     assert_eq!(pg.sql("shop", "SELECT nextval('docs_id_seq')"), "5001");
 
     // A non-empty target is refused; --clean replaces it.
-    let refused = vault_pg(&v, &pg, &["restore", "pg", &snap, "--dbname", "shop"]);
+    let refused = pg
+        .vault(&v, &["restore", "pg", &snap, "--dbname", "shop"])
+        .output()
+        .unwrap();
     assert_eq!(
         refused.status.code(),
         Some(2),
@@ -95,28 +78,21 @@ fn database_round_trips_and_single_tables_restore_elsewhere() {
     );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
     pg.sql("shop", "DELETE FROM docs WHERE id < 100");
-    vault_pg_json(
-        &v,
-        &pg,
-        &["restore", "pg", &snap, "--dbname", "shop", "--clean"],
-    );
+    pg.vault_json(&v, &["restore", "pg", &snap, "--dbname", "shop", "--clean"]);
     assert_eq!(pg.table_checksums("shop"), before_sums);
 
     // One table, with its index and sequence, into another database.
     pg.createdb("other");
-    vault_pg_json(
-        &v,
-        &pg,
-        &[
-            "restore",
-            "pg",
-            &snap,
-            "--dbname",
-            "other",
-            "--table",
-            "public.docs",
-        ],
-    );
+    let docs_into_other = [
+        "restore",
+        "pg",
+        &snap,
+        "--dbname",
+        "other",
+        "--table",
+        "public.docs",
+    ];
+    pg.vault_json(&v, &docs_into_other);
     let other = pg.table_checksums("other");
     assert_eq!(other.len(), 1, "{other:?}");
     assert_eq!(other["public.docs"], before_sums["public.docs"]);
@@ -129,23 +105,10 @@ fn database_round_trips_and_single_tables_restore_elsewhere() {
     );
     assert_eq!(pg.sql("other", "SELECT nextval('docs_id_seq')"), "5001");
     // Again without --clean is refused, with it replaces.
-    let again = vault_pg(
-        &v,
-        &pg,
-        &[
-            "restore",
-            "pg",
-            &snap,
-            "--dbname",
-            "other",
-            "--table",
-            "public.docs",
-        ],
-    );
+    let again = pg.vault(&v, &docs_into_other).output().unwrap();
     assert_eq!(again.status.code(), Some(2));
-    vault_pg_json(
+    pg.vault_json(
         &v,
-        &pg,
         &[
             "restore", "pg", &snap, "--dbname", "other", "--table", "docs", "--clean",
         ],
@@ -159,7 +122,7 @@ fn database_round_trips_and_single_tables_restore_elsewhere() {
     // updates random rows all over pgbench_accounts, so most of its chunks
     // change; the other tables are stored again for free.
     pg.pgbench("shop", &["-n", "-t", "2000", "-c", "2"]);
-    let second = vault_pg_json(&v, &pg, &["snapshot", "pg", "--dbname", "shop"]);
+    let second = pg.vault_json(&v, &["snapshot", "pg", "--dbname", "shop"]);
     let read = second["bytes_read"].as_u64().unwrap();
     let raw_added = second["raw_bytes_added"].as_u64().unwrap();
     let added = second["bytes_added"].as_u64().unwrap();
@@ -175,9 +138,63 @@ fn database_round_trips_and_single_tables_restore_elsewhere() {
         "{raw_added} of {read} bytes stored again"
     );
     // Nothing changed: nothing but the folder listings is new.
-    let third = vault_pg_json(&v, &pg, &["snapshot", "pg", "--dbname", "shop"]);
+    let third = pg.vault_json(&v, &["snapshot", "pg", "--dbname", "shop"]);
     assert!(
         third["raw_bytes_added"].as_u64().unwrap() < 16 * 1024,
         "{third}"
     );
+}
+
+#[test]
+fn all_databases_with_globals_restore_one_by_one() {
+    let Some(pg) = Postgres::start() else { return };
+    let v = Vault::init();
+    pg.sql("postgres", "CREATE ROLE reporter LOGIN");
+    for (db, n) in [("alpha", 10), ("beta", 20)] {
+        pg.createdb(db);
+        pg.sql(
+            db,
+            &format!("CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, {n})"),
+        );
+    }
+    let snap = pg.vault_json(&v, &["snapshot", "pg", "--all"]);
+    let snap = snap["snapshot"].as_str().unwrap();
+    let globals = String::from_utf8(v.ok(&["dump", snap, "/globals.sql"]).stdout).unwrap();
+    assert!(globals.contains("CREATE ROLE reporter"), "{globals}");
+    let listed = &v.snapshots()[0]["paths"];
+    assert_eq!(listed, &serde_json::json!(["alpha", "beta", "postgres"]));
+
+    // Several databases: the one to restore must be named.
+    let ambiguous = pg
+        .vault(&v, &["restore", "pg", snap, "-d", "x", "--create"])
+        .output()
+        .unwrap();
+    assert_eq!(ambiguous.status.code(), Some(2));
+    let plan = pg.vault_json(
+        &v,
+        &[
+            "restore",
+            "pg",
+            snap,
+            "-d",
+            "beta2",
+            "--from",
+            "beta",
+            "--create",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(plan["tables"][0]["rows"], 20);
+    assert!(
+        !pg.sql("postgres", "SELECT datname FROM pg_database")
+            .contains("beta2"),
+        "--dry-run created the database"
+    );
+    pg.vault_json(
+        &v,
+        &[
+            "restore", "pg", snap, "-d", "beta2", "--from", "beta", "--create",
+        ],
+    );
+    assert_eq!(pg.sql("beta2", "SELECT sum(x) FROM t"), "210");
 }

@@ -2,6 +2,7 @@
 //! structs; the command-line layer only parses and prints.
 
 pub mod content;
+pub mod jobs;
 pub mod pg;
 pub mod reachable;
 pub mod restore;

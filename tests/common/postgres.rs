@@ -18,24 +18,19 @@ pub struct Postgres {
     running: bool,
 }
 
+/// The `postgres` account's uid and gid (tests run as root need one).
 fn postgres_account() -> (u32, u32) {
-    let out = Command::new("id")
-        .args(["-u", "postgres"])
-        .output()
-        .expect("id");
-    let uid = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("a postgres account (tests run as root)");
-    let out = Command::new("id")
-        .args(["-g", "postgres"])
-        .output()
-        .expect("id");
-    let gid = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("postgres group");
-    (uid, gid)
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("id");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a postgres account to run the test cluster as")
+    };
+    (id("-u"), id("-g"))
 }
 
 fn check(out: Output, what: &str) -> String {
@@ -151,6 +146,23 @@ impl Postgres {
             ("PGHOST", self.socket_dir().display().to_string()),
             ("PGUSER", "postgres".to_string()),
         ]
+    }
+
+    /// `vault ARGS...` on `v`'s repository, reaching this server through
+    /// the PG* variables.
+    pub fn vault(&self, v: &super::Vault, args: &[&str]) -> Command {
+        let mut c = v.cmd(args);
+        c.envs(self.env());
+        c
+    }
+
+    /// `vault --json ARGS...`, expected to succeed; its output parsed.
+    pub fn vault_json(&self, v: &super::Vault, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.vault(v, &all).output().expect("run vault");
+        super::assert_success(&out, &args.join(" "));
+        super::parse_json(&out)
     }
 
     /// Run SQL; rows unaligned, `|`-separated.

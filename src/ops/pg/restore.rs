@@ -7,8 +7,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{recorded_databases, recorded_tables};
@@ -17,6 +16,7 @@ use crate::format::pg_tables::TableRows;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{ChunkRef, EntryKind};
 use crate::ops::content::{for_each_chunk, SEQUENTIAL_READAHEAD};
+use crate::ops::jobs::run_jobs;
 use crate::ops::walk::{resolve, Resolved};
 use crate::ops::Progress;
 use crate::repo::{BlobReader, Repository};
@@ -274,55 +274,28 @@ fn restore_data(
     jobs: usize,
     progress: &Progress,
 ) -> Result<()> {
-    let queue = Mutex::new(plan.tables.iter());
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let worker = || loop {
-        if failed.load(Ordering::Relaxed) {
-            return;
-        }
-        let Some(t) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else {
-            return;
-        };
+    run_jobs(&plan.tables, jobs, |t| {
         let path = format!(
             "/{}",
             names::table_data(&plan.source_database, &t.schema, &t.table)
         );
         let copy = format!("COPY {} FROM STDIN", qualified(&t.schema, &t.table));
-        let result = file_chunks(repo, snapshot, &path).and_then(|chunks| {
-            psql_fed(
-                conn,
-                &plan.target,
-                &["-c", "SET client_encoding TO 'UTF8'", "-c", &copy],
-                &mut |stdin| {
-                    stream_file(repo, &chunks, &path, &mut |data| {
-                        progress
-                            .bytes_written
-                            .fetch_add(data.len() as u64, Ordering::Relaxed);
-                        write_all(stdin, data)
-                    })
-                },
-            )
-            .map_err(|e| e.at(format!("table {}.{}", t.schema, t.table)))
-        });
-        if let Err(e) = result {
-            failed.store(true, Ordering::Relaxed);
-            first_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
-            return;
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(worker);
-        }
-    });
-    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+        let chunks = file_chunks(repo, snapshot, &path)?;
+        psql_fed(
+            conn,
+            &plan.target,
+            &["-c", "SET client_encoding TO 'UTF8'", "-c", &copy],
+            &mut |stdin| {
+                stream_file(repo, &chunks, &path, &mut |data| {
+                    progress
+                        .bytes_written
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    write_all(stdin, data)
+                })
+            },
+        )
+        .map_err(|e| e.at(format!("table {}.{}", t.schema, t.table)))
+    })
 }
 
 pub fn restore_pg(

@@ -9,11 +9,12 @@
 //! fails the whole run before the set is committed: no snapshot is recorded.
 
 use std::ffi::OsString;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::pg_tables::{self, TableRows, PG_SERVER_VERSION_KEY, PG_TABLES_KEY};
+use crate::ops::jobs::run_jobs;
 use crate::ops::snapshot::{add_program_output, SnapshotOptions, SnapshotOutcome};
 use crate::ops::stream_set::StreamSet;
 use crate::ops::Progress;
@@ -142,6 +143,82 @@ enum Job<'a> {
     Table(&'a Table),
 }
 
+/// What every worker of one database's dump shares.
+struct Dump<'a> {
+    set: &'a StreamSet,
+    database: &'a str,
+    conn_args: &'a [OsString],
+    snapshot_id: &'a str,
+    progress: &'a Progress,
+}
+
+impl Dump<'_> {
+    /// One schema section, by pg_dump from the leader's snapshot.
+    fn schema(
+        &self,
+        file: &str,
+        section: &str,
+        pg_dump: &Path,
+        lock_wait_timeout: &str,
+    ) -> Result<()> {
+        let mut args: Vec<OsString> = vec![
+            "--schema-only".into(),
+            format!("--section={section}").into(),
+            format!("--snapshot={}", self.snapshot_id).into(),
+            format!("--lock-wait-timeout={lock_wait_timeout}").into(),
+        ];
+        args.extend(self.conn_args.iter().cloned());
+        let path = names::database_file(self.database, file);
+        add_program_output(
+            self.set,
+            &path,
+            pg_dump.as_os_str(),
+            &args,
+            CLIENT_ENV,
+            &mut |_| {},
+            self.progress,
+        )
+        .map(|_| ())
+    }
+
+    /// One table's rows, by psql in the leader's snapshot; returns the
+    /// number of rows.
+    fn table(&self, t: &Table, psql: &Path) -> Result<u64> {
+        let mut args: Vec<OsString> = vec![
+            "-X".into(),
+            "-q".into(),
+            "-v".into(),
+            "ON_ERROR_STOP=1".into(),
+        ];
+        args.extend(self.conn_args.iter().cloned());
+        for sql in [
+            "SET client_encoding TO 'UTF8'".to_string(),
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_string(),
+            format!(
+                "SET TRANSACTION SNAPSHOT {}",
+                quote_literal(self.snapshot_id)
+            ),
+            format!("COPY {} TO STDOUT", qualified(&t.schema, &t.name)),
+        ] {
+            args.extend(["-c".into(), sql.into()]);
+        }
+        // COPY text ends every row with a newline and escapes newlines
+        // inside values, so newlines count rows.
+        let mut rows = 0u64;
+        let path = names::table_data(self.database, &t.schema, &t.name);
+        add_program_output(
+            self.set,
+            &path,
+            psql.as_os_str(),
+            &args,
+            CLIENT_ENV,
+            &mut |bytes| rows += bytes.iter().filter(|&&b| b == b'\n').count() as u64,
+            self.progress,
+        )?;
+        Ok(rows)
+    }
+}
+
 /// Dump one database into `set`; returns its tables with row counts.
 fn dump_database(
     set: &StreamSet,
@@ -158,106 +235,36 @@ fn dump_database(
         plan.sequences_sql.as_bytes(),
         progress,
     )?;
-    let conn_args = opts.conn.args(Some(database));
     let mut jobs = vec![
         Job::Schema(PRE_DATA, "pre-data"),
         Job::Schema(POST_DATA, "post-data"),
     ];
     jobs.extend(plan.tables.iter().map(Job::Table));
-    let queue = Mutex::new(jobs.into_iter());
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let counted: Mutex<Vec<TableRows>> = Mutex::new(Vec::new());
-    let worker = || loop {
-        if failed.load(Ordering::Relaxed) {
-            return;
-        }
-        let Some(job) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else {
-            return;
-        };
-        let result = match job {
-            Job::Schema(file, section) => {
-                let mut args: Vec<OsString> = vec![
-                    "--schema-only".into(),
-                    format!("--section={section}").into(),
-                    format!("--snapshot={}", plan.snapshot_id).into(),
-                    format!("--lock-wait-timeout={}", opts.lock_wait_timeout).into(),
-                ];
-                args.extend(conn_args.iter().cloned());
-                let path = names::database_file(database, file);
-                add_program_output(
-                    set,
-                    &path,
-                    pg_dump.as_os_str(),
-                    &args,
-                    CLIENT_ENV,
-                    &mut |_| {},
-                    progress,
-                )
-                .map(|_| ())
-            }
-            Job::Table(t) => {
-                let mut args: Vec<OsString> = vec![
-                    "-X".into(),
-                    "-q".into(),
-                    "-v".into(),
-                    "ON_ERROR_STOP=1".into(),
-                ];
-                args.extend(conn_args.iter().cloned());
-                for sql in [
-                    "SET client_encoding TO 'UTF8'".to_string(),
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_string(),
-                    format!(
-                        "SET TRANSACTION SNAPSHOT {}",
-                        quote_literal(&plan.snapshot_id)
-                    ),
-                    format!("COPY {} TO STDOUT", qualified(&t.schema, &t.name)),
-                ] {
-                    args.extend(["-c".into(), sql.into()]);
-                }
-                // COPY text ends every row with a newline and escapes
-                // newlines inside values, so newlines count rows.
-                let mut rows = 0u64;
-                let path = names::table_data(database, &t.schema, &t.name);
-                let stored = add_program_output(
-                    set,
-                    &path,
-                    psql.as_os_str(),
-                    &args,
-                    CLIENT_ENV,
-                    &mut |bytes| rows += bytes.iter().filter(|&&b| b == b'\n').count() as u64,
-                    progress,
-                );
-                stored.map(|_| {
-                    counted
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(TableRows {
-                            database: database.to_string(),
-                            schema: t.schema.clone(),
-                            table: t.name.clone(),
-                            rows,
-                        })
-                })
-            }
-        };
-        if let Err(e) = result {
-            failed.store(true, Ordering::Relaxed);
-            first_error
+    let dump = Dump {
+        set,
+        database,
+        conn_args: &opts.conn.args(Some(database)),
+        snapshot_id: &plan.snapshot_id,
+        progress,
+    };
+    run_jobs(jobs, opts.jobs, |job| match job {
+        Job::Schema(file, section) => dump.schema(file, section, &pg_dump, &opts.lock_wait_timeout),
+        Job::Table(t) => {
+            let rows = dump.table(t, &psql)?;
+            counted
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
-            return;
+                .push(TableRows {
+                    database: database.to_string(),
+                    schema: t.schema.clone(),
+                    table: t.name.clone(),
+                    rows,
+                });
+            Ok(())
         }
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..opts.jobs.max(1) {
-            scope.spawn(worker);
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e.at(format!("database {database}")));
-    }
+    })
+    .map_err(|e| e.at(format!("database {database}")))?;
     // The leader held the snapshot to the end; its session ending cleanly
     // proves the server stayed up throughout.
     leader.query("COMMIT")?;
