@@ -121,3 +121,43 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn drill_into_a_given_server_by_uri_cleans_up_after_itself() {
+    let Some(pg) = Postgres::start() else { return };
+    let v = Vault::init();
+    pg.createdb("small");
+    pg.sql(
+        "small",
+        "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 42)",
+    );
+    let uri = format!(
+        "postgresql:///small?host={}&user=postgres",
+        pg.socket_dir().display()
+    );
+    let snap = pg.vault_json(&v, &["snapshot", "pg", "-d", &uri])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = format!(
+        "postgresql:///postgres?host={}&user=postgres",
+        pg.socket_dir().display()
+    );
+    let (code, report) = drill(
+        &v,
+        &pg,
+        &[
+            &snap,
+            "--scratch-url",
+            &server,
+            "--assert",
+            "SELECT max(x) = 42 FROM t",
+        ],
+    );
+    assert_eq!(code, Some(0), "{report}");
+    let left = pg.sql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'vault_drill_%'",
+    );
+    assert_eq!(left, "0", "drill databases left behind");
+}

@@ -25,7 +25,8 @@ pub struct PgConn {
 
 impl PgConn {
     /// Arguments for psql, pg_dump and pg_dumpall. `database` overrides the
-    /// database of `dbname` (as a conninfo string, so any name is safe).
+    /// database of `dbname`, keeping whatever else a URI or connection
+    /// string there says (host, port, TLS options).
     pub fn args(&self, database: Option<&str>) -> Vec<OsString> {
         let mut out: Vec<OsString> = Vec::new();
         if let Some(h) = &self.host {
@@ -38,7 +39,8 @@ impl PgConn {
             out.extend(["-U".into(), u.into()]);
         }
         match (database, &self.dbname) {
-            (Some(db), _) => out.extend(["-d".into(), conninfo_dbname(db).into()]),
+            (Some(db), Some(base)) => out.extend(["-d".into(), replace_database(base, db).into()]),
+            (Some(db), None) => out.extend(["-d".into(), conninfo_dbname(db).into()]),
             (None, Some(d)) => out.extend(["-d".into(), d.into()]),
             (None, None) => {}
         }
@@ -52,6 +54,35 @@ impl PgConn {
             ..self.clone()
         }
     }
+}
+
+/// `base` (a database name, URI or connection string) pointed at another
+/// database. In a URI the path is the database; in a connection string a
+/// later keyword overrides an earlier one.
+fn replace_database(base: &str, database: &str) -> String {
+    for scheme in ["postgresql://", "postgres://"] {
+        if let Some(rest) = base.strip_prefix(scheme) {
+            let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let query = rest[authority_end..]
+                .find('?')
+                .map_or("", |q| &rest[authority_end + q..]);
+            let encoded: String = database
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            return format!("{scheme}{}/{encoded}{query}", &rest[..authority_end]);
+        }
+    }
+    if base.contains('=') {
+        return format!("{base} {}", conninfo_dbname(database));
+    }
+    conninfo_dbname(database)
 }
 
 /// `dbname='...'` with libpq's quoting, so a name with `=` or spaces is not
@@ -153,8 +184,27 @@ mod tests {
             dbname: Some("postgresql://h/db".into()),
             ..Default::default()
         };
-        assert_eq!(c.args(Some("a b'c")), vec!["-d", "dbname='a b\\'c'"]);
+        assert_eq!(
+            c.args(Some("a b'c")),
+            vec!["-d", "postgresql://h/a%20b%27c"]
+        );
+        let plain = PgConn::default();
+        assert_eq!(plain.args(Some("a b'c")), vec!["-d", "dbname='a b\\'c'"]);
         assert_eq!(c.args(None), vec!["-d", "postgresql://h/db"]);
+    }
+
+    #[test]
+    fn other_databases_keep_the_rest_of_the_connection() {
+        assert_eq!(
+            replace_database("postgres://u@h:5433/app?sslmode=require", "x"),
+            "postgres://u@h:5433/x?sslmode=require"
+        );
+        assert_eq!(replace_database("postgresql://h", "x"), "postgresql://h/x");
+        assert_eq!(
+            replace_database("host=h dbname=app", "x"),
+            "host=h dbname=app dbname='x'"
+        );
+        assert_eq!(replace_database("app", "x"), "dbname='x'");
     }
 
     #[test]
