@@ -12,24 +12,38 @@ use crate::error::{Error, ErrorKind, Result};
 /// Bytes of a program's standard error kept to explain its failure.
 const STDERR_TAIL: usize = 4096;
 
-/// A child's standard error, passed through to ours as it arrives, with
-/// the last few KiB kept so an error can quote the program's own reason.
+/// A child's standard error, with the last few KiB kept so an error can
+/// quote the program's own reason. Echoed to ours as it arrives, or, for
+/// programs vault drives itself (whose failures it explains), held back
+/// and shown only if the program succeeds (its warnings).
 pub struct StderrTail {
     tail: Arc<Mutex<Vec<u8>>>,
     thread: Option<JoinHandle<()>>,
+    echo: bool,
 }
 
 impl StderrTail {
     /// Take over `child`'s piped standard error (a child without one keeps
     /// an empty tail).
     pub fn capture(child: &mut Child) -> Self {
+        Self::take(child, true)
+    }
+
+    /// Like `capture`, without echoing as it arrives.
+    pub fn hold(child: &mut Child) -> Self {
+        Self::take(child, false)
+    }
+
+    fn take(child: &mut Child, echo: bool) -> Self {
         let tail = Arc::new(Mutex::new(Vec::new()));
         let thread = child.stderr.take().map(|mut err| {
             let tail = tail.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = err.read(&mut buf) {
-                    let _ = std::io::stderr().write_all(&buf[..n]);
+                    if echo {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
+                    }
                     let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
                     t.extend_from_slice(&buf[..n]);
                     let excess = t.len().saturating_sub(STDERR_TAIL);
@@ -37,15 +51,28 @@ impl StderrTail {
                 }
             })
         });
-        StderrTail { tail, thread }
+        StderrTail { tail, thread, echo }
+    }
+
+    fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// After a success: show what a held-back program said.
+    fn release(mut self) {
+        self.join();
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.echo && !tail.is_empty() {
+            let _ = std::io::stderr().write_all(&tail);
+        }
     }
 
     /// The program's own reason, once it has exited: its last error line
     /// (`psql: error: ...`, `ERROR: ...`, `FATAL: ...`), else its last line.
     pub fn reason(mut self) -> Option<String> {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.join();
         let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         let text = String::from_utf8_lossy(&tail);
         let lines: Vec<&str> = text
@@ -81,10 +108,11 @@ pub fn wait_success(child: &mut Child, name: &str, stderr: StderrTail) -> Result
     let status = child
         .wait()
         .map_err(|e| Error::io(format!("waiting for '{name}'"), e))?;
-    let why = stderr.reason();
     if status.success() {
+        stderr.release();
         return Ok(());
     }
+    let why = stderr.reason();
     use std::os::unix::process::ExitStatusExt;
     let how = match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
@@ -106,14 +134,25 @@ pub struct CommandSource {
 
 impl CommandSource {
     pub fn spawn(program: &OsString, args: &[OsString]) -> Result<(Self, ChildStdout)> {
-        Self::spawn_with_env(program, args, &[])
+        Self::start(program, args, &[], true)
     }
 
-    /// Like `spawn`, with extra environment variables for the program.
+    /// Like `spawn`, with extra environment variables for the program, and
+    /// its standard error held back: a failure quotes its reason, a
+    /// success shows what it said.
     pub fn spawn_with_env(
         program: &OsStr,
         args: &[OsString],
         env: &[(&str, &str)],
+    ) -> Result<(Self, ChildStdout)> {
+        Self::start(program, args, env, false)
+    }
+
+    fn start(
+        program: &OsStr,
+        args: &[OsString],
+        env: &[(&str, &str)],
+        echo: bool,
     ) -> Result<(Self, ChildStdout)> {
         let name = program.to_string_lossy().into_owned();
         let mut command = Command::new(program);
@@ -124,7 +163,11 @@ impl CommandSource {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn(&mut command, &name)?;
-        let stderr = StderrTail::capture(&mut child);
+        let stderr = if echo {
+            StderrTail::capture(&mut child)
+        } else {
+            StderrTail::hold(&mut child)
+        };
         let stdout = child
             .stdout
             .take()

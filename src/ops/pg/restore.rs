@@ -188,7 +188,7 @@ fn psql_fed(
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = spawn(&mut command, "psql")?;
-    let stderr = StderrTail::capture(&mut child);
+    let stderr = StderrTail::hold(&mut child);
     let mut stdin = child
         .stdin
         .take()
@@ -274,13 +274,27 @@ fn restore_data(
     jobs: usize,
     progress: &Progress,
 ) -> Result<()> {
-    run_jobs(&plan.tables, jobs, |t| {
-        let path = format!(
-            "/{}",
-            names::table_data(&plan.source_database, &t.schema, &t.table)
-        );
+    // Every table's file first: a missing one fails before any loading,
+    // and the progress bar knows the total.
+    let files = plan
+        .tables
+        .iter()
+        .map(|t| {
+            let path = format!(
+                "/{}",
+                names::table_data(&plan.source_database, &t.schema, &t.table)
+            );
+            let chunks = file_chunks(repo, snapshot, &path)?;
+            Ok((t, path, chunks))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let total: u64 = files
+        .iter()
+        .flat_map(|(_, _, chunks)| chunks.iter().map(|c| u64::from(c.len)))
+        .sum();
+    progress.bytes_total.store(total, Ordering::Relaxed);
+    run_jobs(files, jobs, |(t, path, chunks)| {
         let copy = format!("COPY {} FROM STDIN", qualified(&t.schema, &t.table));
-        let chunks = file_chunks(repo, snapshot, &path)?;
         psql_fed(
             conn,
             &plan.target,

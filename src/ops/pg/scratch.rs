@@ -116,7 +116,7 @@ impl ScratchServer {
             command.uid(uid).gid(gid);
         }
         let mut child = spawn(&mut command, &name)?;
-        let stderr = StderrTail::capture(&mut child);
+        let stderr = StderrTail::hold(&mut child);
         wait_success(&mut child, &name, stderr).map_err(|e| e.at("scratch PostgreSQL server"))
     }
 

@@ -42,7 +42,7 @@ impl Session {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn(&mut command, "psql")?;
-        let stderr = StderrTail::capture(&mut child);
+        let stderr = StderrTail::hold(&mut child);
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(Error::new(ErrorKind::Io, "psql: no pipes"));
         };
@@ -106,7 +106,7 @@ impl Session {
         let stderr = self
             .stderr
             .take()
-            .unwrap_or_else(|| StderrTail::capture(&mut self.child));
+            .unwrap_or_else(|| StderrTail::hold(&mut self.child));
         match wait_success(&mut self.child, "psql", stderr) {
             Err(e) => e,
             Ok(()) => Error::new(ErrorKind::SourceFailed, "psql ended the session early"),
@@ -119,7 +119,7 @@ impl Session {
         let stderr = self
             .stderr
             .take()
-            .unwrap_or_else(|| StderrTail::capture(&mut self.child));
+            .unwrap_or_else(|| StderrTail::hold(&mut self.child));
         wait_success(&mut self.child, "psql", stderr)
     }
 }
