@@ -143,7 +143,7 @@ fn restore_and_check(
 
 /// Drop the drill's databases from a server that outlives the drill.
 fn drop_databases(conn: &PgConn, created: &[String]) {
-    if let Ok(mut s) = Session::open(conn, Some("postgres")) {
+    if let Ok(mut s) = Session::open(conn, Some(crate::sources::pg::MAINTENANCE_DB)) {
         for db in created {
             let _ = s.query(&format!(
                 "DROP DATABASE IF EXISTS {}",
@@ -162,19 +162,7 @@ pub fn drill_pg(
     opts: &DrillOptions,
     progress: &Progress,
 ) -> Result<(Id, Drill)> {
-    super::restore::plan(
-        snapshot,
-        &PgRestoreOptions {
-            conn: PgConn::default(),
-            target: String::new(),
-            from: recorded_databases(snapshot).first().cloned(),
-            create: false,
-            clean: false,
-            tables: vec![],
-            parts: Parts::All,
-            jobs: 1,
-        },
-    )?;
+    super::check_source(snapshot)?;
     let time = Timestamp::now();
     let mut checks = Vec::new();
     let mut created = Vec::new();

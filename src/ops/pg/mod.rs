@@ -10,6 +10,20 @@ use crate::error::Result;
 use crate::format::pg_tables::{self, TableRows, PG_TABLES_KEY};
 use crate::format::snapshot::Snapshot;
 
+/// What `snapshot pg` records as the snapshot's source.
+pub const SOURCE: &str = "postgres";
+
+/// Refuse snapshots of anything but PostgreSQL before connecting anywhere.
+pub fn check_source(snapshot: &Snapshot) -> Result<()> {
+    if snapshot.source == SOURCE {
+        return Ok(());
+    }
+    Err(crate::Error::invalid(format!(
+        "this is a '{}' snapshot, not a PostgreSQL one",
+        snapshot.source
+    )))
+}
+
 /// The tables a snapshot recorded at dump time (empty for other sources).
 pub fn recorded_tables(snapshot: &Snapshot) -> Result<Vec<TableRows>> {
     match snapshot.meta.iter().find(|(k, _)| k == PG_TABLES_KEY) {

@@ -10,7 +10,7 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{recorded_databases, recorded_tables};
+use super::{check_source, recorded_databases, recorded_tables};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::pg_tables::TableRows;
 use crate::format::snapshot::Snapshot;
@@ -65,12 +65,7 @@ pub struct RestorePlan {
 }
 
 pub fn plan(snapshot: &Snapshot, opts: &PgRestoreOptions) -> Result<RestorePlan> {
-    if snapshot.source != "postgres" {
-        return Err(Error::invalid(format!(
-            "this is a '{}' snapshot, not a PostgreSQL one",
-            snapshot.source
-        )));
-    }
+    check_source(snapshot)?;
     let databases = recorded_databases(snapshot);
     let source_database = match (&opts.from, databases.as_slice()) {
         (Some(from), _) if databases.contains(from) => from.clone(),
@@ -217,7 +212,7 @@ fn run_script(conn: &PgConn, database: &str, sql: &str) -> Result<()> {
 
 fn prepare_target(plan: &RestorePlan, conn: &PgConn) -> Result<()> {
     if plan.create {
-        let mut s = Session::open(conn, Some("postgres"))?;
+        let mut s = Session::open(conn, Some(crate::sources::pg::MAINTENANCE_DB))?;
         s.query(&format!("CREATE DATABASE {}", quote_ident(&plan.target)))?;
         s.close()?;
     }

@@ -287,7 +287,7 @@ pub fn snapshot_pg(
     let (databases, server_version) = {
         let maintenance = match opts.databases {
             Databases::One => None,
-            Databases::All => Some("postgres"),
+            Databases::All => Some(crate::sources::pg::MAINTENANCE_DB),
         };
         let mut s = Session::open(&opts.conn, maintenance)?;
         let version = s.value("SHOW server_version")?;
@@ -303,7 +303,7 @@ pub fn snapshot_pg(
         (dbs, version)
     };
     let labels = databases.iter().map(|d| d.as_bytes().to_vec()).collect();
-    let set = StreamSet::begin(repo, "postgres", labels, snapshot_opts);
+    let set = StreamSet::begin(repo, super::SOURCE, labels, snapshot_opts);
     if let Databases::All = opts.databases {
         let pg_dumpall = program("pg_dumpall")?;
         let mut args: Vec<OsString> = vec!["--globals-only".into()];

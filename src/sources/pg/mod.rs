@@ -91,6 +91,9 @@ fn conninfo_dbname(db: &str) -> String {
     format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// The database every server has, where databases are created and listed.
+pub const MAINTENANCE_DB: &str = "postgres";
+
 /// Environment for every PostgreSQL client vault runs: notices would drown
 /// the output of a restore, warnings and errors still show.
 pub const CLIENT_ENV: &[(&str, &str)] = &[("PGOPTIONS", "-c client_min_messages=warning")];
