@@ -9,6 +9,7 @@
 #
 #   benches/pg.sh
 #   RUNS=1 SCALE=10 benches/pg.sh
+#   VAULT_INIT_ARGS="--chunk-min 4096 --chunk-avg 16384 --chunk-max 65536" benches/pg.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,7 +72,8 @@ echo "pgbench -s $SCALE: $("$BIN/psql" -XAtc "SELECT pg_size_pretty(pg_database_
 : > "$RESULTS"
 for run in $(seq 1 "$RUNS"); do
     rm -rf "$WORK"; mkdir -p "$WORK"
-    "$VAULT_BIN" -r "$WORK/vault" --cache-dir "$WORK/cache-vault" -q init
+    # shellcheck disable=SC2086 # options, split on purpose
+    "$VAULT_BIN" -r "$WORK/vault" --cache-dir "$WORK/cache-vault" -q init ${VAULT_INIT_ARGS:-}
     restic -q init -r "$WORK/restic" >/dev/null
     measure vault "$run" vault_snapshot
     measure restic "$run" restic_snapshot
