@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -24,7 +24,7 @@ use crate::sources::command::{spawn, wait_success, StderrTail};
 use crate::sources::pg::names::{self, POST_DATA, PRE_DATA, SEQUENCES};
 use crate::sources::pg::session::Session;
 use crate::sources::pg::toc::{select, select_sequences, Name};
-use crate::sources::pg::{program, qualified, quote_ident, quote_literal, PgConn, CLIENT_ENV};
+use crate::sources::pg::{program, psql_command, qualified, quote_ident, quote_literal, PgConn};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parts {
@@ -173,12 +173,9 @@ fn psql_fed(
     args: &[&str],
     feed: &mut dyn FnMut(&mut ChildStdin) -> Result<()>,
 ) -> Result<()> {
-    let mut command = Command::new(program("psql")?);
+    let mut command = psql_command(conn, Some(database))?;
     command
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
-        .args(conn.args(Some(database)))
         .args(args)
-        .envs(CLIENT_ENV.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -129,6 +129,17 @@ pub fn program(name: &str) -> Result<PathBuf> {
         })
 }
 
+/// psql as vault runs it: without `~/.psqlrc`, quiet, stopping at the
+/// first error, connected to `database` (or the connection's own).
+pub fn psql_command(conn: &PgConn, database: Option<&str>) -> Result<std::process::Command> {
+    let mut command = std::process::Command::new(program("psql")?);
+    command
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .args(conn.args(database))
+        .envs(CLIENT_ENV.iter().copied());
+    Ok(command)
+}
+
 /// An identifier quoted for SQL, whatever characters it holds.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -6,9 +6,9 @@
 //! carries its message.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 
-use super::{program, PgConn, CLIENT_ENV};
+use super::{psql_command, PgConn};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sources::command::{spawn, wait_success, StderrTail};
 
@@ -23,21 +23,9 @@ pub struct Session {
 impl Session {
     /// Connect to `database` (or the connection's own database).
     pub fn open(conn: &PgConn, database: Option<&str>) -> Result<Session> {
-        let psql = program("psql")?;
-        let mut command = Command::new(psql);
+        let mut command = psql_command(conn, database)?;
         command
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-P",
-                "pager=off",
-            ])
-            .args(conn.args(database))
-            .envs(CLIENT_ENV.iter().copied())
+            .args(["-A", "-t", "-P", "pager=off"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
