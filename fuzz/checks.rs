@@ -53,7 +53,7 @@ pub const KEY_SEED: u64 = 0x7661_756c_7446_757a;
 /// The blob id the `sealed` target tries besides "no id".
 pub const BLOB_ID: Id = Id::from_bytes([0xb1; 32]);
 
-pub const BOX_KINDS: [BoxKind; 8] = [
+pub const BOX_KINDS: [BoxKind; 9] = [
     BoxKind::Config,
     BoxKind::KeySet,
     BoxKind::Index,
@@ -62,6 +62,7 @@ pub const BOX_KINDS: [BoxKind; 8] = [
     BoxKind::DataBlob,
     BoxKind::TreeBlob,
     BoxKind::Lock,
+    BoxKind::Drill,
 ];
 
 /// Largest decoded payload the `payload` target allows (a decompression bomb

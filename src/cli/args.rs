@@ -67,6 +67,8 @@ pub enum Command {
     Prune(crate::cli::commands::prune::PruneArgs),
     /// Remove stale locks (or all locks with --all)
     Unlock(crate::cli::commands::unlock::UnlockArgs),
+    /// Prove a snapshot restores: restore it into a scratch server and check it
+    Drill(super::commands::drill::DrillArgs),
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +148,8 @@ pub enum SnapshotSource {
     Mysql(super::commands::snapshot_db::MysqlArgs),
     /// Store a consistent copy of an SQLite database, safe while it is written
     Sqlite(super::commands::snapshot_db::SqliteArgs),
+    /// Dump PostgreSQL: one snapshot of the server, tables in parallel
+    Pg(super::commands::snapshot_pg::PgSnapshotArgs),
 }
 
 #[derive(Args, Debug)]
@@ -222,6 +226,8 @@ pub enum RestoreSource {
     Mysql(super::commands::restore_db::RestoreMysqlArgs),
     /// Write a stored SQLite database to a file, checked before it replaces anything
     Sqlite(super::commands::restore_db::RestoreSqliteArgs),
+    /// Restore a PostgreSQL snapshot (or some of its tables) into a server
+    Pg(super::commands::restore_pg::PgRestoreArgs),
 }
 
 #[derive(Args, Debug)]

@@ -19,6 +19,7 @@ pub mod exit {
     pub const WRONG_PASSWORD: i32 = 6;
     pub const NO_REPOSITORY: i32 = 7;
     pub const SOURCE_FAILED: i32 = 8;
+    pub const DRILL_FAILED: i32 = 9;
 }
 
 /// The exit code for an error that reached the top.

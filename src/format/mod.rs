@@ -3,12 +3,14 @@
 
 pub mod codec;
 pub mod config;
+pub mod drill;
 pub mod id;
 pub mod index;
 pub mod keyfile;
 pub mod lock;
 pub mod pack;
 pub mod payload;
+pub mod pg_tables;
 pub mod sealed;
 pub mod snapshot;
 pub mod tree;
@@ -83,6 +85,7 @@ pub mod magic {
     pub const INDEX: &[u8; 4] = b"VLTI";
     pub const SNAPSHOT: &[u8; 4] = b"VLTS";
     pub const LOCK: &[u8; 4] = b"VLTL";
+    pub const DRILL: &[u8; 4] = b"VLTD";
     /// Packs end with this, after the header length.
     pub const PACK: &[u8; 4] = b"VLTP";
 }
@@ -97,6 +100,7 @@ pub mod layout {
     pub const INDEX: &str = "index/";
     pub const SNAPSHOTS: &str = "snapshots/";
     pub const LOCKS: &str = "locks/";
+    pub const DRILLS: &str = "drills/";
 
     pub fn key(id: &Id) -> String {
         format!("{KEYS}{id}")

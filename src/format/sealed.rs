@@ -29,6 +29,7 @@ pub enum BoxKind {
     DataBlob = 6,
     TreeBlob = 7,
     Lock = 8,
+    Drill = 9,
 }
 
 pub struct SealedParts<'a> {

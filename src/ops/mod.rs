@@ -5,6 +5,8 @@ pub mod content;
 pub mod db_restore;
 pub mod db_snapshot;
 pub mod forget;
+pub mod jobs;
+pub mod pg;
 pub mod prune;
 pub mod reachable;
 pub mod restore;

@@ -2,7 +2,7 @@
 //! Data first, then the index, then the snapshot object: a snapshot is
 //! recorded only when everything it references is stored.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,7 +16,7 @@ use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::valid_name;
 use crate::format::{Id, Timestamp};
 use crate::repo::{BlobWriter, LockGuard, Repository, WriteStats};
-use crate::sources::command::{CommandSource, Stderr};
+use crate::sources::command::{CommandSource, Observed, Stderr};
 use crate::sources::files::{normalize, TreeSaver};
 use crate::sources::{hostname, username};
 
@@ -255,9 +255,38 @@ pub fn add_process_output(
     stderr: Stderr,
     progress: &Progress,
 ) -> Result<u64> {
+    add_observed_output(set, path, cmd, stderr, &mut |_| {}, progress)
+}
+
+/// `add_command_output` with extra environment variables for the program,
+/// and its stderr shown only after a success.
+pub fn add_program_output(
+    set: &StreamSet,
+    path: &str,
+    program: &OsStr,
+    args: &[OsString],
+    env: &[(&str, &str)],
+    observe: &mut (dyn FnMut(&[u8]) + Send),
+    progress: &Progress,
+) -> Result<u64> {
+    let mut cmd = Command::new(program);
+    cmd.args(args).envs(env.iter().copied());
+    add_observed_output(set, path, cmd, Stderr::Hold, observe, progress)
+}
+
+/// `add_process_output` with `observe` seeing every byte of the stream as
+/// it passes (database sources count rows this way without a second read).
+pub fn add_observed_output(
+    set: &StreamSet,
+    path: &str,
+    cmd: Command,
+    stderr: Stderr,
+    observe: &mut (dyn FnMut(&[u8]) + Send),
+    progress: &Progress,
+) -> Result<u64> {
     StreamSet::check_path(path)?;
     let (child, stdout) = CommandSource::start(cmd, stderr)?;
-    match set.add(path, stdout, progress) {
+    match set.add(path, Observed::new(stdout, observe), progress) {
         // The producer's verdict comes before ours.
         Ok(size) => child.finish().map(|()| size),
         Err(e) => {

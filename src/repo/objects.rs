@@ -13,6 +13,7 @@ pub enum ObjectKind {
     Index,
     Snapshot,
     Lock,
+    Drill,
 }
 
 impl ObjectKind {
@@ -21,6 +22,7 @@ impl ObjectKind {
             ObjectKind::Index => layout::INDEX,
             ObjectKind::Snapshot => layout::SNAPSHOTS,
             ObjectKind::Lock => layout::LOCKS,
+            ObjectKind::Drill => layout::DRILLS,
         }
     }
 
@@ -33,6 +35,7 @@ impl ObjectKind {
             ObjectKind::Index => magic::INDEX,
             ObjectKind::Snapshot => magic::SNAPSHOT,
             ObjectKind::Lock => magic::LOCK,
+            ObjectKind::Drill => magic::DRILL,
         }
     }
 
@@ -41,6 +44,7 @@ impl ObjectKind {
             ObjectKind::Index => BoxKind::Index,
             ObjectKind::Snapshot => BoxKind::Snapshot,
             ObjectKind::Lock => BoxKind::Lock,
+            ObjectKind::Drill => BoxKind::Drill,
         }
     }
 
@@ -49,6 +53,7 @@ impl ObjectKind {
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshot",
             ObjectKind::Lock => "lock",
+            ObjectKind::Drill => "drill",
         }
     }
 }
@@ -197,5 +202,28 @@ impl SnapshotFilter {
         (self.hosts.is_empty() || self.hosts.contains(&s.host))
             && self.tags.iter().all(|t| s.tags.contains(t))
             && (self.paths.is_empty() || self.paths.iter().all(|p| s.paths.contains(p)))
+    }
+}
+
+impl Repository {
+    pub fn save_drill(&self, drill: &crate::format::drill::Drill) -> Result<Id> {
+        self.write_object(ObjectKind::Drill, &drill.encode())
+    }
+
+    /// Every drill record, oldest first.
+    pub fn drills(&self) -> Result<Vec<(Id, crate::format::drill::Drill)>> {
+        use rayon::prelude::*;
+        let ids = self.list_objects(ObjectKind::Drill)?;
+        let mut all = ids
+            .par_iter()
+            .map(|id| {
+                let body = self.read_object(ObjectKind::Drill, id)?;
+                let drill = crate::format::drill::Drill::decode(&body)
+                    .map_err(|e| e.at(format!("drill {}", id.short())))?;
+                Ok((*id, drill))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(all)
     }
 }

@@ -1,32 +1,158 @@
-//! Run a program and read its standard output as a stream. Its exit status
-//! is checked only after the stream ends: a failed producer is not a backup.
+//! Run a program and read its standard output as a stream (a producer) or
+//! feed its standard input (a database client restoring a dump). Its exit
+//! status is checked only after the stream ends: a failed producer is not a
+//! backup.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// What becomes of a producer's standard error.
+/// What becomes of a program's standard error. In every case its last few
+/// KiB are kept, so a failure can quote the program's own reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stderr {
-    /// Shown to the user as it comes (a command the user named).
+    /// Shown as it arrives (a command the user named).
     Inherit,
-    /// Kept, and its last line quoted if the program fails: database
-    /// clients chatter on stderr even when all goes well, and their last
-    /// words are what explains a failure.
+    /// Dropped if the program succeeds: database clients chatter on stderr
+    /// even when all goes well.
     Capture,
+    /// Shown only after a success (the warnings of a program vault drives
+    /// itself and whose failures it explains).
+    Hold,
 }
 
-/// How much of a captured stderr is kept (the end of it).
-const STDERR_KEPT: usize = 16 << 10;
+/// Bytes of a program's standard error kept to explain its failure.
+const STDERR_TAIL: usize = 16 << 10;
 
-/// A running producer (its stdout is read) or consumer (its stdin is fed,
-/// e.g. a database client restoring a dump).
+/// A child's standard error, read on a thread of its own so the child never
+/// blocks on a full pipe.
+pub struct StderrTail {
+    tail: Arc<Mutex<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
+    mode: Stderr,
+}
+
+impl StderrTail {
+    /// Take over `child`'s piped standard error (a child without one keeps
+    /// an empty tail).
+    pub fn take(child: &mut Child, mode: Stderr) -> Self {
+        let tail = Arc::new(Mutex::new(Vec::new()));
+        let thread = child.stderr.take().map(|mut err| {
+            let tail = tail.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match err.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    };
+                    if mode == Stderr::Inherit {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
+                    }
+                    let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    t.extend_from_slice(&buf[..n]);
+                    let excess = t.len().saturating_sub(STDERR_TAIL);
+                    t.drain(..excess);
+                }
+            })
+        });
+        StderrTail { tail, thread, mode }
+    }
+
+    pub fn hold(child: &mut Child) -> Self {
+        Self::take(child, Stderr::Hold)
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.tail.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// After a success: show what a held-back program said; return its
+    /// last line (some clients report refusals there and still exit 0).
+    fn release(self) -> String {
+        let hold = self.mode == Stderr::Hold;
+        let tail = self.finish();
+        if hold && !tail.is_empty() {
+            let _ = std::io::stderr().write_all(&tail);
+        }
+        last_line(&tail)
+    }
+
+    /// The program's own reason, once it has exited: its last error line
+    /// (`psql: error: ...`, `ERROR: ...`, `FATAL: ...`), else its last line.
+    pub fn reason(self) -> Option<String> {
+        let tail = self.finish();
+        let text = String::from_utf8_lossy(&tail);
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let is_error =
+            |l: &&&str| l.contains("error:") || l.contains("ERROR:") || l.contains("FATAL:");
+        lines
+            .iter()
+            .rfind(is_error)
+            .or(lines.last())
+            .map(|l| l.to_string())
+    }
+}
+
+/// Start a program; a missing program is the source's failure, not ours.
+pub fn spawn(command: &mut Command, name: &str) -> Result<Child> {
+    command.spawn().map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            ErrorKind::SourceFailed
+        } else {
+            ErrorKind::Io
+        };
+        Error::with_source(kind, format!("cannot start '{name}'"), e)
+    })
+}
+
+/// Wait for a child; anything but a zero exit is a `SourceFailed` error
+/// naming how it ended and, when it said why, its own reason.
+pub fn wait_success(child: &mut Child, name: &str, stderr: StderrTail) -> Result<()> {
+    wait_for_words(child, name, stderr).map(|_| ())
+}
+
+/// `wait_success`, returning the last line of stderr on success.
+fn wait_for_words(child: &mut Child, name: &str, stderr: StderrTail) -> Result<String> {
+    let status = child
+        .wait()
+        .map_err(|e| Error::io(format!("waiting for '{name}'"), e))?;
+    if status.success() {
+        return Ok(stderr.release());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "failed".to_string(),
+    };
+    let why = stderr
+        .reason()
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default();
+    Err(Error::new(
+        ErrorKind::SourceFailed,
+        format!("'{name}' {how}{why}"),
+    ))
+}
+
+/// A running producer (its stdout is read) or consumer (its stdin is fed).
 pub struct CommandSource {
     child: Child,
     program: String,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    stderr: StderrTail,
     /// Appended to a failure: what did not happen because of it.
     consequence: &'static str,
 }
@@ -67,25 +193,9 @@ impl CommandSource {
         consequence: &'static str,
     ) -> Result<Self> {
         let name = cmd.get_program().to_string_lossy().into_owned();
-        cmd.stdin(stdin).stdout(stdout);
-        cmd.stderr(match stderr {
-            Stderr::Inherit => Stdio::inherit(),
-            Stderr::Capture => Stdio::piped(),
-        });
-        let mut child = cmd.spawn().map_err(|e| {
-            let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                ErrorKind::SourceFailed
-            } else {
-                ErrorKind::Io
-            };
-            Error::with_source(kind, format!("cannot start '{name}'"), e)
-        })?;
-        let stderr = child.stderr.take().map(|pipe| {
-            std::thread::spawn(move || {
-                let mut pipe = pipe;
-                keep_tail(&mut pipe, STDERR_KEPT)
-            })
-        });
+        cmd.stdin(stdin).stdout(stdout).stderr(Stdio::piped());
+        let mut child = spawn(&mut cmd, &name)?;
+        let stderr = StderrTail::take(&mut child, stderr);
         Ok(CommandSource {
             child,
             program: name,
@@ -100,40 +210,18 @@ impl CommandSource {
         self.finish_with_last_words().map(|_| ())
     }
 
-    /// `finish`, returning the last line of a captured stderr on success.
+    /// `finish`, returning the last line of stderr on success.
     fn finish_with_last_words(mut self) -> Result<String> {
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| Error::io(format!("waiting for '{}'", self.program), e))?;
-        let said = self.stderr.take().map(last_words).unwrap_or_default();
-        if status.success() {
-            return Ok(said);
-        }
-        use std::os::unix::process::ExitStatusExt;
-        let how = match (status.code(), status.signal()) {
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            _ => "failed".to_string(),
-        };
-        let said = if said.is_empty() {
-            said
-        } else {
-            format!(" ({said})")
-        };
-        Err(Error::new(
-            ErrorKind::SourceFailed,
-            format!("'{}' {how}{said}{}", self.program, self.consequence),
-        ))
+        let consequence = self.consequence;
+        wait_for_words(&mut self.child, &self.program, self.stderr)
+            .map_err(|e| Error::new(e.kind(), format!("{e}{consequence}")))
     }
 
     /// Stop the program when the snapshot failed on our side.
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(t) = self.stderr.take() {
-            let _ = t.join();
-        }
+        self.stderr.finish();
     }
 }
 
@@ -152,36 +240,6 @@ pub fn query(cmd: Command) -> Result<(Vec<u8>, String)> {
     Ok((out, said))
 }
 
-/// Read `r` to its end, keeping only the last `keep` bytes.
-fn keep_tail(r: &mut impl Read, keep: usize) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > 2 * keep {
-                    kept.drain(..kept.len() - keep);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    if kept.len() > keep {
-        kept.drain(..kept.len() - keep);
-    }
-    kept
-}
-
-fn last_words(reader: JoinHandle<Vec<u8>>) -> String {
-    reader
-        .join()
-        .map(|bytes| last_line(&bytes))
-        .unwrap_or_default()
-}
-
 /// The last non-blank line of a program's stderr, trimmed.
 pub fn last_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
@@ -190,6 +248,26 @@ pub fn last_line(bytes: &[u8]) -> String {
         .rfind(|l| !l.is_empty())
         .unwrap_or_default()
         .to_string()
+}
+
+/// A reader that shows every byte it passes on to `observe`.
+pub struct Observed<'a, R> {
+    inner: R,
+    observe: &'a mut (dyn FnMut(&[u8]) + Send),
+}
+
+impl<'a, R> Observed<'a, R> {
+    pub fn new(inner: R, observe: &'a mut (dyn FnMut(&[u8]) + Send)) -> Self {
+        Observed { inner, observe }
+    }
+}
+
+impl<R: Read> Read for Observed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.observe)(&buf[..n]);
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -201,13 +279,6 @@ mod tests {
         assert_eq!(last_line(b"one\n  two  \n\n \n"), "two");
         assert_eq!(last_line(b""), "");
         assert_eq!(last_line(b"only"), "only");
-    }
-
-    #[test]
-    fn tail_keeps_the_end() {
-        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
-        let kept = keep_tail(&mut &data[..], 1000);
-        assert_eq!(kept, &data[data.len() - 1000..]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod command;
 pub mod files;
 pub mod mysql;
 mod owners;
+pub mod pg;
 pub mod redis;
 pub mod sqlite;
 

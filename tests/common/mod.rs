@@ -7,6 +7,7 @@
 
 pub mod db_snapshots;
 pub mod mariadb;
+pub mod postgres;
 pub mod prune;
 pub mod redis;
 pub mod services;

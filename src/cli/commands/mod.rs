@@ -10,16 +10,20 @@ use vault::Repository;
 
 use super::args::*;
 
+pub(crate) mod drill;
 mod dump;
 pub(crate) mod forget;
 mod init;
 mod key;
 mod ls;
+pub(crate) mod pg_conn;
 pub(crate) mod prune;
 mod restore;
 pub(super) mod restore_db;
+pub(crate) mod restore_pg;
 mod snapshot;
 pub(super) mod snapshot_db;
+pub(crate) mod snapshot_pg;
 mod snapshots;
 pub(crate) mod unlock;
 use super::password::repository_password;
@@ -101,6 +105,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(a) => restore::restore_cmd(g, a),
         Command::Dump(a) => dump::dump(g, a),
         Command::Key(k) => key::key(g, k),
+        Command::Drill(a) => drill::drill(g, a),
         Command::Forget(a) => forget::forget(g, a),
         Command::Prune(a) => prune::prune_cmd(g, a),
         Command::Unlock(a) => unlock::unlock(g, a),

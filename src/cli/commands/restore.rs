@@ -22,6 +22,7 @@ pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
     match a.source {
         Some(RestoreSource::Mysql(m)) => return restore_db::mysql(g, m),
         Some(RestoreSource::Sqlite(s)) => return restore_db::sqlite(g, s),
+        Some(RestoreSource::Pg(pg)) => return super::restore_pg::restore_pg_cmd(g, &pg),
         None => {}
     }
     // clap insists on both when no subcommand is given.

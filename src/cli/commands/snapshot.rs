@@ -22,12 +22,16 @@ pub(super) fn snapshot_options(meta: &SnapshotMeta, parent: ParentChoice) -> Sna
 }
 
 pub(super) fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
+    if let Some(SnapshotSource::Pg(pg)) = &a.source {
+        return super::snapshot_pg::snapshot_pg_cmd(g, pg);
+    }
     let repo = open(g)?;
     repo.set_lock_wait(super::unlock::env_lock_wait()?);
     let progress = Arc::new(Progress::default());
     let outcome = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "snapshot");
         match (&a.source, a.stdin) {
+            (Some(SnapshotSource::Pg(_)), _) => unreachable!("dispatched above"),
             (Some(SnapshotSource::Cmd(c)), _) => {
                 let opts = snapshot_options(&c.meta, ParentChoice::None);
                 let (program, args) = c

@@ -1,7 +1,9 @@
+use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Result;
 use serde_json::json;
+use vault::format::drill::Drill;
 use vault::format::snapshot::Snapshot;
 use vault::Id;
 
@@ -33,8 +35,20 @@ pub(super) fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
     })
 }
 
+/// When each snapshot was last proven restorable by a passing drill.
+fn last_proven(drills: &[(Id, Drill)]) -> HashMap<Id, &Drill> {
+    let mut out = HashMap::new();
+    // Oldest first, so the newest passing drill wins.
+    for (_, d) in drills.iter().filter(|(_, d)| d.passed) {
+        out.insert(d.snapshot, d);
+    }
+    out
+}
+
 pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
     let repo = open(g)?;
+    let drills = repo.drills()?;
+    let proven = last_proven(&drills);
     let f = filter(&a.filter);
     let list: Vec<_> = repo
         .snapshots()?
@@ -43,15 +57,24 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
         .collect();
     if g.json {
         print_json(&serde_json::Value::Array(
-            list.iter().map(|(id, s)| snapshot_json(id, s)).collect(),
+            list.iter()
+                .map(|(id, s)| {
+                    let mut v = snapshot_json(id, s);
+                    v["proven"] = match proven.get(id) {
+                        Some(d) => json!({"time": rfc3339_utc(d.time), "restore_ms": d.restore_ms}),
+                        None => serde_json::Value::Null,
+                    };
+                    v
+                })
+                .collect(),
         ))?;
         return Ok(exit::OK);
     }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<8}  {:<19}  {:<12}  {:<7}  {:>10}  {:>10}  {:<10}  paths",
-        "id", "time", "host", "source", "size", "added", "tags"
+        "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:<19}  {:<10}  paths",
+        "id", "time", "host", "source", "size", "added", "proven", "tags"
     )?;
     for (id, s) in &list {
         let paths: Vec<_> = s
@@ -61,13 +84,16 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
             .collect();
         writeln!(
             out,
-            "{:<8}  {:<19}  {:<12}  {:<7}  {:>10}  {:>10}  {:<10}  {}",
+            "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:<19}  {:<10}  {}",
             id.short(),
             local_time(s.time),
             s.host,
             s.source,
             human_bytes(s.summary.bytes_read),
             human_bytes(s.summary.bytes_added),
+            proven
+                .get(id)
+                .map_or("-".to_string(), |d| local_time(d.time)),
             s.tags.join(","),
             paths.join(" ")
         )?;

@@ -1,0 +1,96 @@
+//! `vault drill pg`: restore a snapshot into a throwaway server, check it,
+//! and record the outcome in the repository.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use vault::ops::pg::drill::{drill_pg, DrillOptions};
+use vault::ops::Progress;
+use vault::sources::pg::PgConn;
+
+use super::{filter, open, print_json};
+use crate::cli::args::{Filter, Global};
+use crate::cli::exit;
+use crate::cli::output::{rfc3339_utc, ProgressGuard};
+
+#[derive(Args, Debug)]
+pub struct DrillArgs {
+    #[command(subcommand)]
+    pub kind: DrillKind,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DrillKind {
+    /// Restore a PostgreSQL snapshot into a scratch server and check it
+    Pg(DrillPgArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DrillPgArgs {
+    /// Snapshot id (or unique prefix), or 'latest' [default: latest]
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    /// Restore into this server (a postgresql:// URI or key=value string
+    /// naming a database to connect to) instead of starting a scratch one
+    #[arg(long, value_name = "URL")]
+    pub scratch_url: Option<String>,
+    /// SQL that must return true after the restore (repeatable)
+    #[arg(long = "assert", value_name = "SQL")]
+    pub asserts: Vec<String>,
+    /// The snapshot's database the assertions run in [default: the first]
+    #[arg(long, value_name = "DB")]
+    pub assert_db: Option<String>,
+    /// Tables loaded at once
+    #[arg(short, long, default_value_t = 2)]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub filter: Filter,
+}
+
+pub(super) fn drill(g: &Global, a: DrillArgs) -> Result<i32> {
+    let DrillKind::Pg(a) = a.kind;
+    let repo = open(g)?;
+    let (id, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
+    let opts = DrillOptions {
+        server: a.scratch_url.map(|url| PgConn {
+            dbname: Some(url),
+            ..PgConn::default()
+        }),
+        asserts: a.asserts,
+        assert_database: a.assert_db,
+        jobs: a.jobs.max(1),
+    };
+    let progress = Arc::new(Progress::default());
+    let (drill_id, d) = {
+        let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "drill");
+        drill_pg(&repo, &id, &snap, &opts, &progress)?
+    };
+    if g.json {
+        print_json(&json!({
+            "drill": drill_id.to_hex(),
+            "snapshot": id.to_hex(),
+            "time": rfc3339_utc(d.time),
+            "passed": d.passed,
+            "restore_ms": d.restore_ms,
+            "checks": d.checks.iter().map(|c| json!({"name": c.name, "passed": c.passed, "detail": c.detail})).collect::<Vec<_>>(),
+        }))?;
+    } else if !g.quiet {
+        for c in d.checks.iter().filter(|c| !c.passed) {
+            println!("FAILED {}: {}", c.name, c.detail);
+        }
+        println!(
+            "drill of snapshot {} {}: {} checks, restore took {:.1}s",
+            id.short(),
+            if d.passed { "passed" } else { "FAILED" },
+            d.checks.len(),
+            d.restore_ms as f64 / 1000.0
+        );
+    }
+    Ok(if d.passed {
+        exit::OK
+    } else {
+        exit::DRILL_FAILED
+    })
+}

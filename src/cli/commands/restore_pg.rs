@@ -1,0 +1,127 @@
+//! `vault restore pg`: a database or single tables from a snapshot into a
+//! PostgreSQL server.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use vault::ops::pg::restore::{plan, restore_pg, Parts, PgRestoreOptions, RestorePlan};
+use vault::ops::Progress;
+use vault::sources::pg::parse_table;
+
+use super::pg_conn::PgConnArgs;
+use super::{filter, open, print_json};
+use crate::cli::args::{Filter, Global};
+use crate::cli::exit;
+use crate::cli::output::{human_bytes, ProgressGuard};
+
+#[derive(Args, Debug)]
+pub struct PgRestoreArgs {
+    /// Snapshot id (or unique prefix), or 'latest'
+    pub snapshot: String,
+    /// Database to restore into
+    #[arg(short = 'd', long)]
+    pub dbname: String,
+    /// Create the target database first
+    #[arg(long)]
+    pub create: bool,
+    /// Replace what the target holds (every schema; with --table, those tables)
+    #[arg(long)]
+    pub clean: bool,
+    /// Restore only this table, with its indexes and constraints (SCHEMA.TABLE; repeatable)
+    #[arg(short, long = "table", value_name = "SCHEMA.TABLE")]
+    pub tables: Vec<String>,
+    /// Tables, indexes and constraints, no rows
+    #[arg(long, conflicts_with = "data_only")]
+    pub schema_only: bool,
+    /// Rows only, into existing tables
+    #[arg(long)]
+    pub data_only: bool,
+    /// The snapshot's database to restore, when it holds several
+    #[arg(long, value_name = "DB")]
+    pub from: Option<String>,
+    /// Tables loaded at once
+    #[arg(short, long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Print what would be done, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub conn: PgConnArgs,
+    #[command(flatten)]
+    pub filter: Filter,
+}
+
+fn plan_json(p: &RestorePlan) -> serde_json::Value {
+    json!({
+        "from": p.source_database,
+        "target": p.target,
+        "create": p.create,
+        "clean": p.clean,
+        "parts": format!("{:?}", p.parts),
+        "partial": p.partial,
+        "tables": p.tables.iter().map(|t| json!({"schema": t.schema, "table": t.table, "rows": t.rows})).collect::<Vec<_>>(),
+    })
+}
+
+fn print_plan(p: &RestorePlan) {
+    println!(
+        "restore database {} into {}{}{}",
+        p.source_database,
+        p.target,
+        if p.create { " (created)" } else { "" },
+        if p.clean { " (cleaned first)" } else { "" }
+    );
+    for t in &p.tables {
+        println!("  {}.{}: {} rows", t.schema, t.table, t.rows);
+    }
+}
+
+pub(super) fn restore_pg_cmd(g: &Global, a: &PgRestoreArgs) -> Result<i32> {
+    let repo = open(g)?;
+    let (_, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
+    let opts = PgRestoreOptions {
+        conn: a.conn.conn(None),
+        target: a.dbname.clone(),
+        from: a.from.clone(),
+        create: a.create,
+        clean: a.clean,
+        tables: a.tables.iter().map(|t| parse_table(t)).collect(),
+        parts: match (a.schema_only, a.data_only) {
+            (true, _) => Parts::SchemaOnly,
+            (_, true) => Parts::DataOnly,
+            _ => Parts::All,
+        },
+        jobs: a.jobs.max(1),
+    };
+    if a.dry_run {
+        let p = plan(&snap, &opts)?;
+        if g.json {
+            print_json(&plan_json(&p))?;
+        } else {
+            print_plan(&p);
+        }
+        return Ok(exit::OK);
+    }
+    let progress = Arc::new(Progress::default());
+    let outcome = {
+        let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore pg");
+        restore_pg(&repo, &snap, &opts, &progress)?
+    };
+    if g.json {
+        let mut v = plan_json(&outcome.plan);
+        v["bytes"] = json!(outcome.bytes);
+        v["duration_ms"] = json!(outcome.duration_ms);
+        print_json(&v)?;
+    } else if !g.quiet {
+        println!(
+            "restored {} tables ({}) into {} in {:.1}s",
+            outcome.plan.tables.len(),
+            human_bytes(outcome.bytes),
+            outcome.plan.target,
+            outcome.duration_ms as f64 / 1000.0
+        );
+    }
+    Ok(exit::OK)
+}

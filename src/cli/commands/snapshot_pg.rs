@@ -1,0 +1,62 @@
+//! `vault snapshot pg`: a consistent, parallel dump of PostgreSQL.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Args;
+use vault::ops::pg::snapshot::{snapshot_pg, Databases, PgSnapshotOptions};
+use vault::ops::snapshot::ParentChoice;
+use vault::ops::Progress;
+
+use super::open;
+use super::pg_conn::PgConnArgs;
+use super::snapshot::{report_snapshot, snapshot_options};
+use crate::cli::args::{Global, SnapshotMeta};
+use crate::cli::exit;
+use crate::cli::output::ProgressGuard;
+
+#[derive(Args, Debug)]
+pub struct PgSnapshotArgs {
+    /// Database name, or a postgresql:// URI or key=value connection string (PGDATABASE)
+    #[arg(short = 'd', long, conflicts_with = "all")]
+    pub dbname: Option<String>,
+    /// Every database that accepts connections, and the roles and tablespaces
+    #[arg(long)]
+    pub all: bool,
+    /// Tables dumped at once
+    #[arg(short, long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Give up when a table lock is not granted within this time
+    #[arg(long, default_value = "30s", value_name = "INTERVAL")]
+    pub lock_wait_timeout: String,
+    #[command(flatten)]
+    pub conn: PgConnArgs,
+    #[command(flatten)]
+    pub meta: SnapshotMeta,
+}
+
+pub(super) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs) -> Result<i32> {
+    let repo = open(g)?;
+    let opts = PgSnapshotOptions {
+        conn: a.conn.conn(a.dbname.clone()),
+        databases: if a.all {
+            Databases::All
+        } else {
+            Databases::One
+        },
+        jobs: a.jobs.max(1),
+        lock_wait_timeout: a.lock_wait_timeout.clone(),
+    };
+    let progress = Arc::new(Progress::default());
+    let outcome = {
+        let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "snapshot pg");
+        snapshot_pg(
+            &repo,
+            &opts,
+            &snapshot_options(&a.meta, ParentChoice::None),
+            &progress,
+        )?
+    };
+    report_snapshot(g, &outcome)?;
+    Ok(exit::OK)
+}

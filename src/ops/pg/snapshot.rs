@@ -1,0 +1,334 @@
+//! `snapshot pg`: every table of a database from one server snapshot, N
+//! tables at a time, each streamed straight into the chunker.
+//!
+//! A leader session opens a REPEATABLE READ transaction, exports its
+//! snapshot and takes ACCESS SHARE locks on every table, as pg_dump does, and
+//! holds them to the end. Workers (`psql ... SET TRANSACTION SNAPSHOT; COPY
+//! ... TO STDOUT`) and the schema dumps (`pg_dump --snapshot`) all see that
+//! one snapshot. Any failure (a worker, pg_dump, the leader's connection)
+//! fails the whole run before the set is committed: no snapshot is recorded.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::pg_tables::{self, TableRows, PG_SERVER_VERSION_KEY, PG_TABLES_KEY};
+use crate::ops::jobs::run_jobs;
+use crate::ops::snapshot::{add_program_output, SnapshotOptions, SnapshotOutcome};
+use crate::ops::stream_set::StreamSet;
+use crate::ops::Progress;
+use crate::repo::Repository;
+use crate::sources::pg::names::{self, GLOBALS, POST_DATA, PRE_DATA, SEQUENCES};
+use crate::sources::pg::session::Session;
+use crate::sources::pg::toc::sequence_trailer;
+use crate::sources::pg::{from_hex, program, qualified, quote_literal, PgConn, CLIENT_ENV};
+
+#[derive(Debug, Clone)]
+pub enum Databases {
+    /// The connection's database.
+    One,
+    /// Every database that accepts connections, and the globals.
+    All,
+}
+
+#[derive(Debug, Clone)]
+pub struct PgSnapshotOptions {
+    pub conn: PgConn,
+    pub databases: Databases,
+    /// Table streams at once.
+    pub jobs: usize,
+    /// How long to wait for a table lock (a PostgreSQL interval, e.g. `30s`).
+    pub lock_wait_timeout: String,
+}
+
+const TABLES_SQL: &str = "SELECT encode(convert_to(n.nspname, 'UTF8'), 'hex'), \
+     encode(convert_to(c.relname, 'UTF8'), 'hex') \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind = 'r' AND c.relpersistence <> 't' \
+     AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+       AND d.objid = c.oid AND d.deptype = 'e') \
+     ORDER BY c.relpages DESC, n.nspname, c.relname";
+
+/// Each sequence with the table owning it (serial or identity column).
+const SEQUENCES_SQL: &str = "SELECT encode(convert_to(s.schemaname, 'UTF8'), 'hex'), \
+     encode(convert_to(s.sequencename, 'UTF8'), 'hex'), \
+     coalesce(s.last_value, s.start_value), s.last_value IS NOT NULL, \
+     coalesce((SELECT encode(convert_to(tn.nspname, 'UTF8'), 'hex') || '|' || \
+        encode(convert_to(t.relname, 'UTF8'), 'hex') \
+        FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid \
+        JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+        AND d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass \
+        AND d.deptype IN ('a', 'i') LIMIT 1), '-|-') \
+     FROM pg_sequences s \
+     WHERE s.schemaname <> 'information_schema' AND s.schemaname !~ '^pg_' \
+     ORDER BY 1, 2";
+
+struct Table {
+    schema: String,
+    name: String,
+}
+
+/// The leader's view of one database, taken inside its transaction.
+struct Plan {
+    snapshot_id: String,
+    tables: Vec<Table>,
+    sequences_sql: String,
+}
+
+fn lead(session: &mut Session, lock_wait_timeout: &str) -> Result<Plan> {
+    session.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+    let snapshot_id = session.value("SELECT pg_export_snapshot()")?;
+    let mut tables = Vec::new();
+    for row in session.query(TABLES_SQL)? {
+        let (s, t) = row.split_once('|').unwrap_or((&row, ""));
+        tables.push(Table {
+            schema: from_hex(s)?,
+            name: from_hex(t)?,
+        });
+    }
+    if !tables.is_empty() {
+        let list: Vec<String> = tables
+            .iter()
+            .map(|t| qualified(&t.schema, &t.name))
+            .collect();
+        session.query(&format!(
+            "SET LOCAL lock_timeout = {}",
+            quote_literal(lock_wait_timeout)
+        ))?;
+        session
+            .query(&format!(
+                "LOCK TABLE {} IN ACCESS SHARE MODE",
+                list.join(", ")
+            ))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::SourceFailed,
+                    format!("cannot lock the tables to dump: {e}"),
+                )
+            })?;
+    }
+    let mut sequences_sql = String::new();
+    for row in session.query(SEQUENCES_SQL)? {
+        let f: Vec<&str> = row.split('|').collect();
+        let [schema, name, value, called, owner_schema, owner_table] = f[..] else {
+            return Err(Error::new(
+                ErrorKind::SourceFailed,
+                format!("unexpected sequence row '{row}'"),
+            ));
+        };
+        let seq = (from_hex(schema)?, from_hex(name)?);
+        let owner = match (owner_schema, owner_table) {
+            ("-", "-") => None,
+            (s, t) => Some((from_hex(s)?, from_hex(t)?)),
+        };
+        sequences_sql.push_str(&format!(
+            "SELECT pg_catalog.setval({}, {value}, {});{}\n",
+            quote_literal(&qualified(&seq.0, &seq.1)),
+            called == "t",
+            sequence_trailer(&seq, owner.as_ref())
+        ));
+    }
+    Ok(Plan {
+        snapshot_id,
+        tables,
+        sequences_sql,
+    })
+}
+
+enum Job<'a> {
+    Schema(&'static str, &'static str),
+    Table(&'a Table),
+}
+
+/// What every worker of one database's dump shares.
+struct Dump<'a> {
+    set: &'a StreamSet,
+    database: &'a str,
+    conn_args: &'a [OsString],
+    snapshot_id: &'a str,
+    progress: &'a Progress,
+}
+
+impl Dump<'_> {
+    /// One schema section, by pg_dump from the leader's snapshot.
+    fn schema(
+        &self,
+        file: &str,
+        section: &str,
+        pg_dump: &Path,
+        lock_wait_timeout: &str,
+    ) -> Result<()> {
+        let mut args: Vec<OsString> = vec![
+            "--schema-only".into(),
+            format!("--section={section}").into(),
+            format!("--snapshot={}", self.snapshot_id).into(),
+            format!("--lock-wait-timeout={lock_wait_timeout}").into(),
+        ];
+        args.extend(self.conn_args.iter().cloned());
+        let path = names::database_file(self.database, file);
+        add_program_output(
+            self.set,
+            &path,
+            pg_dump.as_os_str(),
+            &args,
+            CLIENT_ENV,
+            &mut |_| {},
+            self.progress,
+        )
+        .map(|_| ())
+    }
+
+    /// One table's rows, by psql in the leader's snapshot; returns the
+    /// number of rows.
+    fn table(&self, t: &Table, psql: &Path) -> Result<u64> {
+        let mut args: Vec<OsString> = vec![
+            "-X".into(),
+            "-q".into(),
+            "-v".into(),
+            "ON_ERROR_STOP=1".into(),
+        ];
+        args.extend(self.conn_args.iter().cloned());
+        for sql in [
+            "SET client_encoding TO 'UTF8'".to_string(),
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_string(),
+            format!(
+                "SET TRANSACTION SNAPSHOT {}",
+                quote_literal(self.snapshot_id)
+            ),
+            format!("COPY {} TO STDOUT", qualified(&t.schema, &t.name)),
+        ] {
+            args.extend(["-c".into(), sql.into()]);
+        }
+        // COPY text ends every row with a newline and escapes newlines
+        // inside values, so newlines count rows.
+        let mut rows = 0u64;
+        let path = names::table_data(self.database, &t.schema, &t.name);
+        add_program_output(
+            self.set,
+            &path,
+            psql.as_os_str(),
+            &args,
+            CLIENT_ENV,
+            &mut |bytes| rows += bytes.iter().filter(|&&b| b == b'\n').count() as u64,
+            self.progress,
+        )?;
+        Ok(rows)
+    }
+}
+
+/// Dump one database into `set`; returns its tables with row counts.
+fn dump_database(
+    set: &StreamSet,
+    opts: &PgSnapshotOptions,
+    database: &str,
+    progress: &Progress,
+) -> Result<Vec<TableRows>> {
+    let psql = program("psql")?;
+    let pg_dump = program("pg_dump")?;
+    let mut leader = Session::open(&opts.conn, Some(database))?;
+    let plan = lead(&mut leader, &opts.lock_wait_timeout)?;
+    set.add(
+        &names::database_file(database, SEQUENCES),
+        plan.sequences_sql.as_bytes(),
+        progress,
+    )?;
+    let mut jobs = vec![
+        Job::Schema(PRE_DATA, "pre-data"),
+        Job::Schema(POST_DATA, "post-data"),
+    ];
+    jobs.extend(plan.tables.iter().map(Job::Table));
+    let counted: Mutex<Vec<TableRows>> = Mutex::new(Vec::new());
+    let dump = Dump {
+        set,
+        database,
+        conn_args: &opts.conn.args(Some(database)),
+        snapshot_id: &plan.snapshot_id,
+        progress,
+    };
+    run_jobs(jobs, opts.jobs, |job| match job {
+        Job::Schema(file, section) => dump.schema(file, section, &pg_dump, &opts.lock_wait_timeout),
+        Job::Table(t) => {
+            let rows = dump.table(t, &psql)?;
+            counted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(TableRows {
+                    database: database.to_string(),
+                    schema: t.schema.clone(),
+                    table: t.name.clone(),
+                    rows,
+                });
+            Ok(())
+        }
+    })
+    .map_err(|e| e.at(format!("database {database}")))?;
+    // The leader held the snapshot to the end; its session ending cleanly
+    // proves the server stayed up throughout.
+    leader.query("COMMIT")?;
+    leader.close()?;
+    let mut tables = counted.into_inner().unwrap_or_else(|p| p.into_inner());
+    tables.sort();
+    Ok(tables)
+}
+
+/// Snapshot one database or all of them.
+pub fn snapshot_pg(
+    repo: &Arc<Repository>,
+    opts: &PgSnapshotOptions,
+    snapshot_opts: &SnapshotOptions,
+    progress: &Progress,
+) -> Result<SnapshotOutcome> {
+    // Fail on a missing program before connecting to anything.
+    program("psql")?;
+    program("pg_dump")?;
+    let (databases, server_version) = {
+        let maintenance = match opts.databases {
+            Databases::One => None,
+            Databases::All => Some(crate::sources::pg::MAINTENANCE_DB),
+        };
+        let mut s = Session::open(&opts.conn, maintenance)?;
+        let version = s.value("SHOW server_version")?;
+        let dbs = match opts.databases {
+            Databases::One => vec![from_hex(&s.value("SELECT encode(convert_to(current_database(), 'UTF8'), 'hex')")?)?],
+            Databases::All => s
+                .query("SELECT encode(convert_to(datname, 'UTF8'), 'hex') FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname")?
+                .iter()
+                .map(|h| from_hex(h))
+                .collect::<Result<_>>()?,
+        };
+        s.close()?;
+        (dbs, version)
+    };
+    let labels = databases.iter().map(|d| d.as_bytes().to_vec()).collect();
+    let set = StreamSet::begin(repo, super::SOURCE, labels, snapshot_opts)?;
+    if let Databases::All = opts.databases {
+        let pg_dumpall = program("pg_dumpall")?;
+        let mut args: Vec<OsString> = vec!["--globals-only".into()];
+        args.extend(opts.conn.args(None));
+        add_program_output(
+            &set,
+            GLOBALS,
+            pg_dumpall.as_os_str(),
+            &args,
+            CLIENT_ENV,
+            &mut |_| {},
+            progress,
+        )?;
+    }
+    let mut tables = Vec::new();
+    for db in &databases {
+        tables.extend(dump_database(&set, opts, db, progress)?);
+    }
+    let mut with_meta = snapshot_opts.clone();
+    with_meta.meta.push((
+        PG_SERVER_VERSION_KEY.to_string(),
+        server_version.into_bytes(),
+    ));
+    with_meta
+        .meta
+        .push((PG_TABLES_KEY.to_string(), pg_tables::encode(&tables)));
+    set.commit(&with_meta)
+}
