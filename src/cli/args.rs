@@ -61,6 +61,11 @@ pub enum Command {
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Verify the repository and name what any damage touches
+    Check(super::commands::check::CheckArgs),
+    /// Rebuild the index, or rewrite snapshots that reference lost data
+    #[command(subcommand)]
+    Repair(super::commands::repair::RepairCommand),
 }
 
 #[derive(Args, Debug)]

@@ -99,6 +99,16 @@ pub struct ProgressGuard {
 
 impl ProgressGuard {
     pub fn start(progress: Arc<Progress>, quiet: bool, verb: &'static str) -> Self {
+        Self::counting(progress, quiet, verb, "files")
+    }
+
+    /// Like `start`, counting `unit` (packs, objects) instead of files.
+    pub fn counting(
+        progress: Arc<Progress>,
+        quiet: bool,
+        verb: &'static str,
+        unit: &'static str,
+    ) -> Self {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if quiet || !std::io::stderr().is_terminal() {
             return ProgressGuard {
@@ -124,13 +134,13 @@ impl ProgressGuard {
                     let total = progress.bytes_total.load(Ordering::Relaxed);
                     let msg = if total > 0 {
                         format!(
-                            "{verb} {files} files, {} of {}",
+                            "{verb} {files} {unit}, {} of {}",
                             human_bytes(written),
                             human_bytes(total)
                         )
                     } else {
                         format!(
-                            "{verb} {files} files, {} read, {} unchanged",
+                            "{verb} {files} {unit}, {} read, {} unchanged",
                             human_bytes(read),
                             human_bytes(skipped)
                         )

@@ -11,6 +11,7 @@ pub mod payload;
 pub mod sealed;
 pub mod snapshot;
 pub mod tree;
+pub mod verified;
 
 pub use id::Id;
 
@@ -81,6 +82,7 @@ pub mod magic {
     pub const KEY: &[u8; 4] = b"VLTK";
     pub const INDEX: &[u8; 4] = b"VLTI";
     pub const SNAPSHOT: &[u8; 4] = b"VLTS";
+    pub const VERIFIED: &[u8; 4] = b"VLTV";
     /// Packs end with this, after the header length.
     pub const PACK: &[u8; 4] = b"VLTP";
 }
@@ -95,6 +97,8 @@ pub mod layout {
     pub const INDEX: &str = "index/";
     pub const SNAPSHOTS: &str = "snapshots/";
     pub const LOCKS: &str = "locks/";
+    /// Which packs `check` read in full, and when (format version 2).
+    pub const VERIFIED: &str = "verified/";
 
     pub fn key(id: &Id) -> String {
         format!("{KEYS}{id}")

@@ -29,6 +29,8 @@ pub enum BoxKind {
     DataBlob = 6,
     TreeBlob = 7,
     Lock = 8,
+    /// A verification record of `check --rotate` (`verified/`).
+    CheckState = 10,
 }
 
 pub struct SealedParts<'a> {

@@ -1,8 +1,10 @@
 //! Commands as library calls. Each takes an open repository and option
 //! structs; the command-line layer only parses and prints.
 
+pub mod check;
 pub mod content;
 pub mod reachable;
+pub mod repair;
 pub mod restore;
 pub mod snapshot;
 pub mod walk;

@@ -12,6 +12,7 @@ use crate::format::{layout, magic, payload, Id};
 pub enum ObjectKind {
     Index,
     Snapshot,
+    Verified,
 }
 
 impl ObjectKind {
@@ -19,10 +20,11 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => layout::INDEX,
             ObjectKind::Snapshot => layout::SNAPSHOTS,
+            ObjectKind::Verified => layout::VERIFIED,
         }
     }
 
-    fn path(self, id: &Id) -> String {
+    pub fn path(self, id: &Id) -> String {
         format!("{}{id}", self.dir())
     }
 
@@ -30,6 +32,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => magic::INDEX,
             ObjectKind::Snapshot => magic::SNAPSHOT,
+            ObjectKind::Verified => magic::VERIFIED,
         }
     }
 
@@ -37,6 +40,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => BoxKind::Index,
             ObjectKind::Snapshot => BoxKind::Snapshot,
+            ObjectKind::Verified => BoxKind::CheckState,
         }
     }
 
@@ -44,6 +48,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshot",
+            ObjectKind::Verified => "verification record",
         }
     }
 }
@@ -82,6 +87,12 @@ impl Repository {
             .open(kind.box_kind(), None, sealed)
             .map_err(|e| e.at(&place))?;
         payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT).map_err(|e| e.at(&place))
+    }
+
+    /// Remove an object. Only repair and check's record consolidation do
+    /// this, and only after writing what replaces it.
+    pub fn delete_object(&self, kind: ObjectKind, id: &Id) -> Result<()> {
+        self.backend.delete(&kind.path(id))
     }
 
     pub fn list_objects(&self, kind: ObjectKind) -> Result<Vec<Id>> {

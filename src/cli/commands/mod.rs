@@ -10,10 +10,12 @@ use vault::Repository;
 
 use super::args::*;
 
+pub(super) mod check;
 mod dump;
 mod init;
 mod key;
 mod ls;
+pub(super) mod repair;
 mod restore;
 mod snapshot;
 mod snapshots;
@@ -96,5 +98,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(a) => restore::restore_cmd(g, a),
         Command::Dump(a) => dump::dump(g, a),
         Command::Key(k) => key::key(g, k),
+        Command::Check(a) => check::check_cmd(g, a),
+        Command::Repair(c) => repair::repair(g, c),
     }
 }
