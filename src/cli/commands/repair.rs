@@ -154,7 +154,8 @@ fn repair_snapshots(g: &Global, a: RepairSnapshotsArgs) -> Result<i32> {
     if report.problems.iter().any(|p| p.object == "index") && !g.quiet {
         eprintln!("vault: some index objects are damaged; run 'vault repair index' first, or data they describe counts as lost");
     }
-    let outcome = if a.dry_run || plan.repair.is_empty() {
+    let nothing_to_do = plan.repair.is_empty() && (plan.already_repaired.is_empty() || !a.forget);
+    let outcome = if a.dry_run || nothing_to_do {
         Default::default()
     } else {
         snapshots::execute(&repo, &plan, &report.lost, a.forget)?
@@ -165,6 +166,7 @@ fn repair_snapshots(g: &Global, a: RepairSnapshotsArgs) -> Result<i32> {
             "repair": plan.repair.iter().map(damage_json).collect::<Vec<_>>(),
             "beyond_repair": plan.beyond_repair.iter().map(|(id, why)| json!({"id": id.to_hex(), "reason": why})).collect::<Vec<_>>(),
             "unreadable": plan.unreadable.iter().map(|(id, why)| json!({"id": id.to_hex(), "reason": why})).collect::<Vec<_>>(),
+            "already_repaired": plan.already_repaired.iter().map(|(o, c)| json!({"original": o.to_hex(), "repaired": c.to_hex()})).collect::<Vec<_>>(),
             "written": outcome.written.iter().map(|(o, n)| json!({"original": o.to_hex(), "repaired": n.to_hex()})).collect::<Vec<_>>(),
             "forgotten": ids(&outcome.forgotten),
         }))?;
@@ -186,7 +188,19 @@ fn print_snapshot_plan(
     outcome: &snapshots::RepairOutcome,
 ) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    if plan.repair.is_empty() && plan.beyond_repair.is_empty() && plan.unreadable.is_empty() {
+    for (original, copy) in &plan.already_repaired {
+        writeln!(
+            out,
+            "snapshot {} was repaired before, as {}",
+            original.short(),
+            copy.short()
+        )?;
+    }
+    if plan.repair.is_empty()
+        && plan.beyond_repair.is_empty()
+        && plan.unreadable.is_empty()
+        && plan.already_repaired.is_empty()
+    {
         writeln!(out, "no snapshot references lost data")?;
         return Ok(());
     }

@@ -57,10 +57,19 @@ pub fn verify_header(repo: &Repository, indexed: &IndexPack) -> Result<PackVerdi
         Err(e) if is_damage(&e) => return Ok(PackVerdict::unusable(e.to_string())),
         Err(e) => return Err(e),
     };
-    Ok(match disagreement(indexed, &header) {
-        Some(fault) => PackVerdict::unusable(fault),
-        None => PackVerdict::default(),
-    })
+    // Entries the header confirms stay usable; the others are suspect.
+    let mut verdict = PackVerdict::default();
+    if let Some((fault, unconfirmed)) = disagreement(indexed, &header) {
+        verdict.faults.push(fault);
+        verdict.bad_blobs = unconfirmed
+            .into_iter()
+            .map(|b| {
+                let why = "the pack header does not confirm where the index puts it";
+                (b.kind, b.id, why.to_string())
+            })
+            .collect();
+    }
+    Ok(verdict)
 }
 
 /// Download the pack, check its name, header and every blob it holds.
@@ -87,7 +96,10 @@ pub fn verify_full(repo: &Repository, indexed: &IndexPack) -> Result<PackVerdict
             .push(wrong_size(indexed.size, bytes.len() as u64));
     }
     match repo.pack_header_of(&indexed.id, &bytes) {
-        Ok(header) => verdict.faults.extend(disagreement(indexed, &header)),
+        // Each blob is opened below: that, not the header, decides.
+        Ok(header) => verdict
+            .faults
+            .extend(disagreement(indexed, &header).map(|(fault, _)| fault)),
         Err(e) => verdict.faults.push(e.to_string()),
     }
     for blob in &indexed.blobs {
@@ -119,26 +131,31 @@ fn wrong_size(expected: u64, actual: u64) -> String {
     format!("the pack has {actual} bytes, the index says {expected}")
 }
 
-/// Where the header and the index disagree, if they do.
-fn disagreement(indexed: &IndexPack, header: &IndexPack) -> Option<String> {
+/// Where the header and the index disagree, if they do, and the index
+/// entries the header does not confirm.
+fn disagreement(indexed: &IndexPack, header: &IndexPack) -> Option<(String, Vec<IndexBlob>)> {
     let key = |b: &IndexBlob| (b.offset, b.kind, b.id, b.stored_len, b.raw_len);
-    let mut a: Vec<_> = indexed.blobs.iter().map(key).collect();
-    let mut b: Vec<_> = header.blobs.iter().map(key).collect();
-    a.sort_unstable();
-    b.sort_unstable();
-    if a == b {
+    let confirmed: std::collections::HashSet<_> = header.blobs.iter().map(key).collect();
+    let unconfirmed: Vec<IndexBlob> = indexed
+        .blobs
+        .iter()
+        .filter(|b| !confirmed.contains(&key(b)))
+        .copied()
+        .collect();
+    if unconfirmed.is_empty() && indexed.blobs.len() == header.blobs.len() {
         return None;
     }
-    if a.len() != b.len() {
-        return Some(format!(
+    let fault = if indexed.blobs.len() != header.blobs.len() {
+        format!(
             "the pack header lists {} blobs, the index {}",
-            b.len(),
-            a.len()
-        ));
-    }
-    let (x, _) = a.iter().zip(&b).find(|(x, y)| x != y)?;
-    Some(format!(
-        "the pack header and the index disagree about the blob at offset {}",
-        x.0
-    ))
+            header.blobs.len(),
+            indexed.blobs.len()
+        )
+    } else {
+        format!(
+            "the pack header and the index disagree about {} blobs",
+            unconfirmed.len()
+        )
+    };
+    Some((fault, unconfirmed))
 }

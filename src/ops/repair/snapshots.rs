@@ -29,12 +29,24 @@ pub struct SnapshotRepairPlan {
     pub beyond_repair: Vec<(Id, String)>,
     /// Snapshot objects that cannot be read at all.
     pub unreadable: Vec<(Id, String)>,
+    /// Damaged snapshots an earlier run already repaired (original, copy):
+    /// not repaired twice, only forgotten if asked.
+    pub already_repaired: Vec<(Id, Id)>,
 }
 
 /// Plan from a check's findings. Pure.
 pub fn plan(report: &CheckReport) -> SnapshotRepairPlan {
     let mut plan = SnapshotRepairPlan::default();
+    let copies: HashMap<Id, Id> = report
+        .untouched
+        .iter()
+        .filter_map(|(id, s)| Some((repaired_from(s)?, *id)))
+        .collect();
     for d in &report.damaged {
+        if let Some(copy) = copies.get(&d.id) {
+            plan.already_repaired.push((d.id, *copy));
+            continue;
+        }
         match d.paths.iter().find(|p| p.path.is_empty()) {
             Some(root) => plan.beyond_repair.push((d.id, root.reason.clone())),
             None => plan.repair.push(d.clone()),
@@ -86,12 +98,20 @@ pub fn execute(
             .push((original, repo.save_snapshot(&snapshot)?));
     }
     if forget {
-        for (original, _) in &outcome.written {
+        for (original, _) in outcome.written.iter().chain(&plan.already_repaired) {
             repo.delete_object(ObjectKind::Snapshot, original)?;
             outcome.forgotten.push(*original);
         }
     }
     Ok(outcome)
+}
+
+/// The snapshot `s` is a repaired copy of, if it is one.
+pub fn repaired_from(s: &Snapshot) -> Option<Id> {
+    s.meta
+        .iter()
+        .find(|(k, _)| k == REPAIRED_FROM)
+        .and_then(|(_, v)| Id::from_slice(v))
 }
 
 fn repaired_snapshot(original: &Id, s: &Snapshot, root: Id) -> Snapshot {
