@@ -24,6 +24,14 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Snapshot paths (raw bytes) for display.
+pub fn lossy_paths(paths: &[Vec<u8>]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect()
+}
+
 /// Local time as `YYYY-MM-DD HH:MM:SS`.
 pub fn local_time(t: Timestamp) -> String {
     let secs = t.secs as libc::time_t;

@@ -16,7 +16,7 @@ use vault::Repository;
 use super::{location, open, print_json, repository_password};
 use crate::cli::args::Global;
 use crate::cli::exit;
-use crate::cli::output::{human_bytes, local_time, rfc3339_utc, ProgressGuard};
+use crate::cli::output::{human_bytes, local_time, lossy_paths, rfc3339_utc, ProgressGuard};
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -101,7 +101,7 @@ pub(super) fn damage_json(d: &SnapshotDamage) -> Value {
         "time": rfc3339_utc(d.snapshot.time),
         "host": d.snapshot.host,
         "source": d.snapshot.source,
-        "paths": d.snapshot.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>(),
+        "paths": lossy_paths(&d.snapshot.paths),
         "damaged": d.paths.iter().map(|p| json!({"path": path_string(p), "reason": p.reason})).collect::<Vec<_>>(),
     })
 }
@@ -156,12 +156,7 @@ pub(super) fn print_damage(
     damaged: &[SnapshotDamage],
 ) -> std::io::Result<()> {
     for d in damaged {
-        let paths: Vec<_> = d
-            .snapshot
-            .paths
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect();
+        let paths = lossy_paths(&d.snapshot.paths);
         writeln!(
             out,
             "  snapshot {}  {}  {}  {}",

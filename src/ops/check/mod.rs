@@ -25,7 +25,7 @@ use self::plan::{PackInfo, Subset};
 use super::reachable::reachable;
 use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::index::{IndexBody, IndexPack};
+use crate::format::index::IndexPack;
 use crate::format::snapshot::Snapshot;
 use crate::format::{BlobKind, Id, Timestamp};
 use crate::repo::{ObjectKind, Repository};
@@ -189,20 +189,9 @@ type Indexed = HashMap<Id, (IndexPack, Vec<Id>)>;
 /// index (present objects less those another present one supersedes) goes
 /// into the repository's cache, where blob lookups find it.
 fn load_index(repo: &Repository, report: &mut CheckReport) -> Result<Indexed> {
-    let ids = repo.list_objects(ObjectKind::Index)?;
-    let read: Vec<(Id, Result<IndexBody>)> = ids
-        .par_iter()
-        .map(|id| (*id, repo.read_index(id)))
-        .collect();
-    let mut bodies = Vec::new();
-    for (id, body) in read {
-        match body {
-            Ok(body) => bodies.push((id, body)),
-            // Replaced by a prune or repair since we listed it.
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) if e.kind() == ErrorKind::Io => return Err(e),
-            Err(e) => report.problem("index", id, e.to_string()),
-        }
+    let (bodies, unreadable) = read_each(repo, ObjectKind::Index, |id| repo.read_index(id))?;
+    for (id, e) in unreadable {
+        report.problem("index", id, e.to_string());
     }
     report.stats.index_objects = bodies.len() as u64;
     let superseded: HashSet<Id> = bodies
@@ -299,22 +288,36 @@ fn verify_packs(
     Ok(unusable)
 }
 
-/// Every snapshot; one that cannot be read is damage (and lost whole).
-fn load_snapshots(repo: &Repository, report: &mut CheckReport) -> Result<Vec<(Id, Snapshot)>> {
-    let ids = repo.list_objects(ObjectKind::Snapshot)?;
-    let read: Vec<_> = ids
-        .par_iter()
-        .map(|id| (*id, repo.load_snapshot(id)))
-        .collect();
-    let mut out = Vec::new();
-    for (id, snap) in read {
-        match snap {
-            Ok(s) => out.push((id, s)),
-            // Forgotten since we listed it.
+/// Objects read, and objects that could not be read with why.
+pub(crate) type ReadEach<T> = (Vec<(Id, T)>, Vec<(Id, Error)>);
+
+/// Read every object of `kind` in parallel. One removed since the listing
+/// (by a concurrent prune, forget or check) is skipped; one that cannot be
+/// read comes back as damage; an I/O failure stops the check.
+pub(crate) fn read_each<T: Send>(
+    repo: &Repository,
+    kind: ObjectKind,
+    read: impl Fn(&Id) -> Result<T> + Sync,
+) -> Result<ReadEach<T>> {
+    let ids = repo.list_objects(kind)?;
+    let results: Vec<_> = ids.par_iter().map(|id| (*id, read(id))).collect();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for (id, result) in results {
+        match result {
+            Ok(v) => good.push((id, v)),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) if e.kind() == ErrorKind::Io => return Err(e),
-            Err(e) => report.problem("snapshot", id, e.to_string()),
+            Err(e) => bad.push((id, e)),
         }
+    }
+    Ok((good, bad))
+}
+
+/// Every snapshot; one that cannot be read is damage (and lost whole).
+fn load_snapshots(repo: &Repository, report: &mut CheckReport) -> Result<Vec<(Id, Snapshot)>> {
+    let (mut out, unreadable) = read_each(repo, ObjectKind::Snapshot, |id| repo.load_snapshot(id))?;
+    for (id, e) in unreadable {
+        report.problem("snapshot", id, e.to_string());
     }
     out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
     Ok(out)

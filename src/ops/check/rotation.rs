@@ -3,8 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rayon::prelude::*;
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::verified::VerifiedRecord;
 use crate::format::{Id, Timestamp};
@@ -27,30 +25,18 @@ pub struct Verifications {
 /// Read every record. A record deleted while we read (another check
 /// consolidating) is skipped: its entries are in the record that replaced it.
 pub fn load(repo: &Repository) -> Result<Verifications> {
-    let ids = repo.list_objects(ObjectKind::Verified)?;
-    let read: Vec<_> = ids
-        .par_iter()
-        .map(|id| {
-            (
-                *id,
-                repo.read_object(ObjectKind::Verified, id)
-                    .and_then(|b| VerifiedRecord::decode(&b)),
-            )
-        })
-        .collect();
-    let mut out = Verifications::default();
-    for (id, record) in read {
-        match record {
-            Ok(record) => {
-                out.records.push(id);
-                for (pack, time) in record.entries {
-                    let slot = out.last.entry(pack).or_insert(time);
-                    *slot = (*slot).max(time);
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) if e.kind() == ErrorKind::Io => return Err(e),
-            Err(e) => out.unreadable.push((id, e)),
+    let (records, unreadable) = super::read_each(repo, ObjectKind::Verified, |id| {
+        VerifiedRecord::decode(&repo.read_object(ObjectKind::Verified, id)?)
+    })?;
+    let mut out = Verifications {
+        unreadable,
+        ..Default::default()
+    };
+    for (id, record) in records {
+        out.records.push(id);
+        for (pack, time) in record.entries {
+            let slot = out.last.entry(pack).or_insert(time);
+            *slot = (*slot).max(time);
         }
     }
     Ok(out)
