@@ -488,3 +488,22 @@ fn repaired_snapshots_restore_everything_that_survived() {
         assert!(ids.contains(&repaired) && ids.contains(&f.b));
     });
 }
+
+#[test]
+fn repair_snapshots_waits_for_the_index_to_be_repaired() {
+    within_limit("repair snapshots over a lost index", || {
+        let f = fixture();
+        fs::remove_file(index_naming(&f.v, &f.big_pack())).unwrap();
+        let before = f.v.repo_files();
+        let out = f.v.run(&["repair", "snapshots"]);
+        assert_code(&out, 1, "repair snapshots with packs unindexed");
+        assert!(one_line_error(&out).contains("repair index"));
+        assert_eq!(before, f.v.repo_files(), "nothing was written");
+
+        f.v.ok(&["repair", "index"]);
+        let done = f.v.json(&["repair", "snapshots"]);
+        assert!(done["repair"].as_array().unwrap().is_empty(), "{done:#}");
+        assert_eq!(f.v.snapshots().len(), 2);
+        f.assert_a_restores();
+    });
+}

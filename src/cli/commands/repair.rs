@@ -150,10 +150,14 @@ fn repair_snapshots(g: &Global, a: RepairSnapshotsArgs) -> Result<i32> {
         let _bar = ProgressGuard::counting(progress.clone(), g.quiet || g.json, "check", "packs");
         check(&repo, &opts, &progress)?
     };
-    let plan = snapshots::plan(&report);
-    if report.problems.iter().any(|p| p.object == "index") && !g.quiet {
-        eprintln!("vault: some index objects are damaged; run 'vault repair index' first, or data they describe counts as lost");
+    // Rewriting snapshots over data that is only unindexed would throw
+    // away what repair index can still recover.
+    if report.index_incomplete() && !report.lost.is_empty() {
+        anyhow::bail!(
+            "the index is damaged or misses packs, so some data counted as lost may still be stored: run 'vault repair index' first"
+        );
     }
+    let plan = snapshots::plan(&report);
     let nothing_to_do = plan.repair.is_empty() && (plan.already_repaired.is_empty() || !a.forget);
     let outcome = if a.dry_run || nothing_to_do {
         Default::default()

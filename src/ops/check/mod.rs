@@ -92,12 +92,20 @@ pub struct CheckReport {
     pub lost: LostBlobs,
     /// Packs read in full and found intact.
     pub verified: Vec<Id>,
+    /// Packs in storage that no index names.
+    pub unindexed: Vec<Id>,
     pub stats: CheckStats,
 }
 
 impl CheckReport {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Whether the index misses something the packs may still hold: data
+    /// counted as lost may then only be unindexed.
+    pub fn index_incomplete(&self) -> bool {
+        !self.unindexed.is_empty() || self.problems.iter().any(|p| p.object == "index")
     }
 
     fn problem(&mut self, object: &'static str, id: Id, message: impl Into<String>) {
@@ -131,6 +139,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &Progress) -> Res
         .filter(|id| !indexed.contains_key(id))
         .collect();
     unindexed.sort();
+    report.unindexed = unindexed.iter().map(|id| **id).collect();
     for id in unindexed {
         report.warnings.push(format!(
             "pack {} is not in any index (left by an interrupted or running backup): prune will remove it, repair index would add it",
