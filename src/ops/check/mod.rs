@@ -242,22 +242,31 @@ fn verify_packs(
         .map(|(p, _)| p.size)
         .sum();
     progress.bytes_total.store(total, Ordering::Relaxed);
-    let verdicts = order
-        .par_iter()
-        .map(|(pack, _)| {
-            let verdict = if full.contains(&pack.id) {
-                packs::verify_full(repo, pack)
-            } else {
-                packs::verify_header(repo, pack)
-            }
-            .map_err(|e| e.at(format!("pack {}", pack.id.short())))?;
-            progress.files.fetch_add(1, Ordering::Relaxed);
-            progress
-                .bytes_written
-                .fetch_add(verdict.bytes_read, Ordering::Relaxed);
-            Ok((pack.id, verdict))
-        })
-        .collect::<Result<Vec<(Id, PackVerdict)>>>()?;
+    // More packs in flight than cores, so that reading one overlaps
+    // verifying another; memory stays near one pack per thread.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::with_source(ErrorKind::Io, "start pack verification threads", e))?;
+    let verdicts = pool.install(|| {
+        order
+            .par_iter()
+            .map(|(pack, _)| {
+                let verdict = if full.contains(&pack.id) {
+                    packs::verify_full(repo, pack)
+                } else {
+                    packs::verify_header(repo, pack)
+                }
+                .map_err(|e| e.at(format!("pack {}", pack.id.short())))?;
+                progress.files.fetch_add(1, Ordering::Relaxed);
+                progress
+                    .bytes_written
+                    .fetch_add(verdict.bytes_read, Ordering::Relaxed);
+                Ok((pack.id, verdict))
+            })
+            .collect::<Result<Vec<(Id, PackVerdict)>>>()
+    })?;
 
     // A pack gone since we listed the index is only damage if an index
     // object naming it is still there (a prune removes both).
