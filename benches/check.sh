@@ -11,7 +11,9 @@
 set -euo pipefail
 
 TOOLS=${TOOLS:-"vault restic"}
-RESULTS=${RESULTS:-${BENCH_DIR:-/var/tmp/vault-bench}/check-results.tsv}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
+RESULTS=${RESULTS:-$BENCH_DIR/check-results.tsv}
+WORK=${WORK:-$BENCH_DIR/check-work}
 source "$(dirname "$0")/lib.sh"
 
 check_data() {
