@@ -507,3 +507,43 @@ fn repair_snapshots_waits_for_the_index_to_be_repaired() {
         f.assert_a_restores();
     });
 }
+
+#[test]
+fn consolidating_verification_records_keeps_a_concurrent_checks_record() {
+    use std::collections::HashSet;
+    use vault::format::Timestamp;
+    use vault::ops::check::rotation::{self, Verifications};
+
+    let f = fixture();
+    let repo = open_library(&f.v);
+    let packs = repo.list_packs().unwrap();
+    assert!(packs.len() >= 2);
+    let existing: HashSet<_> = packs.iter().copied().collect();
+    let t = |secs| Timestamp { secs, nanos: 0 };
+    let none = Verifications::default();
+    for (i, pack) in packs.iter().cycle().take(15).enumerate() {
+        rotation::record(&repo, &none, &[*pack], t(1000 + i as i64), &existing).unwrap();
+    }
+    let state = rotation::load(&repo).unwrap();
+    assert_eq!(state.records.len(), 15);
+
+    // Another machine's check stores a record after this one read them;
+    // this one then folds the 15 it read into its own.
+    let theirs = rotation::record(&repo, &none, &[packs[0]], t(5000), &existing).unwrap();
+    let ours = rotation::record(&repo, &state, &[packs[1]], t(6000), &existing).unwrap();
+    let after = rotation::load(&repo).unwrap();
+    let mut records = after.records.clone();
+    records.sort();
+    let mut want = vec![theirs, ours];
+    want.sort();
+    assert_eq!(
+        records, want,
+        "the superseded records are gone, theirs is not"
+    );
+    assert_eq!(after.last[&packs[0]], t(5000));
+    assert_eq!(after.last[&packs[1]], t(6000));
+    assert!(
+        packs.iter().all(|p| after.last.contains_key(p)),
+        "nothing forgotten"
+    );
+}
