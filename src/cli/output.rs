@@ -140,7 +140,9 @@ impl ProgressGuard {
                     let skipped = progress.bytes_skipped.load(Ordering::Relaxed);
                     let written = progress.bytes_written.load(Ordering::Relaxed);
                     let total = progress.bytes_total.load(Ordering::Relaxed);
-                    let msg = if total > 0 {
+                    let msg = if total == 0 && read == 0 && skipped == 0 && written == 0 {
+                        format!("{verb} {files} {unit}")
+                    } else if total > 0 {
                         format!(
                             "{verb} {files} {unit}, {} of {}",
                             human_bytes(written),
