@@ -53,7 +53,7 @@ pub const KEY_SEED: u64 = 0x7661_756c_7446_757a;
 /// The blob id the `sealed` target tries besides "no id".
 pub const BLOB_ID: Id = Id::from_bytes([0xb1; 32]);
 
-pub const BOX_KINDS: [BoxKind; 9] = [
+pub const BOX_KINDS: [BoxKind; 10] = [
     BoxKind::Config,
     BoxKind::KeySet,
     BoxKind::Index,
@@ -63,6 +63,7 @@ pub const BOX_KINDS: [BoxKind; 9] = [
     BoxKind::TreeBlob,
     BoxKind::Lock,
     BoxKind::Drill,
+    BoxKind::CheckState,
 ];
 
 /// Largest decoded payload the `payload` target allows (a decompression bomb

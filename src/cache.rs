@@ -198,6 +198,20 @@ impl IndexCache {
         .map_err(db_err)
     }
 
+    /// Every indexed pack and its size.
+    pub fn packs(&self) -> Result<Vec<(Id, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, size FROM packs")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((id_from_row(r.get(0)?)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(db_err)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+    }
+
     pub fn contains(&self, kind: BlobKind, id: &Id) -> Result<bool> {
         let mut stmt = self
             .conn

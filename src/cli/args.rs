@@ -69,6 +69,11 @@ pub enum Command {
     Unlock(crate::cli::commands::unlock::UnlockArgs),
     /// Prove a snapshot restores: restore it into a scratch server and check it
     Drill(super::commands::drill::DrillArgs),
+    /// Verify the repository and name what any damage touches
+    Check(super::commands::check::CheckArgs),
+    /// Rebuild the index, or rewrite snapshots that reference lost data
+    #[command(subcommand)]
+    Repair(super::commands::repair::RepairCommand),
 }
 
 #[derive(Args, Debug)]

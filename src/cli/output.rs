@@ -24,6 +24,14 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Snapshot paths (raw bytes) for display.
+pub fn lossy_paths(paths: &[Vec<u8>]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect()
+}
+
 /// Local time as `YYYY-MM-DD HH:MM:SS`.
 pub fn local_time(t: Timestamp) -> String {
     let secs = t.secs as libc::time_t;
@@ -99,6 +107,16 @@ pub struct ProgressGuard {
 
 impl ProgressGuard {
     pub fn start(progress: Arc<Progress>, quiet: bool, verb: &'static str) -> Self {
+        Self::counting(progress, quiet, verb, "files")
+    }
+
+    /// Like `start`, counting `unit` (packs, objects) instead of files.
+    pub fn counting(
+        progress: Arc<Progress>,
+        quiet: bool,
+        verb: &'static str,
+        unit: &'static str,
+    ) -> Self {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if quiet || !std::io::stderr().is_terminal() {
             return ProgressGuard {
@@ -122,15 +140,17 @@ impl ProgressGuard {
                     let skipped = progress.bytes_skipped.load(Ordering::Relaxed);
                     let written = progress.bytes_written.load(Ordering::Relaxed);
                     let total = progress.bytes_total.load(Ordering::Relaxed);
-                    let msg = if total > 0 {
+                    let msg = if total == 0 && read == 0 && skipped == 0 && written == 0 {
+                        format!("{verb} {files} {unit}")
+                    } else if total > 0 {
                         format!(
-                            "{verb} {files} files, {} of {}",
+                            "{verb} {files} {unit}, {} of {}",
                             human_bytes(written),
                             human_bytes(total)
                         )
                     } else {
                         format!(
-                            "{verb} {files} files, {} read, {} unchanged",
+                            "{verb} {files} {unit}, {} read, {} unchanged",
                             human_bytes(read),
                             human_bytes(skipped)
                         )

@@ -14,6 +14,7 @@ pub mod pg_tables;
 pub mod sealed;
 pub mod snapshot;
 pub mod tree;
+pub mod verified;
 
 pub use id::Id;
 
@@ -86,6 +87,7 @@ pub mod magic {
     pub const SNAPSHOT: &[u8; 4] = b"VLTS";
     pub const LOCK: &[u8; 4] = b"VLTL";
     pub const DRILL: &[u8; 4] = b"VLTD";
+    pub const VERIFIED: &[u8; 4] = b"VLTV";
     /// Packs end with this, after the header length.
     pub const PACK: &[u8; 4] = b"VLTP";
 }
@@ -101,6 +103,8 @@ pub mod layout {
     pub const SNAPSHOTS: &str = "snapshots/";
     pub const LOCKS: &str = "locks/";
     pub const DRILLS: &str = "drills/";
+    /// Which packs `check` read in full, and when (format version 2).
+    pub const VERIFIED: &str = "verified/";
 
     pub fn key(id: &Id) -> String {
         format!("{KEYS}{id}")

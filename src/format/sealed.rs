@@ -30,6 +30,8 @@ pub enum BoxKind {
     TreeBlob = 7,
     Lock = 8,
     Drill = 9,
+    /// A verification record of `check --rotate` (`verified/`).
+    CheckState = 10,
 }
 
 pub struct SealedParts<'a> {

@@ -1,6 +1,7 @@
 //! Commands as library calls. Each takes an open repository and option
 //! structs; the command-line layer only parses and prints.
 
+pub mod check;
 pub mod content;
 pub mod db_restore;
 pub mod db_snapshot;
@@ -9,6 +10,7 @@ pub mod jobs;
 pub mod pg;
 pub mod prune;
 pub mod reachable;
+pub mod repair;
 pub mod restore;
 pub mod snapshot;
 pub mod stream_set;

@@ -82,14 +82,23 @@ pub(crate) fn open_any_key(backend: &dyn Backend, password: &[u8]) -> Result<(Id
             format!("{}: the repository has no key objects", backend.describe()),
         ));
     }
+    let mut damaged = Vec::new();
     for id in ids {
         let bytes = backend.read(&layout::key(&id))?;
-        if Id::of_object(&bytes) != id {
+        if Id::of_object(&bytes) != id || KeyFile::decode(&bytes).is_err() {
+            damaged.push(id);
             continue;
         }
         if let Ok(keys) = try_key(&bytes, password) {
             return Ok((id, keys));
         }
+    }
+    // With a damaged key in the way, the password may well be right.
+    if let Some(id) = damaged.first() {
+        return Err(Error::corrupt(format!(
+            "key {} is damaged, and no other key opens with this password",
+            id.short()
+        )));
     }
     Err(Error::new(
         ErrorKind::WrongPassword,
@@ -97,7 +106,34 @@ pub(crate) fn open_any_key(backend: &dyn Backend, password: &[u8]) -> Result<(Id
     ))
 }
 
+/// Key objects whose bytes do not match their name or do not parse. Only
+/// the key opened with can be decrypted, but every key can be checked.
+pub(crate) fn damaged_keys(backend: &dyn Backend) -> Result<Vec<(Id, Error)>> {
+    let mut out = Vec::new();
+    for id in key_ids(backend)? {
+        let bytes = match backend.read(&layout::key(&id)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let problem = if Id::of_object(&bytes) != id {
+            Some(Error::corrupt("content does not match its name"))
+        } else {
+            KeyFile::decode(&bytes).err()
+        };
+        if let Some(e) = problem {
+            out.push((id, e));
+        }
+    }
+    Ok(out)
+}
+
 impl Repository {
+    /// Key objects that are damaged (see `damaged_keys`), with the reason.
+    pub fn damaged_keys(&self) -> Result<Vec<(Id, Error)>> {
+        damaged_keys(self.backend.as_ref())
+    }
+
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
         for id in key_ids(self.backend.as_ref())? {

@@ -4,6 +4,7 @@
 mod keys;
 mod lock;
 mod objects;
+mod packs;
 mod reader;
 mod writer;
 
@@ -137,8 +138,30 @@ impl Repository {
         password: &[u8],
         cache: &CacheOptions,
     ) -> Result<Repository> {
+        let repo = Self::open_unsynced(backend, password, cache)?;
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    /// Open without reading the index objects: for check and repair, which
+    /// read them themselves and must get past damaged ones.
+    pub fn open_unsynced(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache: &CacheOptions,
+    ) -> Result<Repository> {
         let config_bytes = match backend.read(layout::CONFIG) {
             Ok(b) => b,
+            // Keys without a config are a repository that lost its config,
+            // not an empty location.
+            Err(e)
+                if e.kind() == ErrorKind::NotFound && !backend.list(layout::KEYS)?.is_empty() =>
+            {
+                return Err(Error::corrupt(format!(
+                    "{}: the config object is missing (the repository has keys)",
+                    backend.describe()
+                )))
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(Error::new(
                     ErrorKind::NotARepository,
@@ -162,16 +185,14 @@ impl Repository {
             cache_path(cache, &config.repo_id).as_deref(),
             &config.repo_id,
         )?;
-        let repo = Repository {
+        Ok(Repository {
             backend,
             keys,
             key_id,
             config,
             index: Mutex::new(index),
             lock_wait_ms: AtomicU64::new(0),
-        };
-        repo.sync_index()?;
-        Ok(repo)
+        })
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -235,6 +256,11 @@ impl Repository {
 
     pub fn blob_location(&self, kind: BlobKind, id: &Id) -> Result<Option<BlobLocation>> {
         self.index().lookup(kind, id)
+    }
+
+    /// Every pack the index names, with its size.
+    pub fn indexed_packs(&self) -> Result<Vec<(Id, u64)>> {
+        self.index().packs()
     }
 
     pub fn has_blob(&self, kind: BlobKind, id: &Id) -> Result<bool> {

@@ -14,6 +14,7 @@ pub enum ObjectKind {
     Snapshot,
     Lock,
     Drill,
+    Verified,
 }
 
 impl ObjectKind {
@@ -23,6 +24,7 @@ impl ObjectKind {
             ObjectKind::Snapshot => layout::SNAPSHOTS,
             ObjectKind::Lock => layout::LOCKS,
             ObjectKind::Drill => layout::DRILLS,
+            ObjectKind::Verified => layout::VERIFIED,
         }
     }
 
@@ -36,6 +38,7 @@ impl ObjectKind {
             ObjectKind::Snapshot => magic::SNAPSHOT,
             ObjectKind::Lock => magic::LOCK,
             ObjectKind::Drill => magic::DRILL,
+            ObjectKind::Verified => magic::VERIFIED,
         }
     }
 
@@ -45,6 +48,7 @@ impl ObjectKind {
             ObjectKind::Snapshot => BoxKind::Snapshot,
             ObjectKind::Lock => BoxKind::Lock,
             ObjectKind::Drill => BoxKind::Drill,
+            ObjectKind::Verified => BoxKind::CheckState,
         }
     }
 
@@ -54,6 +58,7 @@ impl ObjectKind {
             ObjectKind::Snapshot => "snapshot",
             ObjectKind::Lock => "lock",
             ObjectKind::Drill => "drill",
+            ObjectKind::Verified => "verification record",
         }
     }
 }

@@ -48,6 +48,15 @@ impl OpendalBackend {
                 // Building the operator creates tmp/ below the root: refuse
                 // before that, so pointing at the wrong folder changes nothing.
                 if !create && !path.join(crate::format::layout::CONFIG).is_file() {
+                    // Keys without a config: a repository that lost its config.
+                    let has_keys = std::fs::read_dir(path.join(crate::format::layout::KEYS))
+                        .is_ok_and(|mut d| d.next().is_some());
+                    if has_keys {
+                        return Err(Error::corrupt(format!(
+                            "{}: the config object is missing (the repository has keys)",
+                            path.display()
+                        )));
+                    }
                     return Err(Error::new(
                         ErrorKind::NotARepository,
                         format!(
@@ -112,6 +121,21 @@ fn map_err(e: opendal::Error, op: &str, path: &str) -> Error {
     Error::with_source(kind, format!("{op} {path}"), e)
 }
 
+impl OpendalBackend {
+    /// A range past the end of an object fails as I/O in opendal; it is a
+    /// truncated object, which is damage, not a failing disk.
+    fn short_read(&self, e: Error, path: &str, offset: u64, len: u64) -> Error {
+        match self.size(path) {
+            Ok(size) if e.kind() == ErrorKind::Io && offset.saturating_add(len) > size => {
+                Error::corrupt(format!(
+                    "read {path}: wanted {len} bytes at {offset}, the object has {size} (truncated?)"
+                ))
+            }
+            _ => e,
+        }
+    }
+}
+
 impl Backend for OpendalBackend {
     fn describe(&self) -> String {
         self.name.clone()
@@ -135,7 +159,7 @@ impl Backend for OpendalBackend {
                     ..Default::default()
                 },
             )
-            .map_err(|e| map_err(e, "read", path))?;
+            .map_err(|e| self.short_read(map_err(e, "read", path), path, offset, len))?;
         if buf.len() as u64 != len {
             return Err(Error::corrupt(format!(
                 "read {path}: wanted {len} bytes at {offset}, got {} (object truncated?)",

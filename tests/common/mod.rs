@@ -909,3 +909,4 @@ pub fn listing(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+pub mod faults;

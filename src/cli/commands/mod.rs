@@ -10,6 +10,7 @@ use vault::Repository;
 
 use super::args::*;
 
+pub(super) mod check;
 pub(crate) mod drill;
 mod dump;
 pub(crate) mod forget;
@@ -18,6 +19,7 @@ mod key;
 mod ls;
 pub(crate) mod pg_conn;
 pub(crate) mod prune;
+pub(super) mod repair;
 mod restore;
 pub(super) mod restore_db;
 pub(crate) mod restore_pg;
@@ -109,5 +111,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Forget(a) => forget::forget(g, a),
         Command::Prune(a) => prune::prune_cmd(g, a),
         Command::Unlock(a) => unlock::unlock(g, a),
+        Command::Check(a) => check::check_cmd(g, a),
+        Command::Repair(c) => repair::repair(g, c),
     }
 }

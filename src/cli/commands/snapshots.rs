@@ -10,7 +10,7 @@ use vault::Id;
 use super::{filter, open, print_json};
 use crate::cli::args::*;
 use crate::cli::exit;
-use crate::cli::output::{human_bytes, local_time, rfc3339_utc};
+use crate::cli::output::{human_bytes, local_time, lossy_paths, rfc3339_utc};
 
 pub(super) fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
     json!({
@@ -20,7 +20,7 @@ pub(super) fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
         "user": s.user,
         "tags": s.tags,
         "source": s.source,
-        "paths": s.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>(),
+        "paths": lossy_paths(&s.paths),
         "root": s.root.to_hex(),
         "parent": s.parent.map(|p| p.to_hex()),
         "summary": {
@@ -77,11 +77,7 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
         "id", "time", "host", "source", "size", "added", "proven", "tags"
     )?;
     for (id, s) in &list {
-        let paths: Vec<_> = s
-            .paths
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect();
+        let paths = lossy_paths(&s.paths);
         writeln!(
             out,
             "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:<19}  {:<10}  {}",

@@ -1,0 +1,425 @@
+//! `check`: prove what the repository holds and name what any damage
+//! touches. Structure (always): keys, index objects, pack sizes and headers
+//! against the index, every snapshot's trees and the presence of every blob
+//! they reference. Data (on request): whole packs downloaded, their names
+//! verified and every blob decrypted and re-hashed.
+//!
+//! A check writes nothing but its verification record (with `rotate`), and
+//! reads what was listed when it started, so it can run beside backups and
+//! a prune: objects that appear later are not its business, and a pack
+//! that disappears is only damage if an index object still names it.
+
+pub mod attribute;
+pub mod packs;
+pub mod plan;
+pub mod rotation;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+
+use self::attribute::{Attribution, DamagedPath, LostBlobs};
+use self::packs::PackVerdict;
+use self::plan::{PackInfo, Subset};
+use super::reachable::reachable;
+use super::Progress;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::index::IndexPack;
+use crate::format::snapshot::Snapshot;
+use crate::format::{BlobKind, Id, Timestamp};
+use crate::repo::{ObjectKind, Repository};
+
+/// How much pack data to download and verify.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum DataCheck {
+    /// Sizes and headers only.
+    #[default]
+    Headers,
+    All,
+    Subset(Subset),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    pub data: DataCheck,
+    /// Verify the least recently verified packs first and record this run.
+    pub rotate: bool,
+    /// Orders a random subset (not used with `rotate`).
+    pub seed: u64,
+    pub now: Timestamp,
+}
+
+/// Something wrong with one stored object.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// "key", "index", "pack", "snapshot", "tree", "blob", ...
+    pub object: &'static str,
+    pub id: Id,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotDamage {
+    pub id: Id,
+    pub snapshot: Snapshot,
+    pub paths: Vec<DamagedPath>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckStats {
+    pub keys: u64,
+    pub index_objects: u64,
+    pub packs: u64,
+    pub packs_read: u64,
+    pub bytes_read: u64,
+    pub snapshots: u64,
+    pub trees: u64,
+    pub data_blobs: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Damage: anything here makes the check fail.
+    pub problems: Vec<Problem>,
+    /// Worth knowing, not damage (unindexed packs, a concurrent prune).
+    pub warnings: Vec<String>,
+    /// Snapshots that lose data, with the paths affected.
+    pub damaged: Vec<SnapshotDamage>,
+    /// Snapshots every byte of which is accounted for.
+    pub untouched: Vec<(Id, Snapshot)>,
+    /// Blobs referenced by snapshots that cannot be read back.
+    pub lost: LostBlobs,
+    /// Packs read in full and found intact.
+    pub verified: Vec<Id>,
+    /// Packs in storage that no index names.
+    pub unindexed: Vec<Id>,
+    pub stats: CheckStats,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// Whether the index misses something the packs may still hold: data
+    /// counted as lost may then only be unindexed.
+    pub fn index_incomplete(&self) -> bool {
+        !self.unindexed.is_empty() || self.problems.iter().any(|p| p.object == "index")
+    }
+
+    fn problem(&mut self, object: &'static str, id: Id, message: impl Into<String>) {
+        self.problems.push(Problem {
+            object,
+            id,
+            message: message.into(),
+        });
+    }
+}
+
+/// Run a check. `repo` should be opened with `Repository::open_unsynced`
+/// and an in-memory cache: the check fills the cache itself from the index
+/// objects it can read, so a damaged one does not stop it and a stale
+/// local cache cannot hide a lost one.
+pub fn check(repo: &Repository, opts: &CheckOptions, progress: &Progress) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+
+    let keys = repo.damaged_keys()?;
+    report.stats.keys = repo.list_keys().map(|k| k.len() as u64).unwrap_or(0);
+    for (id, e) in keys {
+        report.problem("key", id, e.to_string());
+    }
+
+    // Index, then packs, then snapshots: a snapshot is stored after its
+    // index, so every snapshot listed here has its index objects listed.
+    let indexed = load_index(repo, &mut report)?;
+    let stored: HashSet<Id> = repo.list_packs()?.into_iter().collect();
+    let mut unindexed: Vec<&Id> = stored
+        .iter()
+        .filter(|id| !indexed.contains_key(id))
+        .collect();
+    unindexed.sort();
+    report.unindexed = unindexed.iter().map(|id| **id).collect();
+    for id in unindexed {
+        report.warnings.push(format!(
+            "pack {} is not in any index (left by an interrupted or running backup): prune will remove it, repair index would add it",
+            id.short()
+        ));
+    }
+
+    let verifications = if opts.rotate {
+        let v = rotation::load(repo)?;
+        for (id, e) in &v.unreadable {
+            report.problem("verification record", *id, e.to_string());
+        }
+        v
+    } else {
+        rotation::Verifications::default()
+    };
+    let full: HashSet<Id> = match opts.data {
+        DataCheck::Headers => HashSet::new(),
+        DataCheck::All => indexed.keys().copied().collect(),
+        DataCheck::Subset(subset) => {
+            let infos: Vec<PackInfo> = indexed
+                .values()
+                .map(|(p, _)| PackInfo {
+                    id: p.id,
+                    size: p.size,
+                    last_verified: verifications.last.get(&p.id).copied(),
+                })
+                .collect();
+            plan::packs_to_read(&infos, subset, opts.rotate, opts.seed)
+                .into_iter()
+                .collect()
+        }
+    };
+    let unusable = verify_packs(repo, &indexed, &full, &mut report, progress)?;
+
+    let snapshots = load_snapshots(repo, &mut report)?;
+    report.stats.snapshots = snapshots.len() as u64;
+    find_lost(repo, &snapshots, &unusable, &mut report)?;
+    attribute(repo, snapshots, &mut report);
+
+    if opts.rotate && !report.verified.is_empty() {
+        if let Err(e) = rotation::record(repo, &verifications, &report.verified, opts.now, &stored)
+        {
+            report
+                .warnings
+                .push(format!("could not store the verification record: {e}"));
+        }
+    }
+    Ok(report)
+}
+
+/// Each indexed pack with the index objects naming it.
+type Indexed = HashMap<Id, (IndexPack, Vec<Id>)>;
+
+/// Read every index object; the unreadable ones are damage. The effective
+/// index (present objects less those another present one supersedes) goes
+/// into the repository's cache, where blob lookups find it.
+fn load_index(repo: &Repository, report: &mut CheckReport) -> Result<Indexed> {
+    let (bodies, unreadable) = read_each(repo, ObjectKind::Index, |id| repo.read_index(id))?;
+    for (id, e) in unreadable {
+        report.problem("index", id, e.to_string());
+    }
+    report.stats.index_objects = bodies.len() as u64;
+    let superseded: HashSet<Id> = bodies
+        .iter()
+        .flat_map(|(_, b)| b.supersedes.iter().copied())
+        .collect();
+    let mut indexed = Indexed::new();
+    for (id, body) in bodies {
+        if superseded.contains(&id) {
+            continue;
+        }
+        repo.index().add_index(Some(&id), &body)?;
+        for pack in body.packs {
+            indexed
+                .entry(pack.id)
+                .or_insert_with(|| (pack, vec![]))
+                .1
+                .push(id);
+        }
+    }
+    report.stats.packs = indexed.len() as u64;
+    Ok(indexed)
+}
+
+/// Verify every indexed pack (headers, or in full for those in `full`);
+/// returns the packs no blob can be read from.
+fn verify_packs(
+    repo: &Repository,
+    indexed: &Indexed,
+    full: &HashSet<Id>,
+    report: &mut CheckReport,
+    progress: &Progress,
+) -> Result<HashMap<Id, String>> {
+    let mut order: Vec<&(IndexPack, Vec<Id>)> = indexed.values().collect();
+    order.sort_by_key(|(p, _)| p.id);
+    let total: u64 = order
+        .iter()
+        .filter(|(p, _)| full.contains(&p.id))
+        .map(|(p, _)| p.size)
+        .sum();
+    progress.bytes_total.store(total, Ordering::Relaxed);
+    // More packs in flight than cores, so that reading one overlaps
+    // verifying another; memory stays near one pack per thread.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::with_source(ErrorKind::Io, "start pack verification threads", e))?;
+    let verdicts = pool.install(|| {
+        order
+            .par_iter()
+            .map(|(pack, _)| {
+                let verdict = if full.contains(&pack.id) {
+                    packs::verify_full(repo, pack)
+                } else {
+                    packs::verify_header(repo, pack)
+                }
+                .map_err(|e| e.at(format!("pack {}", pack.id.short())))?;
+                progress.files.fetch_add(1, Ordering::Relaxed);
+                progress
+                    .bytes_written
+                    .fetch_add(verdict.bytes_read, Ordering::Relaxed);
+                Ok((pack.id, verdict))
+            })
+            .collect::<Result<Vec<(Id, PackVerdict)>>>()
+    })?;
+
+    // A pack gone since we listed the index is only damage if an index
+    // object naming it is still there (a prune removes both).
+    let present_index: HashSet<Id> = if verdicts.iter().any(|(_, v)| v.missing) {
+        repo.list_objects(ObjectKind::Index)?.into_iter().collect()
+    } else {
+        HashSet::new()
+    };
+    let mut unusable = HashMap::new();
+    for (id, verdict) in verdicts {
+        if verdict.missing && !indexed[&id].1.iter().any(|i| present_index.contains(i)) {
+            report.warnings.push(format!(
+                "pack {} was removed while the check ran, with the index naming it (a concurrent prune)",
+                id.short()
+            ));
+            continue;
+        }
+        report.stats.bytes_read += verdict.bytes_read;
+        if verdict.bytes_read > 0 {
+            report.stats.packs_read += 1;
+        }
+        if verdict.verified {
+            report.verified.push(id);
+        }
+        for fault in &verdict.faults {
+            report.problem("pack", id, fault.clone());
+        }
+        if verdict.unusable {
+            unusable.insert(id, verdict.faults.join("; "));
+        }
+        for (kind, blob, reason) in verdict.bad_blobs {
+            report
+                .lost
+                .insert((kind, blob), format!("in pack {}: {reason}", id.short()));
+        }
+    }
+    Ok(unusable)
+}
+
+/// Objects read, and objects that could not be read with why.
+pub(crate) type ReadEach<T> = (Vec<(Id, T)>, Vec<(Id, Error)>);
+
+/// Read every object of `kind` in parallel. One removed since the listing
+/// (by a concurrent prune, forget or check) is skipped; one that cannot be
+/// read comes back as damage; an I/O failure stops the check.
+pub(crate) fn read_each<T: Send>(
+    repo: &Repository,
+    kind: ObjectKind,
+    read: impl Fn(&Id) -> Result<T> + Sync,
+) -> Result<ReadEach<T>> {
+    let ids = repo.list_objects(kind)?;
+    let results: Vec<_> = ids.par_iter().map(|id| (*id, read(id))).collect();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for (id, result) in results {
+        match result {
+            Ok(v) => good.push((id, v)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) if e.kind() == ErrorKind::Io => return Err(e),
+            Err(e) => bad.push((id, e)),
+        }
+    }
+    Ok((good, bad))
+}
+
+/// Every snapshot; one that cannot be read is damage (and lost whole).
+fn load_snapshots(repo: &Repository, report: &mut CheckReport) -> Result<Vec<(Id, Snapshot)>> {
+    let (mut out, unreadable) = read_each(repo, ObjectKind::Snapshot, |id| repo.load_snapshot(id))?;
+    for (id, e) in unreadable {
+        report.problem("snapshot", id, e.to_string());
+    }
+    out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// Walk every snapshot's trees and find the blobs they reference that are
+/// not indexed, or stored in a pack that cannot be used, or proven bad.
+fn find_lost(
+    repo: &Repository,
+    snapshots: &[(Id, Snapshot)],
+    unusable: &HashMap<Id, String>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let reach = reachable(repo, snapshots.iter().map(|(_, s)| s.root));
+    report.stats.trees = reach.trees.len() as u64;
+    report.stats.data_blobs = reach.data.len() as u64;
+    for (id, e) in &reach.unreadable {
+        if e.kind() == ErrorKind::Io {
+            return Err(Error::new(e.kind(), e.to_string()));
+        }
+        report.lost.insert((BlobKind::Tree, *id), e.to_string());
+        report.problem("tree", *id, e.to_string());
+    }
+    let mut data: Vec<Id> = reach.data.into_iter().collect();
+    data.sort_unstable();
+    let lost: Vec<(Id, String)> = data
+        .par_iter()
+        .filter_map(|id| match repo.blob_location(BlobKind::Data, id) {
+            Err(e) => Some(Err(e)),
+            Ok(None) => Some(Ok((*id, "not in the index".to_string()))),
+            Ok(Some(loc)) => unusable.get(&loc.pack).map(|why| {
+                Ok((
+                    *id,
+                    format!(
+                        "stored in pack {}, which is unusable: {why}",
+                        loc.pack.short()
+                    ),
+                ))
+            }),
+        })
+        .collect::<Result<_>>()?;
+    for (id, reason) in lost {
+        report.lost.entry((BlobKind::Data, id)).or_insert(reason);
+    }
+    // Bad blobs no snapshot references are no loss (their pack's fault is
+    // reported on its own).
+    report.lost.retain(|(kind, id), _| match kind {
+        BlobKind::Tree => reach.trees.contains(id),
+        BlobKind::Data => data.binary_search(id).is_ok(),
+    });
+    let mut blobs: Vec<_> = report
+        .lost
+        .iter()
+        .filter(|(k, _)| k.0 == BlobKind::Data)
+        .map(|(k, why)| (k.1, why.clone()))
+        .collect();
+    blobs.sort();
+    for (id, why) in blobs {
+        report.problem("blob", id, format!("data blob lost: {why}"));
+    }
+    Ok(())
+}
+
+/// Name the paths each snapshot loses; a snapshot with none is untouched.
+fn attribute(repo: &Repository, snapshots: Vec<(Id, Snapshot)>, report: &mut CheckReport) {
+    if report.lost.is_empty() {
+        report.untouched = snapshots;
+        return;
+    }
+    let mut walk = Attribution::new(repo, &report.lost);
+    let mut damaged = Vec::new();
+    let mut untouched = Vec::new();
+    for (id, snapshot) in snapshots {
+        let paths = walk.below(&snapshot.root);
+        if paths.is_empty() {
+            untouched.push((id, snapshot));
+        } else {
+            damaged.push(SnapshotDamage {
+                id,
+                snapshot,
+                paths: paths.to_vec(),
+            });
+        }
+    }
+    report.damaged = damaged;
+    report.untouched = untouched;
+}
