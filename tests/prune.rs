@@ -96,6 +96,7 @@ fn prune_after_forgetting_all_but_the_last_of_20_snapshots_reclaims_the_space() 
     v.restore("latest", &target, &[]);
     assert_same_tree(&src, &restored_at(&target, &src));
     assert_every_used_blob_is_stored(&v);
+    v.ok(&["check"]);
 
     // Nothing is left to do, and the next snapshot still deduplicates.
     let again = v.json(&["prune", "--max-unused", "5%"]);

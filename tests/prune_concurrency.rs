@@ -107,6 +107,7 @@ fn body() {
     assert_eq!(olds.len(), 1, "{olds:?}");
     v.assert_dump_matches(json_str(&olds[0], "id"), None, old(OLD));
     assert_every_used_blob_is_stored(&v);
+    v.ok(&["check"]);
     assert!(
         v.objects("locks").is_empty(),
         "locks left: {:?}",

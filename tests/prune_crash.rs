@@ -34,6 +34,7 @@ fn assert_repository_whole(v: &Vault, round: u64) {
         v.assert_dump_matches(json_str(s, "id"), None, stream(seed_of(s)));
     }
     assert_every_used_blob_is_stored(v);
+    v.ok(&["check"]);
 }
 
 /// Whether a prune would still find something to do.

@@ -79,6 +79,7 @@ fn body() {
             v.assert_dump_matches(json_str(&s, "id"), None, stream(name[1..].parse().unwrap()));
         }
         assert_every_used_blob_is_stored(&v);
+        v.ok(&["check"]);
         assert!(
             v.objects("locks").is_empty(),
             "a failed prune left its lock"

@@ -205,7 +205,9 @@ impl Repository {
                         let guard = LockGuard::start(self.clone(), id, mine);
                         // Whatever ran before we held the lock (a prune) may
                         // have replaced index objects the cache still lists.
-                        self.sync_index()?;
+                        if self.index_synced.load(Ordering::Relaxed) {
+                            self.sync_index()?;
+                        }
                         return Ok(guard);
                     }
                     Ok(Some(other)) => {

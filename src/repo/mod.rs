@@ -18,7 +18,7 @@ pub use reader::BlobReader;
 pub use writer::{BlobWriter, WriteStats};
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::RngCore;
@@ -66,6 +66,9 @@ pub struct Repository {
     index: Mutex<IndexCache>,
     /// Milliseconds to wait for a conflicting lock (`set_lock_wait`).
     lock_wait_ms: AtomicU64,
+    /// Whether the index cache follows the index objects (false for check
+    /// and repair, which read damaged index objects themselves).
+    index_synced: AtomicBool,
 }
 
 pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
@@ -128,6 +131,7 @@ impl Repository {
             config,
             index: Mutex::new(index),
             lock_wait_ms: AtomicU64::new(0),
+            index_synced: AtomicBool::new(false),
         })
     }
 
@@ -192,6 +196,7 @@ impl Repository {
             config,
             index: Mutex::new(index),
             lock_wait_ms: AtomicU64::new(0),
+            index_synced: AtomicBool::new(false),
         })
     }
 
@@ -221,6 +226,7 @@ impl Repository {
     /// Read index objects the cache has not seen; rebuild it if an index
     /// object it has seen is gone (prune or repair replaced it).
     pub fn sync_index(&self) -> Result<()> {
+        self.index_synced.store(true, Ordering::Relaxed);
         let stored: std::collections::HashSet<Id> =
             self.list_objects(ObjectKind::Index)?.into_iter().collect();
         let known = self.index().known_index_objects()?;

@@ -58,6 +58,11 @@ fn ids(list: &[Id]) -> Vec<String> {
 
 fn repair_index(g: &Global, a: RepairIndexArgs) -> Result<i32> {
     let repo = open_unsynced(g)?;
+    // Planned under the lock: a prune beside it could delete packs the plan
+    // still lists.
+    let _lock = (!a.dry_run)
+        .then(|| repo.lock_exclusive("repair index"))
+        .transpose()?;
     let progress = Arc::new(Progress::default());
     let plan = {
         let _bar =
@@ -136,6 +141,9 @@ fn print_index_plan(plan: &IndexRepairPlan, dry_run: bool, written: usize) -> Re
 
 fn repair_snapshots(g: &Global, a: RepairSnapshotsArgs) -> Result<i32> {
     let repo = open_unsynced(g)?;
+    let _lock = (!a.dry_run)
+        .then(|| repo.lock_exclusive("repair snapshots"))
+        .transpose()?;
     let progress = Arc::new(Progress::default());
     let opts = CheckOptions {
         data: if a.read_data {
