@@ -58,6 +58,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file or stream of a snapshot to standard output
     Dump(DumpArgs),
+    /// Which snapshots hold a path matching a pattern
+    Find(crate::cli::commands::find::FindArgs),
+    /// What was added, removed and modified between two snapshots
+    Diff(crate::cli::commands::diff::DiffArgs),
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(KeyCommand),

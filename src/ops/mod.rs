@@ -2,6 +2,9 @@
 //! structs; the command-line layer only parses and prints.
 
 pub mod content;
+pub mod diff;
+pub mod find;
+pub mod pattern;
 pub mod reachable;
 pub mod restore;
 pub mod snapshot;

@@ -10,7 +10,9 @@ use vault::Repository;
 
 use super::args::*;
 
+pub(crate) mod diff;
 mod dump;
+pub(crate) mod find;
 mod init;
 mod key;
 mod ls;
@@ -95,6 +97,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Ls(a) => ls::ls(g, a),
         Command::Restore(a) => restore::restore_cmd(g, a),
         Command::Dump(a) => dump::dump(g, a),
+        Command::Find(a) => find::find_cmd(g, a),
+        Command::Diff(a) => diff::diff_cmd(g, a),
         Command::Key(k) => key::key(g, k),
     }
 }
