@@ -62,6 +62,8 @@ pub enum Command {
     Find(crate::cli::commands::find::FindArgs),
     /// What was added, removed and modified between two snapshots
     Diff(crate::cli::commands::diff::DiffArgs),
+    /// Browse snapshots as a read-only file system (FUSE)
+    Mount(crate::cli::commands::mount::MountArgs),
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(KeyCommand),

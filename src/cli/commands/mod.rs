@@ -16,6 +16,7 @@ pub(crate) mod find;
 mod init;
 mod key;
 mod ls;
+pub(crate) mod mount;
 mod restore;
 mod snapshot;
 mod snapshots;
@@ -99,6 +100,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Dump(a) => dump::dump(g, a),
         Command::Find(a) => find::find_cmd(g, a),
         Command::Diff(a) => diff::diff_cmd(g, a),
+        Command::Mount(a) => mount::mount_cmd(g, a),
         Command::Key(k) => key::key(g, k),
     }
 }
