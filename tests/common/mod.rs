@@ -902,3 +902,4 @@ pub fn listing(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+pub mod mount;
