@@ -25,6 +25,23 @@ fn only_snapshot_dir(mount: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Each snapshot's folder in the mount, oldest snapshot first (names sort
+/// by time only to the second).
+fn snapshot_dirs_oldest_first(v: &Vault, mount: &Path) -> Vec<PathBuf> {
+    let dirs = only_snapshot_dir(mount);
+    assert_eq!(dirs.len(), v.snapshots().len(), "{dirs:?}");
+    v.snapshots()
+        .iter()
+        .map(|s| {
+            let suffix = format!("_{}", &json_str(s, "id")[..8]);
+            dirs.iter()
+                .find(|d| d.to_string_lossy().ends_with(&suffix))
+                .unwrap_or_else(|| panic!("no folder for snapshot {s} in {dirs:?}"))
+                .clone()
+        })
+        .collect()
+}
+
 /// Where a files snapshot of `src` appears inside a snapshot folder.
 fn inside(snapshot_dir: &Path, src: &Path) -> PathBuf {
     snapshot_dir.join(src.strip_prefix("/").unwrap())
@@ -79,7 +96,7 @@ fn mounted_snapshots_match_sources_and_new_snapshots_appear() {
 
     let mp = v.dir("mnt");
     let mount = Mount::start(&v, &mp, &[]);
-    let snaps = only_snapshot_dir(&mp);
+    let snaps = snapshot_dirs_oldest_first(&v, &mp);
     assert_eq!(snaps.len(), 2, "{snaps:?}");
     // Same content, modes, owners, mtimes and symlink targets, both times.
     assert_same_tree(&first, &inside(&snaps[0], &src));
@@ -183,6 +200,15 @@ fn bad_mount_points_are_clear_errors() {
     assert!(!is_mounted(&full));
 }
 
+/// A repository with one snapshot of a folder that `fill` writes.
+fn snapshot_of(fill: impl FnOnce(&Path)) -> (Vault, PathBuf) {
+    let v = Vault::init();
+    let src = v.dir("src");
+    fill(&src);
+    v.ok(&["snapshot", src.to_str().unwrap()]);
+    (v, src)
+}
+
 /// Chunk lengths of a file in the latest snapshot, read through the library.
 fn chunk_lengths(v: &Vault, path: &Path) -> Vec<u64> {
     use vault::ops::walk::{resolve, Resolved};
@@ -213,12 +239,9 @@ fn random_reads_fetch_only_the_chunks_covering_them() {
     if !fuse_available("random_reads_fetch_only_the_chunks_covering_them") {
         return;
     }
-    let v = Vault::init();
-    let src = v.dir("src");
-    let big = src.join("big.bin");
     let size = 24 * MIB;
-    write_gen(&big, Gen::random(7, size));
-    v.ok(&["snapshot", src.to_str().unwrap()]);
+    let (v, src) = snapshot_of(|src| write_gen(&src.join("big.bin"), Gen::random(7, size)));
+    let big = src.join("big.bin");
     let lengths = chunk_lengths(&v, &big);
     assert!(
         lengths.len() > 20,
@@ -293,14 +316,13 @@ fn a_folder_of_ten_thousand_entries_lists_from_one_tree_without_data() {
     if !fuse_available("a_folder_of_ten_thousand_entries_lists_from_one_tree_without_data") {
         return;
     }
-    let v = Vault::init();
-    let src = v.dir("src");
+    let (v, src) = snapshot_of(|src| {
+        fs::create_dir(src.join("many")).unwrap();
+        for i in 0..10_000u32 {
+            fs::write(src.join(format!("many/f{i:05}")), i.to_string()).unwrap();
+        }
+    });
     let many = src.join("many");
-    fs::create_dir(&many).unwrap();
-    for i in 0..10_000u32 {
-        fs::write(many.join(format!("f{i:05}")), i.to_string()).unwrap();
-    }
-    v.ok(&["snapshot", src.to_str().unwrap()]);
     let mp = v.dir("mnt");
     let mount = Mount::start(&v, &mp, &[]);
     let folder = inside(&only_snapshot_dir(&mp)[0], &many);

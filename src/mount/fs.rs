@@ -41,8 +41,14 @@ pub const STATS_XATTR: &str = "user.vault.stats";
 enum Node {
     /// A made-up folder, by its path in the layout.
     Virtual(String),
-    /// A made-up symlink.
-    Link(String),
+    /// A made-up symlink: its folder and name in the layout, and its
+    /// target when last looked up (a `latest` link moves; readlink asks
+    /// the layout again).
+    Link {
+        dir: String,
+        name: String,
+        target: String,
+    },
     SnapshotRoot {
         root: Id,
         time: Timestamp,
@@ -292,7 +298,25 @@ impl VaultFs {
                 root: *root,
                 time: *time,
             },
-            layout::Node::Link(target) => Node::Link(target.clone()),
+            layout::Node::Link(target) => Node::Link {
+                dir: dir.to_string(),
+                name: name.to_string(),
+                target: target.clone(),
+            },
+        }
+    }
+
+    /// Where a made-up link points now; the kernel may hold on to the
+    /// inode longer than the snapshot list stays the same.
+    fn link_target(&self, node: &Node) -> Option<String> {
+        let Node::Link { dir, name, target } = node else {
+            return None;
+        };
+        match self.layout().child(dir, name) {
+            Some(layout::Node::Link(now)) => Some(now.clone()),
+            Some(_) => None,
+            // Gone from the list (forgotten): still the last known target.
+            None => Some(target.clone()),
         }
     }
 
@@ -316,11 +340,11 @@ impl VaultFs {
         };
         match node {
             Node::Virtual(_) => (TTL_LIVE, attr),
-            Node::Link(target) => {
+            Node::Link { .. } => {
                 attr.kind = FileType::Symlink;
                 attr.perm = 0o777;
                 attr.nlink = 1;
-                attr.size = target.len() as u64;
+                attr.size = self.link_target(node).map_or(0, |t| t.len() as u64);
                 (TTL_LIVE, attr)
             }
             Node::SnapshotRoot { time, .. } => {
@@ -409,7 +433,7 @@ impl VaultFs {
                 self.inodes_mut()
                     .intern(key, || Self::virtual_node(path, name, child))
             }
-            Node::Link(_) => return Err(Errno::ENOTDIR),
+            Node::Link { .. } => return Err(Errno::ENOTDIR),
             other => {
                 let tree = Self::tree_of(other).ok_or(Errno::ENOTDIR)?;
                 let tree = self.tree(&tree).map_err(|e| {
@@ -519,7 +543,10 @@ impl Filesystem for VaultFs {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.node(ino).as_deref() {
-            Some(Node::Link(target)) => reply.data(target.as_bytes()),
+            Some(link @ Node::Link { .. }) => match self.link_target(link) {
+                Some(target) => reply.data(target.as_bytes()),
+                None => reply.error(Errno::ENOENT),
+            },
             Some(Node::Entry(Entry {
                 content: Content::Symlink { target },
                 ..
@@ -648,14 +675,7 @@ impl Filesystem for VaultFs {
         if ino != INodeNo::ROOT || name.as_bytes() != STATS_XATTR.as_bytes() {
             return reply.error(Errno::NO_XATTR);
         }
-        let value = self.stats_json();
-        if size == 0 {
-            reply.size(value.len() as u32);
-        } else if value.len() > size as usize {
-            reply.error(Errno::ERANGE);
-        } else {
-            reply.data(&value);
-        }
+        reply_xattr(reply, size, &self.stats_json());
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -664,12 +684,17 @@ impl Filesystem for VaultFs {
         } else {
             Vec::new()
         };
-        if size == 0 {
-            reply.size(names.len() as u32);
-        } else if names.len() > size as usize {
-            reply.error(Errno::ERANGE);
-        } else {
-            reply.data(&names);
-        }
+        reply_xattr(reply, size, &names);
+    }
+}
+
+/// The xattr protocol: size 0 asks how big the value is.
+fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
     }
 }

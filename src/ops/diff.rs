@@ -322,6 +322,13 @@ mod tests {
     }
 
     impl Store {
+        fn new() -> Self {
+            Store {
+                trees: HashMap::new(),
+                reads: Vec::new(),
+            }
+        }
+
         fn add(&mut self, tag: u8, entries: Vec<Entry>) -> Id {
             let id = Id::from_bytes([tag; 32]);
             self.trees.insert(id, Tree { entries });
@@ -345,10 +352,7 @@ mod tests {
 
     #[test]
     fn reports_exact_changes_and_skips_shared_subtrees() {
-        let mut s = Store {
-            trees: HashMap::new(),
-            reads: Vec::new(),
-        };
+        let mut s = Store::new();
         let shared = s.add(1, vec![file("big", 9, 100)]);
         let old_sub = s.add(2, vec![file("a", 1, 10), file("gone", 2, 5)]);
         let new_sub = s.add(3, vec![file("a", 7, 12), file("new", 3, 4)]);
@@ -386,10 +390,7 @@ mod tests {
 
     #[test]
     fn identical_roots_read_nothing() {
-        let mut s = Store {
-            trees: HashMap::new(),
-            reads: Vec::new(),
-        };
+        let mut s = Store::new();
         let root = s.add(1, vec![file("a", 1, 1)]);
         assert!(s.diff(root, root).is_empty());
         assert!(s.reads.is_empty());
@@ -397,10 +398,7 @@ mod tests {
 
     #[test]
     fn summary_counts_kinds_and_bytes() {
-        let mut s = Store {
-            trees: HashMap::new(),
-            reads: Vec::new(),
-        };
+        let mut s = Store::new();
         let a = s.add(1, vec![file("t1", 1, 100), file("t2", 2, 50)]);
         let b = s.add(2, vec![file("t1", 3, 130), file("t3", 4, 7)]);
         let mut out = Vec::new();
