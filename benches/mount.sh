@@ -7,6 +7,7 @@
 #
 #   benches/mount.sh
 #   RUNS=1 SIZE_MIB=256 benches/mount.sh
+#   VAULT=target/debug/vault benches/mount.sh     # skip the release build
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,8 +24,10 @@ if ! command -v restic >/dev/null; then
     echo "installing restic from Debian's packages" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic fuse3 >/dev/null
 fi
-(cd "$ROOT" && cargo build --release --quiet)
-VAULT=$ROOT/target/release/vault
+if [ -z "${VAULT:-}" ]; then
+    (cd "$ROOT" && cargo build --release --quiet)
+    VAULT=$ROOT/target/release/vault
+fi
 vault() { "$VAULT" -r "$WORK/repo-vault" --cache-dir "$WORK/cache-vault" "$@"; }
 restic_() { restic -r "$WORK/repo-restic" --cache-dir "$WORK/cache-restic" "$@"; }
 
@@ -45,13 +48,16 @@ fi
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 
-# mount_tool TOOL: start the mount in the background, wait for the file.
+# mount_tool TOOL: start the mount in the background (the tool itself, not
+# a subshell, so $! is its pid), wait for the file to show.
 mount_tool() {
-    local tool=$1 path
+    local tool=$1 path path_glob
     case $tool in
-        vault) vault -q mount "$WORK/mnt" 2>>"$WORK/mount.log" &
+        vault) "$VAULT" -r "$WORK/repo-vault" --cache-dir "$WORK/cache-vault" -q \
+                   mount "$WORK/mnt" 2>>"$WORK/mount.log" &
                path_glob="$WORK/mnt/snapshots/*/${FILE#/}" ;;
-        restic) restic_ mount "$WORK/mnt" >>"$WORK/mount.log" 2>&1 &
+        restic) restic -r "$WORK/repo-restic" --cache-dir "$WORK/cache-restic" \
+                    mount "$WORK/mnt" >>"$WORK/mount.log" 2>&1 &
                 path_glob="$WORK/mnt/snapshots/latest/${FILE#/}" ;;
     esac
     MOUNT_PID=$!
@@ -63,11 +69,15 @@ mount_tool() {
     echo "$tool mount did not come up" >&2; exit 1
 }
 
+# Both tools end when their file system is unmounted.
 unmount_tool() {
-    kill -INT "$MOUNT_PID" 2>/dev/null || true
+    [ -n "${MOUNT_PID:-}" ] || return 0
+    for _ in $(seq 1 100); do
+        mountpoint -q "$WORK/mnt" || break
+        fusermount3 -u "$WORK/mnt" 2>/dev/null || sleep 0.1
+    done
     wait "$MOUNT_PID" 2>/dev/null || true
-    mountpoint -q "$WORK/mnt" && fusermount3 -u "$WORK/mnt"
-    return 0
+    MOUNT_PID=
 }
 trap unmount_tool EXIT
 
