@@ -259,7 +259,7 @@ fn random_reads_fetch_only_the_chunks_covering_them() {
     };
 
     let mp = v.dir("mnt");
-    let mount = Mount::start(&v, &mp, &[]);
+    let mount = Mount::start(&v, &mp, &["--json"]);
     let file_in_mount = inside(&only_snapshot_dir(&mp)[0], &big);
     let expected = fs::read(&big).unwrap();
     // O_DIRECT: the kernel passes each read through as asked, without its
@@ -308,7 +308,12 @@ fn random_reads_fetch_only_the_chunks_covering_them() {
     drop(f);
     // The whole file read through the page cache is right too.
     assert_file_matches(&file_in_mount, &expected[..]);
-    assert!(mount.stop().success());
+    let (status, out) = mount.stop_with_output();
+    assert!(status.success());
+    // With --json, the counters come out on stdout at the end.
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("JSON summary");
+    assert_eq!(summary["stopped_by"], "signal");
+    assert_eq!(summary["stats"]["chunks_fetched"], lengths.len() as u64);
 }
 
 #[test]

@@ -67,7 +67,7 @@ struct Slots {
 pub struct ChunkCache {
     slots: Mutex<Slots>,
     capacity: u64,
-    pub counters: Counters,
+    pub counters: Arc<Counters>,
 }
 
 impl ChunkCache {
@@ -80,7 +80,7 @@ impl ChunkCache {
                 clock: 0,
             }),
             capacity,
-            counters: Counters::default(),
+            counters: Arc::default(),
         }
     }
 

@@ -16,8 +16,9 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyXattr, Request,
 };
 
-use super::chunks::{chunk_starts, chunks_covering, ChunkCache};
+use super::chunks::{chunk_starts, chunks_covering, ChunkCache, Counters};
 use super::layout::{self, Layout};
+use super::MountStats;
 use crate::error::{ErrorKind, Result};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Content, Entry, EntryKind, Tree};
@@ -99,9 +100,28 @@ struct SnapshotList {
 }
 
 #[derive(Debug, Default)]
-struct Stats {
+pub struct Stats {
     pub trees_loaded: AtomicU64,
     pub reads: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct StatsHandle {
+    chunks: Arc<Counters>,
+    fs: Arc<Stats>,
+}
+
+impl StatsHandle {
+    pub fn read(&self) -> MountStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MountStats {
+            chunks_fetched: load(&self.chunks.fetched),
+            bytes_fetched: load(&self.chunks.fetched_bytes),
+            chunk_cache_hits: load(&self.chunks.hits),
+            trees_loaded: load(&self.fs.trees_loaded),
+            reads: load(&self.fs.reads),
+        }
+    }
 }
 
 /// What file reads share, also with read-ahead running on other threads.
@@ -451,18 +471,13 @@ impl VaultFs {
         Ok((ino, node))
     }
 
-    fn stats_json(&self) -> Vec<u8> {
-        let c = &self.reader.chunks.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        serde_json::json!({
-            "chunks_fetched": load(&c.fetched),
-            "bytes_fetched": load(&c.fetched_bytes),
-            "chunk_cache_hits": load(&c.hits),
-            "trees_loaded": load(&self.stats.trees_loaded),
-            "reads": load(&self.stats.reads),
-        })
-        .to_string()
-        .into_bytes()
+    /// A handle on the counters that outlives handing the file system
+    /// to the kernel session.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            chunks: self.reader.chunks.counters.clone(),
+            fs: self.stats.clone(),
+        }
     }
 
     fn read_range(
@@ -675,7 +690,8 @@ impl Filesystem for VaultFs {
         if ino != INodeNo::ROOT || name.as_bytes() != STATS_XATTR.as_bytes() {
             return reply.error(Errno::NO_XATTR);
         }
-        reply_xattr(reply, size, &self.stats_json());
+        let value = self.stats_handle().read().to_json().to_string();
+        reply_xattr(reply, size, value.as_bytes());
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {

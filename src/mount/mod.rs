@@ -40,12 +40,38 @@ impl Default for MountOptions {
     }
 }
 
+/// What a mount has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountStats {
+    /// Chunks read from the repository (each at most once while cached).
+    pub chunks_fetched: u64,
+    pub bytes_fetched: u64,
+    /// Chunk reads served from the cache or from a fetch already running.
+    pub chunk_cache_hits: u64,
+    pub trees_loaded: u64,
+    /// Read requests from the kernel.
+    pub reads: u64,
+}
+
+impl MountStats {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "chunks_fetched": self.chunks_fetched,
+            "bytes_fetched": self.bytes_fetched,
+            "chunk_cache_hits": self.chunk_cache_hits,
+            "trees_loaded": self.trees_loaded,
+            "reads": self.reads,
+        })
+    }
+}
+
 /// A live mount. Dropping it without `unmount` leaves the unmounting to
 /// the end of the process.
 pub struct Mounted {
     mountpoint: PathBuf,
     unmounter: SessionUnmounter,
     session: Option<JoinHandle<std::io::Result<()>>>,
+    stats: fs::StatsHandle,
 }
 
 const DEV_FUSE: &str = "/dev/fuse";
@@ -103,6 +129,7 @@ fn check_mountpoint(path: &Path) -> Result<()> {
 pub fn mount(repo: Arc<Repository>, mountpoint: &Path, opts: &MountOptions) -> Result<Mounted> {
     check_mountpoint(mountpoint)?;
     let filesystem = fs::VaultFs::new(repo, opts.refresh)?;
+    let stats = filesystem.stats_handle();
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         MountOption::RO,
@@ -130,12 +157,17 @@ pub fn mount(repo: Arc<Repository>, mountpoint: &Path, opts: &MountOptions) -> R
         mountpoint: mountpoint.to_path_buf(),
         unmounter,
         session: Some(handle),
+        stats,
     })
 }
 
 impl Mounted {
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
+    }
+
+    pub fn stats(&self) -> MountStats {
+        self.stats.read()
     }
 
     /// Whether the file system was unmounted from outside (`umount`,

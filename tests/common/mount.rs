@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -70,7 +70,7 @@ impl Mount {
         args.extend(extra.iter().map(OsString::from));
         let child = v
             .cmd(&args)
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn vault mount");
@@ -129,14 +129,20 @@ impl Mount {
 
     /// SIGTERM, then wait for the process to end; returns its status after
     /// checking that nothing stays mounted.
-    pub fn stop(mut self) -> ExitStatus {
+    pub fn stop(self) -> ExitStatus {
+        self.stop_with_output().0
+    }
+
+    /// Like `stop`, also returning what the process wrote on stdout.
+    pub fn stop_with_output(mut self) -> (ExitStatus, String) {
         let status = self.terminate();
         assert!(
             !is_mounted(&self.dir),
             "{} still mounted after vault exited",
             self.dir.display()
         );
-        status
+        let out = std::fs::read_to_string(self.log.with_extension("out")).unwrap_or_default();
+        (status, out)
     }
 
     fn terminate(&mut self) -> ExitStatus {

@@ -3,9 +3,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use serde_json::json;
 use vault::mount::{mount, MountOptions};
 
-use super::open;
+use super::{open, print_json};
 use crate::cli::args::Global;
 use crate::cli::exit;
 
@@ -82,8 +83,15 @@ pub(super) fn mount_cmd(g: &Global, a: MountArgs) -> Result<i32> {
         );
     }
     let signal = wait_for_stop(|| mounted.is_finished());
+    let stats = mounted.stats();
     mounted.unmount()?;
-    if !g.quiet {
+    if g.json {
+        print_json(&json!({
+            "mountpoint": a.mountpoint.to_string_lossy(),
+            "stopped_by": if signal.is_some() { "signal" } else { "unmount" },
+            "stats": stats.to_json(),
+        }))?;
+    } else if !g.quiet {
         match signal {
             Some(_) => eprintln!("unmounted {}", a.mountpoint.display()),
             None => eprintln!("{} was unmounted", a.mountpoint.display()),
