@@ -354,3 +354,31 @@ fn a_folder_of_ten_thousand_entries_lists_from_one_tree_without_data() {
     );
     assert!(mount.stop().success());
 }
+
+#[test]
+fn open_files_and_outside_unmounts_leave_nothing_behind() {
+    if !fuse_available("open_files_and_outside_unmounts_leave_nothing_behind") {
+        return;
+    }
+    let (v, src) = snapshot_of(|src| write(&src.join("f.txt"), b"content"));
+    let mp = v.dir("mnt");
+
+    // Stopped while a file is open: detached, the process still ends.
+    let mount = Mount::start(&v, &mp, &[]);
+    let open_file = fs::File::open(inside(&only_snapshot_dir(&mp)[0], &src).join("f.txt")).unwrap();
+    let pid = mount.pid();
+    assert!(mount.stop().success());
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    drop(open_file);
+
+    // Unmounted from outside: the process notices and ends by itself.
+    let mut mount = Mount::start(&v, &mp, &[]);
+    let status = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&mp)
+        .status()
+        .unwrap();
+    assert!(status.success(), "fusermount3 -u failed");
+    assert!(mount.wait_for_exit().success(), "{}", mount.log_text());
+    assert!(!is_mounted(&mp));
+}

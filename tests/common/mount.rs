@@ -146,9 +146,16 @@ impl Mount {
     }
 
     fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("mount process");
+        let child = self.child.as_ref().expect("mount process");
         // SAFETY: kill has no memory preconditions; the child is not reaped.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        self.wait_for_exit()
+    }
+
+    /// Wait (up to 30 s) for the process to end by itself, e.g. after an
+    /// outside unmount.
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("mount process");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
