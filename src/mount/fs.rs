@@ -656,7 +656,8 @@ impl Filesystem for VaultFs {
         let Some(node) = self.node(ino) else {
             return reply.error(Errno::ENOENT);
         };
-        // Offsets 1 and 2 are "." and ".."; entry i comes at offset i + 3.
+        // An offset says where to resume: 0 is the start, 1 is after ".",
+        // 2 after "..", and i + 3 after child i.
         let dots: [(u64, &[u8]); 2] = [(ino.0, b"."), (1, b"..")];
         for (i, (dot_ino, name)) in dots.iter().enumerate().skip(offset as usize) {
             if reply.add(
