@@ -10,6 +10,7 @@ pub mod storage;
 pub use error::{Error, ErrorKind, Result};
 pub use format::Id;
 pub mod cache;
+pub mod mount;
 pub mod ops;
 pub mod policy;
 pub mod repo;

@@ -58,6 +58,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file or stream of a snapshot to standard output
     Dump(DumpArgs),
+    /// Which snapshots hold a path matching a pattern
+    Find(crate::cli::commands::find::FindArgs),
+    /// What was added, removed and modified between two snapshots
+    Diff(crate::cli::commands::diff::DiffArgs),
+    /// Browse snapshots as a read-only file system (FUSE)
+    Mount(crate::cli::commands::mount::MountArgs),
     /// Manage the passwords that open the repository
     #[command(subcommand)]
     Key(KeyCommand),

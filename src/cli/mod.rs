@@ -1,7 +1,7 @@
 //! The command line: parse, open the repository, call the library, print.
 
 pub mod args;
-mod commands;
+pub(crate) mod commands;
 mod output;
 mod password;
 

@@ -64,6 +64,31 @@ impl Timestamp {
         }
     }
 
+    /// The UTC calendar date and time of day: year, month, day, hour,
+    /// minute, second (proleptic Gregorian, valid for any stored time).
+    pub fn utc(&self) -> (i64, u32, u32, u32, u32, u32) {
+        let days = self.secs.div_euclid(86_400);
+        let rem = self.secs.rem_euclid(86_400);
+        // Civil-from-days: eras of 400 years, years starting in March.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        (
+            year,
+            month as u32,
+            day as u32,
+            (rem / 3600) as u32,
+            (rem % 3600 / 60) as u32,
+            (rem % 60) as u32,
+        )
+    }
+
     pub(crate) fn write(&self, w: &mut codec::Writer) {
         w.i64(self.secs);
         w.u32(self.nanos);

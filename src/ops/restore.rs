@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use super::content::{for_each_chunk, SEQUENTIAL_READAHEAD};
-use super::walk::{components, resolve, walk, Resolved};
+use super::pattern::Patterns;
+use super::walk::{resolve, walk, Resolved};
 use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::tree::{Content, Entry, EntryKind, FLAG_DAMAGED};
@@ -48,60 +48,6 @@ pub struct RestoreOutcome {
     pub damaged: bool,
 }
 
-/// Path patterns: one with a `/` matches the whole path inside the snapshot;
-/// one without matches any single name (`*.log`, `node_modules`).
-struct Patterns {
-    full: GlobSet,
-    name: GlobSet,
-    empty: bool,
-}
-
-impl Patterns {
-    fn new(patterns: &[String]) -> Result<Self> {
-        let mut full = GlobSetBuilder::new();
-        let mut name = GlobSetBuilder::new();
-        for p in patterns {
-            let bad = |e: globset::Error| Error::invalid(format!("pattern '{p}': {e}"));
-            if p.contains('/') {
-                let anchored = if p.starts_with('/') {
-                    p.clone()
-                } else {
-                    format!("/{p}")
-                };
-                full.add(
-                    GlobBuilder::new(&anchored)
-                        .literal_separator(true)
-                        .build()
-                        .map_err(bad)?,
-                );
-            } else {
-                name.add(Glob::new(p).map_err(bad)?);
-            }
-        }
-        let built = |b: GlobSetBuilder| b.build().map_err(|e| Error::invalid(e.to_string()));
-        Ok(Patterns {
-            full: built(full)?,
-            name: built(name)?,
-            empty: patterns.is_empty(),
-        })
-    }
-
-    /// Does the path or any folder above it match?
-    fn matches_path_or_ancestor(&self, path: &[u8]) -> bool {
-        let parts = components(path);
-        let mut prefix = Vec::new();
-        for part in parts {
-            prefix.push(b'/');
-            prefix.extend_from_slice(part);
-            let as_path = Path::new(OsStr::from_bytes(&prefix));
-            if self.name.is_match(OsStr::from_bytes(part)) || self.full.is_match(as_path) {
-                return true;
-            }
-        }
-        false
-    }
-}
-
 struct Item {
     /// Where it goes, relative to the target.
     rel: PathBuf,
@@ -124,7 +70,7 @@ pub fn restore(
         if exclude.matches_path_or_ancestor(path) {
             return false;
         }
-        let wanted = include.empty || include.matches_path_or_ancestor(path);
+        let wanted = include.is_empty() || include.matches_path_or_ancestor(path);
         // A folder not itself wanted is still walked: something below may be.
         if wanted || entry.kind == EntryKind::Dir {
             items.push(Item {
@@ -154,7 +100,7 @@ pub fn restore(
             })?;
         }
     }
-    if !include.empty {
+    if !include.is_empty() {
         prune_unwanted_dirs(&mut items, &include);
     }
     execute(repo, &items, opts, progress)

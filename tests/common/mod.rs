@@ -910,3 +910,4 @@ pub fn listing(dir: &Path) -> Vec<String> {
     out
 }
 pub mod faults;
+pub mod mount;

@@ -10,24 +10,28 @@ use vault::Repository;
 
 use super::args::*;
 
-pub(super) mod check;
+pub(crate) mod check;
+pub(crate) mod diff;
 pub(crate) mod drill;
-mod dump;
+pub(crate) mod dump;
+pub(crate) mod find;
 pub(crate) mod forget;
-mod init;
-mod key;
-mod ls;
+pub(crate) mod init;
+pub(crate) mod key;
+pub(crate) mod ls;
+pub(crate) mod mount;
 pub(crate) mod pg_conn;
 pub(crate) mod prune;
-pub(super) mod repair;
-mod restore;
-pub(super) mod restore_db;
+pub(crate) mod repair;
+pub(crate) mod restore;
+pub(crate) mod restore_db;
 pub(crate) mod restore_pg;
-mod snapshot;
-pub(super) mod snapshot_db;
+pub(crate) mod snapshot;
+pub(crate) mod snapshot_db;
 pub(crate) mod snapshot_pg;
-mod snapshots;
+pub(crate) mod snapshots;
 pub(crate) mod unlock;
+
 use super::password::repository_password;
 
 fn data_home(var: &str, fallback: &str) -> Option<PathBuf> {
@@ -106,6 +110,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Ls(a) => ls::ls(g, a),
         Command::Restore(a) => restore::restore_cmd(g, a),
         Command::Dump(a) => dump::dump(g, a),
+        Command::Find(a) => find::find_cmd(g, a),
+        Command::Diff(a) => diff::diff_cmd(g, a),
+        Command::Mount(a) => mount::mount_cmd(g, a),
         Command::Key(k) => key::key(g, k),
         Command::Drill(a) => drill::drill(g, a),
         Command::Forget(a) => forget::forget(g, a),
