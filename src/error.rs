@@ -27,6 +27,11 @@ pub enum ErrorKind {
     InvalidInput,
     /// A producer of data (a command, a database dump) failed.
     SourceFailed,
+    /// Remote storage cannot be reached or keeps failing: no network, the
+    /// server down, the bucket missing, retries exhausted.
+    Unavailable,
+    /// Remote storage refused access: bad credentials or missing permission.
+    PermissionDenied,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.

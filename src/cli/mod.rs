@@ -18,6 +18,8 @@ pub mod exit {
     pub const WRONG_PASSWORD: i32 = 6;
     pub const NO_REPOSITORY: i32 = 7;
     pub const SOURCE_FAILED: i32 = 8;
+    pub const STORAGE_UNAVAILABLE: i32 = 9;
+    pub const STORAGE_DENIED: i32 = 10;
 }
 
 /// The exit code for an error that reached the top.
@@ -32,6 +34,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         Corrupt | Tampered => exit::DAMAGE,
         InvalidInput => exit::USAGE,
         SourceFailed => exit::SOURCE_FAILED,
+        Unavailable => exit::STORAGE_UNAVAILABLE,
+        PermissionDenied => exit::STORAGE_DENIED,
         _ => exit::FAILURE,
     }
 }

@@ -2,6 +2,7 @@
 //! structs; the command-line layer only parses and prints.
 
 pub mod content;
+pub mod copy;
 pub mod reachable;
 pub mod restore;
 pub mod snapshot;

@@ -17,6 +17,7 @@ use crate::repo::{BlobWriter, Repository, WriteStats};
 use crate::sources::command::CommandSource;
 use crate::sources::files::{normalize, save_stream, StreamError, TreeSaver};
 use crate::sources::{hostname, username};
+use crate::storage::RequestCounts;
 
 #[derive(Debug, Clone, Default)]
 pub enum ParentChoice {
@@ -46,6 +47,8 @@ pub struct SnapshotOutcome {
     /// Entries left out because they could not be read.
     pub warnings: Vec<String>,
     pub stats: WriteStats,
+    /// Requests made to remote storage by this run, opening included.
+    pub requests: RequestCounts,
 }
 
 struct Draft {
@@ -94,6 +97,7 @@ fn commit(
         snapshot,
         warnings,
         stats,
+        requests: repo.backend().requests(),
     })
 }
 

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use vault::format::keyfile::KdfParams;
 use vault::repo::{CacheOptions, SnapshotFilter};
-use vault::storage::{Location, OpendalBackend};
+use vault::storage::{Location, OpendalBackend, Transport};
 use vault::Repository;
 
 use super::args::*;
 
+pub mod copy;
 mod dump;
 mod init;
 mod key;
@@ -50,8 +51,22 @@ fn cache_options(global: &Global) -> CacheOptions {
     }
 }
 
+/// Storage at `loc` with the transport settings from the command line.
+fn storage(global: &Global, loc: &Location, create: bool) -> Result<Arc<OpendalBackend>> {
+    let mut transport = Transport::default();
+    if let Some(n) = global.connections {
+        transport.connections = usize::from(n);
+    }
+    if let Some(n) = global.retries {
+        transport.retries = usize::from(n);
+    }
+    Ok(Arc::new(OpendalBackend::open_with(
+        loc, create, &transport,
+    )?))
+}
+
 fn open(global: &Global) -> Result<Arc<Repository>> {
-    let backend = Arc::new(OpendalBackend::open(&location(global)?, false)?);
+    let backend = storage(global, &location(global)?, false)?;
     let password = repository_password(global)?;
     Ok(Arc::new(Repository::open(
         backend,
@@ -96,5 +111,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(a) => restore::restore_cmd(g, a),
         Command::Dump(a) => dump::dump(g, a),
         Command::Key(k) => key::key(g, k),
+        Command::Copy(a) => copy::copy(g, a),
     }
 }
