@@ -175,6 +175,7 @@ pub fn execute(
     progress: &Progress,
 ) -> Result<CopyOutcome> {
     let memo = Memo::default();
+    let pool = super::snapshot::walk_pool()?;
     let mut outcome = CopyOutcome::default();
     let source_repo = source.config().repo_id;
     for (source_id, snap) in &plan.to_copy {
@@ -188,7 +189,7 @@ pub fn execute(
                 memo: &memo,
                 progress,
             };
-            copier.tree(&snap.root)
+            pool.install(|| copier.tree(&snap.root))
         };
         let root = root.map_err(|e| e.at(format!("copy snapshot {}", source_id.short())))?;
         let stats = writer.finish()?;

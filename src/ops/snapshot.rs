@@ -117,7 +117,10 @@ fn draft(source: &'static str, paths: Vec<Vec<u8>>, parent: Option<Id>) -> Draft
 /// threads.
 const WALK_THREADS: usize = 12;
 
-fn walk_pool() -> Result<rayon::ThreadPool> {
+/// Threads for walking trees whose entries may each run `save_stream`:
+/// kept apart from rayon's global pool, which the streams' readers use, so
+/// walkers blocked on a stream cannot starve the work feeding it.
+pub(crate) fn walk_pool() -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(
             WALK_THREADS.max(

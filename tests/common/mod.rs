@@ -5,6 +5,8 @@
 //! Every test file includes this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
