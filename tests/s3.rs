@@ -300,3 +300,69 @@ fn copy_local_to_s3_to_local_restores_identically_and_repeats_as_no_op() {
     assert_same_contents(&src, &restored_at(&target, &src));
     back.assert_dump_matches("latest", None, Gen::mixed(41, 5 * MIB));
 }
+
+#[test]
+fn an_interrupted_copy_resumes_where_it_stopped() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.port);
+    let local = Vault::init();
+    let remote = S3Repo::new(&server, "resume", &proxy.endpoint());
+    remote.ok(&[
+        "init",
+        "--kdf-memory-kib",
+        "64",
+        "--kdf-iterations",
+        "1",
+        "--pack-size-mib",
+        "1",
+    ]);
+    local.snapshot_stdin("small", Gen::mixed(50, 64 << 10));
+    local.snapshot_stdin("large", Gen::random(51, 12 * MIB));
+    let local_repo = local.repo.to_string_lossy().into_owned();
+    let copy = || {
+        let mut c = remote.cmd(&["--json", "copy", "--from", &local_repo, "--to", &remote.url]);
+        c.env("VAULT_RETRIES", "1");
+        output(c)
+    };
+
+    // The small snapshot takes three uploads (pack, index, snapshot); the
+    // server dies a few packs into the large one.
+    let puts = proxy.faults.puts.load(Ordering::SeqCst);
+    proxy
+        .faults
+        .down_after_puts
+        .store(puts + 3 + 4, Ordering::SeqCst);
+    let out = copy();
+    assert_code(&out, 9, "copy with the target gone");
+    proxy.faults.down_after_puts.store(0, Ordering::SeqCst);
+    proxy.faults.down.store(false, Ordering::SeqCst);
+    assert_eq!(remote.snapshots().len(), 1, "the finished snapshot is kept");
+
+    let out = copy();
+    assert_success(&out, "copy resumed");
+    let resumed = parse_json(&out);
+    assert_eq!(
+        resumed["already_copied"].as_array().map(Vec::len),
+        Some(1),
+        "{resumed}"
+    );
+    assert_eq!(
+        resumed["copied"].as_array().map(Vec::len),
+        Some(1),
+        "{resumed}"
+    );
+    assert_file_matches(
+        &remote.dump_to_file("latest", "large"),
+        Gen::random(51, 12 * MIB),
+    );
+    let small = remote.snapshots()[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_file_matches(
+        &remote.dump_to_file(&small, "small"),
+        Gen::mixed(50, 64 << 10),
+    );
+}
