@@ -33,20 +33,8 @@ done
 VAULT=$ROOT/target/release/vault
 mkdir -p "$BENCH_DIR"
 
-make_dump() {
-    [ -s "$DUMP" ] && return
-    local bin; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-    local pgdir; pgdir=$(mktemp -d "$BENCH_DIR/pg.XXXX")
-    chown postgres "$pgdir"
-    local as_pg=(runuser -u postgres --)
-    "${as_pg[@]}" "$bin/initdb" -D "$pgdir/data" -A trust >/dev/null
-    "${as_pg[@]}" "$bin/pg_ctl" -D "$pgdir/data" -o "-k $pgdir -h ''" -l "$pgdir/log" -w start >/dev/null
-    "${as_pg[@]}" "$bin/pgbench" -h "$pgdir" -i -s "$SCALE" -q postgres 2>/dev/null
-    "${as_pg[@]}" "$bin/pg_dump" -h "$pgdir" postgres > "$DUMP.tmp"
-    "${as_pg[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null
-    rm -rf "$pgdir"
-    mv "$DUMP.tmp" "$DUMP"
-}
+# shellcheck source=benches/dump.sh
+source "$ROOT/benches/dump.sh"
 
 # measure NAME TOOL RUN FUNCTION ARGS...: wall seconds and peak RSS (KiB) of
 # the tool run by FUNCTION (in a child shell, so /usr/bin/time can watch it).
