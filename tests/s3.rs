@@ -282,6 +282,30 @@ fn copy_local_to_s3_to_local_restores_identically_and_repeats_as_no_op() {
     };
     let local_repo = local.repo.to_string_lossy().into_owned();
     let back_repo = back.repo.to_string_lossy().into_owned();
+    let planned = remote.json(&[
+        os(b"copy"),
+        os(b"--dry-run"),
+        os(b"--from"),
+        os(local_repo.as_bytes()),
+        os(b"--from-password-file"),
+        local_pw.as_os_str(),
+        os(b"--to-password-file"),
+        remote_pw.as_os_str(),
+        os(b"--to"),
+        os(remote.url.as_bytes()),
+    ]);
+    assert_eq!(
+        planned["to_copy"].as_array().map(Vec::len),
+        Some(2),
+        "{planned}"
+    );
+    assert!(json_u64(&planned, "data_blobs") > 0, "{planned}");
+    assert_eq!(
+        json_u64(&planned["requests"]["target"], "put"),
+        0,
+        "a dry run wrote: {planned}"
+    );
+    assert!(remote.snapshots().is_empty(), "a dry run copied");
     let first = copy(&local_repo, &local_pw, &remote.url, &remote_pw);
     assert_eq!(first["copied"].as_array().map(Vec::len), Some(2), "{first}");
 
