@@ -29,6 +29,11 @@ pub enum ErrorKind {
     SourceFailed,
     /// Another process holds a lock that conflicts with the one asked for.
     Locked,
+    /// Remote storage cannot be reached or keeps failing: no network, the
+    /// server down, the bucket missing, retries exhausted.
+    Unavailable,
+    /// Remote storage refused access: bad credentials or missing permission.
+    PermissionDenied,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.

@@ -342,7 +342,7 @@ fn locations_parse_and_a_missing_folder_is_not_a_repository() {
         Location::parse("local:/srv/r").unwrap(),
         Location::Local(PathBuf::from("/srv/r"))
     );
-    let err = Location::parse("s3://bucket").err().unwrap();
+    let err = Location::parse("ftp://host/repo").err().unwrap();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
 }
 

@@ -19,9 +19,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Repository location: a local path [default: $XDG_DATA_HOME/vault/repo]
+    /// Repository location: a local path or s3://, sftp://, webdav://, gcs://,
+    /// azblob:// URL [default: $XDG_DATA_HOME/vault/repo]
     #[arg(short, long, global = true, env = "VAULT_REPOSITORY")]
     pub repo: Option<String>,
     /// Read the password from this file (first line)
@@ -42,6 +43,12 @@ pub struct Global {
     /// No progress and no summary, only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Requests in flight at once to remote storage [default: 8]
+    #[arg(long, global = true, env = "VAULT_CONNECTIONS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections: Option<u16>,
+    /// Retries of a failed remote request before giving up [default: 8]
+    #[arg(long, global = true, env = "VAULT_RETRIES")]
+    pub retries: Option<u8>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +87,8 @@ pub enum Command {
     /// Rebuild the index, or rewrite snapshots that reference lost data
     #[command(subcommand)]
     Repair(super::commands::repair::RepairCommand),
+    /// Copy snapshots into another repository (an off-site copy)
+    Copy(super::commands::copy::CopyArgs),
 }
 
 #[derive(Args, Debug)]

@@ -20,6 +20,8 @@ pub mod exit {
     pub const NO_REPOSITORY: i32 = 7;
     pub const SOURCE_FAILED: i32 = 8;
     pub const DRILL_FAILED: i32 = 9;
+    pub const STORAGE_UNAVAILABLE: i32 = 10;
+    pub const STORAGE_DENIED: i32 = 11;
 }
 
 /// The exit code for an error that reached the top.
@@ -35,6 +37,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         InvalidInput => exit::USAGE,
         SourceFailed => exit::SOURCE_FAILED,
         Locked => exit::LOCKED,
+        Unavailable => exit::STORAGE_UNAVAILABLE,
+        PermissionDenied => exit::STORAGE_DENIED,
         _ => exit::FAILURE,
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod content;
+pub mod copy;
 pub mod db_restore;
 pub mod db_snapshot;
 pub mod diff;

@@ -19,6 +19,7 @@ use crate::repo::{BlobWriter, LockGuard, Repository, WriteStats};
 use crate::sources::command::{CommandSource, Observed, Stderr};
 use crate::sources::files::{normalize, TreeSaver};
 use crate::sources::{hostname, username};
+use crate::storage::RequestCounts;
 
 #[derive(Debug, Clone, Default)]
 pub enum ParentChoice {
@@ -48,6 +49,8 @@ pub struct SnapshotOutcome {
     /// Entries left out because they could not be read.
     pub warnings: Vec<String>,
     pub stats: WriteStats,
+    /// Requests made to remote storage by this run, opening included.
+    pub requests: RequestCounts,
 }
 
 pub(super) struct Draft {
@@ -101,6 +104,7 @@ pub(super) fn commit(
         snapshot,
         warnings,
         stats,
+        requests: repo.backend().requests(),
     })
 }
 
@@ -126,7 +130,10 @@ pub(super) fn draft(
 /// threads.
 const WALK_THREADS: usize = 12;
 
-fn walk_pool() -> Result<rayon::ThreadPool> {
+/// Threads for walking trees whose entries may each run `save_stream`:
+/// kept apart from rayon's global pool, which the streams' readers use, so
+/// walkers blocked on a stream cannot starve the work feeding it.
+pub(crate) fn walk_pool() -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(
             WALK_THREADS.max(

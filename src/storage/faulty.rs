@@ -58,4 +58,7 @@ impl Backend for FaultyBackend {
     fn delete(&self, path: &str) -> Result<()> {
         self.inner.delete(path)
     }
+    fn requests(&self) -> super::RequestCounts {
+        self.inner.requests()
+    }
 }

@@ -1,12 +1,18 @@
 //! Storage: a small synchronous trait the repository talks to, implemented
-//! over opendal (local folder, memory; S3 and others later through the same
-//! operator), plus a fault-injecting wrapper for tests.
+//! over opendal (local folder, memory, S3, sftp, WebDAV, GCS, Azure Blob
+//! through the same operator), plus a fault-injecting wrapper for tests.
 
 mod faulty;
+mod location;
 mod opendal_backend;
+mod remote;
+mod requests;
 
 pub use faulty::FaultyBackend;
+pub use location::{Location, Remote, Service};
 pub use opendal_backend::OpendalBackend;
+pub use remote::Transport;
+pub use requests::RequestCounts;
 
 use crate::error::Result;
 
@@ -23,39 +29,8 @@ pub trait Backend: Send + Sync {
     fn size(&self, path: &str) -> Result<u64>;
     fn exists(&self, path: &str) -> Result<bool>;
     fn delete(&self, path: &str) -> Result<()>;
-}
-
-/// Where a repository lives, parsed from `--repo`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Local(std::path::PathBuf),
-    Memory,
-}
-
-impl Location {
-    pub fn parse(s: &str) -> Result<Self> {
-        if s == "memory:" {
-            return Ok(Location::Memory);
-        }
-        if let Some((scheme, _)) = s.split_once("://") {
-            return Err(crate::Error::new(
-                crate::ErrorKind::Unsupported,
-                format!("repository scheme '{scheme}://' is not supported by this build (use a local path)"),
-            ));
-        }
-        let path = s.strip_prefix("local:").unwrap_or(s);
-        if path.is_empty() {
-            return Err(crate::Error::invalid("empty repository path"));
-        }
-        Ok(Location::Local(std::path::PathBuf::from(path)))
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "local:{}", p.display()),
-            Location::Memory => f.write_str("memory:"),
-        }
+    /// Requests made to a remote service so far (zero for local storage).
+    fn requests(&self) -> RequestCounts {
+        RequestCounts::default()
     }
 }

@@ -1,9 +1,16 @@
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use opendal::{blocking, services, ErrorKind as OdErrorKind, Operator};
 
+use super::remote::{self, Transport};
+use super::requests::{Counters, RequestCounts};
 use super::{Backend, Location};
 use crate::error::{Error, ErrorKind, Result};
+
+/// Objects larger than this go up in parts of this size (S3 multipart): a
+/// failed part is retried alone, and an upload never completed stays
+/// invisible. Default 16 MiB packs still go up in one request.
+const MULTIPART_CHUNK: usize = 32 << 20;
 
 /// opendal's blocking operator drives async services on a runtime; one per
 /// process is enough.
@@ -27,13 +34,22 @@ pub struct OpendalBackend {
     /// For local repositories: the root, whose folders are fsynced after
     /// each write (opendal fsyncs the file, not the rename).
     local_root: Option<std::path::PathBuf>,
+    /// Remote backends count their HTTP requests here.
+    requests: Option<Arc<Counters>>,
 }
 
 impl OpendalBackend {
     /// Open storage at `location`. With `create`, a missing local folder is
     /// made; without, it must already exist.
     pub fn open(location: &Location, create: bool) -> Result<Self> {
+        Self::open_with(location, create, &Transport::default())
+    }
+
+    /// Open storage with explicit transport settings (used by remote
+    /// locations only; a local folder needs none).
+    pub fn open_with(location: &Location, create: bool, transport: &Transport) -> Result<Self> {
         let mut local_root = None;
+        let mut requests = None;
         let op = match location {
             Location::Local(path) => {
                 if !create && !path.is_dir() {
@@ -80,6 +96,13 @@ impl OpendalBackend {
             Location::Memory => Operator::new(services::Memory::default())
                 .map_err(|e| map_err(e, "open", "memory"))?
                 .finish(),
+            Location::Remote(r) => {
+                // Building a remote operator needs the runtime (HTTP client).
+                let _guard = runtime()?.enter();
+                let (op, counters) = remote::operator(r, transport, &remote::process_env)?;
+                requests = Some(counters);
+                op
+            }
         };
         let _guard = runtime()?.enter();
         let op = blocking::Operator::new(op).map_err(|e| map_err(e, "open", "storage"))?;
@@ -87,6 +110,7 @@ impl OpendalBackend {
             op,
             name: location.to_string(),
             local_root,
+            requests,
         })
     }
 
@@ -109,6 +133,16 @@ impl OpendalBackend {
             dir = d.parent();
         }
         Ok(())
+    }
+
+    /// A failed request as the user should read it. Remote failures name
+    /// the backend, the operation and the object, and say what to check.
+    fn fail(&self, e: opendal::Error, op: &str, path: &str) -> Error {
+        if self.requests.is_none() {
+            return map_err(e, op, path);
+        }
+        let (kind, reason) = remote::classify(&e);
+        Error::new(kind, format!("{}: {op} {path}: {reason}", self.name))
     }
 }
 
@@ -145,7 +179,7 @@ impl Backend for OpendalBackend {
         Ok(self
             .op
             .read(path)
-            .map_err(|e| map_err(e, "read", path))?
+            .map_err(|e| self.fail(e, "read", path))?
             .to_vec())
     }
 
@@ -159,7 +193,7 @@ impl Backend for OpendalBackend {
                     ..Default::default()
                 },
             )
-            .map_err(|e| self.short_read(map_err(e, "read", path), path, offset, len))?;
+            .map_err(|e| self.short_read(self.fail(e, "read", path), path, offset, len))?;
         if buf.len() as u64 != len {
             return Err(Error::corrupt(format!(
                 "read {path}: wanted {len} bytes at {offset}, got {} (object truncated?)",
@@ -171,8 +205,15 @@ impl Backend for OpendalBackend {
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
         self.op
-            .write(path, data)
-            .map_err(|e| map_err(e, "write", path))?;
+            .write_options(
+                path,
+                data,
+                opendal::options::WriteOptions {
+                    chunk: Some(MULTIPART_CHUNK),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| self.fail(e, "write", path))?;
         self.sync_folders(path)
     }
 
@@ -185,8 +226,14 @@ impl Backend for OpendalBackend {
             },
         ) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == OdErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(map_err(e, "list", dir)),
+            // An empty folder does not exist on most services; a missing
+            // bucket is another matter.
+            Err(e)
+                if e.kind() == OdErrorKind::NotFound && !e.to_string().contains("NoSuchBucket") =>
+            {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(self.fail(e, "list", dir)),
         };
         Ok(entries
             .into_iter()
@@ -199,15 +246,24 @@ impl Backend for OpendalBackend {
         Ok(self
             .op
             .stat(path)
-            .map_err(|e| map_err(e, "stat", path))?
+            .map_err(|e| self.fail(e, "stat", path))?
             .content_length())
     }
 
     fn exists(&self, path: &str) -> Result<bool> {
-        self.op.exists(path).map_err(|e| map_err(e, "stat", path))
+        self.op.exists(path).map_err(|e| self.fail(e, "stat", path))
+    }
+
+    fn requests(&self) -> RequestCounts {
+        self.requests
+            .as_ref()
+            .map(|c| c.snapshot())
+            .unwrap_or_default()
     }
 
     fn delete(&self, path: &str) -> Result<()> {
-        self.op.delete(path).map_err(|e| map_err(e, "delete", path))
+        self.op
+            .delete(path)
+            .map_err(|e| self.fail(e, "delete", path))
     }
 }

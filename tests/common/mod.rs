@@ -10,6 +10,7 @@ pub mod mariadb;
 pub mod postgres;
 pub mod prune;
 pub mod redis;
+pub mod s3;
 pub mod services;
 
 use std::collections::BTreeMap;

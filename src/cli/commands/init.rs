@@ -1,13 +1,10 @@
-use std::sync::Arc;
-
 use anyhow::Result;
 use serde_json::json;
 use vault::format::config::ChunkerParams;
 use vault::repo::InitOptions;
-use vault::storage::OpendalBackend;
 use vault::Repository;
 
-use super::{cache_options, kdf, location, print_json};
+use super::{cache_options, kdf, location, print_json, storage};
 use crate::cli::args::*;
 use crate::cli::exit;
 use crate::cli::password::new_password;
@@ -30,7 +27,7 @@ pub(super) fn init(g: &Global, a: InitArgs) -> Result<i32> {
         kdf: kdf(&a.kdf),
     };
     let password = new_password(None, g, true)?;
-    let backend = Arc::new(OpendalBackend::open(&loc, true)?);
+    let backend = storage(g, &loc, true)?;
     let repo = Repository::init(backend, &password, &options, &cache_options(g))?;
     if g.json {
         print_json(

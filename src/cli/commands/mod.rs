@@ -5,12 +5,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use vault::format::keyfile::KdfParams;
 use vault::repo::{CacheOptions, SnapshotFilter};
-use vault::storage::{Location, OpendalBackend};
+use vault::storage::{Location, OpendalBackend, Transport};
 use vault::Repository;
 
 use super::args::*;
 
 pub(crate) mod check;
+pub(crate) mod copy;
 pub(crate) mod diff;
 pub(crate) mod drill;
 pub(crate) mod dump;
@@ -65,8 +66,22 @@ fn cache_options(global: &Global) -> CacheOptions {
     }
 }
 
+/// Storage at `loc` with the transport settings from the command line.
+fn storage(global: &Global, loc: &Location, create: bool) -> Result<Arc<OpendalBackend>> {
+    let mut transport = Transport::default();
+    if let Some(n) = global.connections {
+        transport.connections = usize::from(n);
+    }
+    if let Some(n) = global.retries {
+        transport.retries = usize::from(n);
+    }
+    Ok(Arc::new(OpendalBackend::open_with(
+        loc, create, &transport,
+    )?))
+}
+
 fn open(global: &Global) -> Result<Arc<Repository>> {
-    let backend = Arc::new(OpendalBackend::open(&location(global)?, false)?);
+    let backend = storage(global, &location(global)?, false)?;
     let password = repository_password(global)?;
     Ok(Arc::new(Repository::open(
         backend,
@@ -120,5 +135,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Unlock(a) => unlock::unlock(g, a),
         Command::Check(a) => check::check_cmd(g, a),
         Command::Repair(c) => repair::repair(g, c),
+        Command::Copy(a) => copy::copy(g, a),
     }
 }

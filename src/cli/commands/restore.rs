@@ -56,6 +56,7 @@ pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
             "bytes": outcome.bytes,
             "errors": outcome.errors,
             "duration_ms": started.elapsed().as_millis() as u64,
+            "requests": repo.backend().requests().to_json(),
         }))?;
     } else if !g.quiet {
         println!(

@@ -109,6 +109,7 @@ pub(super) fn report_snapshot(g: &Global, o: &SnapshotOutcome) -> Result<()> {
             "blobs_added": s.blobs_added,
             "packs_written": o.stats.packs_written,
             "duration_ms": s.duration_ms,
+            "requests": o.requests.to_json(),
             "warnings": o.warnings,
         }))?;
     } else if !g.quiet {
