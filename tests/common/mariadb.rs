@@ -54,7 +54,12 @@ impl MariaDb {
             .tempdir()
             .unwrap();
         let data = dir.path().join("data");
+        // A private temporary folder: servers of tests running side by side
+        // must not share (and clean up) one another's temporary tables.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let install = Command::new(&p.install_db)
+            .env("TMPDIR", &tmp)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
@@ -69,8 +74,10 @@ impl MariaDb {
         );
         let socket = dir.path().join("mysqld.sock");
         let child = Command::new(&p.server)
+            .env("TMPDIR", &tmp)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!(
                 "--pid-file={}",
