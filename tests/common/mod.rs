@@ -40,6 +40,9 @@ pub struct Vault {
     pub cache: PathBuf,
     pub home: PathBuf,
     pub password: String,
+    /// Extra environment for every run (a remote repository's endpoint and
+    /// credentials).
+    pub env: Vec<(String, String)>,
 }
 
 impl Vault {
@@ -60,6 +63,7 @@ impl Vault {
             cache,
             home,
             password: PASSWORD.to_string(),
+            env: Vec::new(),
         }
     }
 
@@ -112,9 +116,12 @@ impl Vault {
             "VAULT_NEW_PASSWORD",
             "XDG_DATA_HOME",
             "XDG_CACHE_HOME",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
         ] {
             c.env_remove(var);
         }
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c.env("HOME", &self.home)
             .env("VAULT_PASSWORD", password)
             .env("VAULT_CACHE_DIR", &self.cache)

@@ -3,52 +3,24 @@
 //! front of it, and a scratch repository driven through the real binary on
 //! a bucket of that server.
 
-use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::{assert_success, output, parse_json, run_with_stdin, Vault};
+use super::{assert_success, Vault};
 
 const MOTO: &str = "moto_server";
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
-}
 
 /// The S3 server binary, or `None` (with a loud message) when it is not
 /// installed; with `VAULT_REQUIRE_SERVICES=1` a missing server fails the
 /// test instead.
 pub fn moto_binary() -> Option<PathBuf> {
-    let found = on_path(MOTO);
-    if found.is_none() {
-        if std::env::var("VAULT_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!(
-                "{MOTO} is not on PATH and VAULT_REQUIRE_SERVICES=1 (pip install 'moto[server]')"
-            );
-        }
-        eprintln!(
-            "SKIPPED: {MOTO} is not on PATH (pip install 'moto[server]'); S3 tests did not run"
-        );
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free local port")
-        .port()
+    super::services::require("S3 tests (pip install 'moto[server]')", &[MOTO])
+        .and_then(|mut found| found.pop())
 }
 
 fn wait_for_port(port: u16, what: &str) {
@@ -73,7 +45,7 @@ impl S3Server {
     /// `moto_binary`).
     pub fn start() -> Option<S3Server> {
         let bin = moto_binary()?;
-        let port = free_port();
+        let port = super::services::free_port();
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -309,6 +281,7 @@ impl S3Repo {
         let mut vault = Vault::empty();
         let url = format!("s3://{bucket}/repo");
         vault.repo = PathBuf::from(&url);
+        vault.env = s3_vars(endpoint);
         S3Repo {
             vault,
             url,
@@ -324,47 +297,6 @@ impl S3Repo {
         r
     }
 
-    pub fn cmd<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
-        let mut c = self.vault.cmd(args);
-        s3_env(&mut c, &self.endpoint);
-        c
-    }
-
-    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
-        output(self.cmd(args))
-    }
-
-    pub fn ok<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
-        let out = self.run(args);
-        let what: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
-        assert_success(&out, &format!("{} {}", self.url, what.join(" ")));
-        out
-    }
-
-    pub fn json<S: AsRef<OsStr>>(&self, args: &[S]) -> Value {
-        let mut all: Vec<OsString> = vec!["--json".into()];
-        all.extend(args.iter().map(|a| a.as_ref().to_owned()));
-        parse_json(&self.ok(&all))
-    }
-
-    /// `snapshot --stdin --name NAME` from `data`; the caller checks the code.
-    pub fn snapshot_stdin_output(
-        &self,
-        name: &str,
-        data: impl Read + Send + 'static,
-        extra: &[&str],
-    ) -> Output {
-        let mut args = vec!["--json", "snapshot", "--stdin", "--name", name];
-        args.extend_from_slice(extra);
-        run_with_stdin(self.cmd(&args), data)
-    }
-
-    pub fn snapshot_stdin(&self, name: &str, data: impl Read + Send + 'static) -> Value {
-        let out = self.snapshot_stdin_output(name, data, &[]);
-        assert_success(&out, &format!("snapshot --stdin into {}", self.url));
-        parse_json(&out)
-    }
-
     /// `dump SNAP NAME` to a file in the scratch area; returns its path.
     pub fn dump_to_file(&self, snap: &str, name: &str) -> PathBuf {
         let target = self.vault.path().join(format!("dump-{name}"));
@@ -378,24 +310,30 @@ impl S3Repo {
         assert_success(&out, &format!("dump {snap} {name} from {}", self.url));
         target
     }
-
-    pub fn snapshots(&self) -> Vec<Value> {
-        self.json(&["snapshots"])
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
 }
 
-/// Point a command at an S3 endpoint with the credentials moto accepts.
-pub fn s3_env(c: &mut Command, endpoint: &str) {
-    c.env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+/// An S3 endpoint and the credentials moto accepts, for a command's
+/// environment.
+pub fn s3_vars(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The repository's commands run through the scratch area's `Vault`, whose
+/// environment points them at the S3 endpoint.
+impl std::ops::Deref for S3Repo {
+    type Target = Vault;
+    fn deref(&self) -> &Vault {
+        &self.vault
+    }
 }
