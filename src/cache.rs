@@ -65,6 +65,9 @@ impl IndexCache {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db_err)?;
+        // The cache is only a copy: anything unexpected in it (another
+        // schema, another repository, a schema a killed process left half
+        // made by an older build) is wiped rather than reported.
         let stored_repo: Option<Vec<u8>> = if version == SCHEMA_VERSION {
             cache
                 .conn
@@ -72,7 +75,7 @@ impl IndexCache {
                     r.get(0)
                 })
                 .optional()
-                .map_err(db_err)?
+                .unwrap_or(None)
         } else {
             None
         };
@@ -82,9 +85,15 @@ impl IndexCache {
         Ok(cache)
     }
 
+    /// One transaction: a process killed halfway leaves the old cache or
+    /// the new empty one, never tables without the version that describes
+    /// them.
     fn recreate(&mut self, repo_id: &Id) -> Result<()> {
-        self.conn
-            .execute_batch(
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        tx.execute_batch(
                 "DROP TABLE IF EXISTS meta;
                  DROP TABLE IF EXISTS index_objects;
                  DROP TABLE IF EXISTS packs;
@@ -99,16 +108,14 @@ impl IndexCache {
                  ) WITHOUT ROWID;",
             )
             .map_err(db_err)?;
-        self.conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('repo_id', ?1)",
-                [repo_id.as_bytes().as_slice()],
-            )
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('repo_id', ?1)",
+            [repo_id.as_bytes().as_slice()],
+        )
+        .map_err(db_err)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db_err)?;
-        self.conn
-            .pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db_err)?;
-        Ok(())
+        tx.commit().map_err(db_err)
     }
 
     pub fn clear(&mut self, repo_id: &Id) -> Result<()> {

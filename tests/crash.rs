@@ -4,47 +4,14 @@
 
 mod common;
 
-use std::io::{self, Read};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::held::Held;
 use common::*;
 
-/// Start `vault snapshot --stdin --name NAME` fed by a thread that writes
-/// `first` bytes of `gen`, waits for `hold` to be released (or dropped),
-/// then writes the rest.
-fn spawn_snapshot(
-    v: &Vault,
-    name: &str,
-    mut gen: Gen,
-    first: u64,
-) -> (Child, mpsc::Sender<()>, JoinHandle<()>) {
-    let mut child = v
-        .cmd(&["snapshot", "--stdin", "--name", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn vault snapshot");
-    let mut stdin = child.stdin.take().unwrap();
-    let (hold, released) = mpsc::channel::<()>();
-    let feeder = std::thread::spawn(move || {
-        // Write errors mean the process is gone; that is the point.
-        if io::copy(&mut (&mut gen).take(first), &mut stdin).is_err() {
-            return;
-        }
-        let _ = released.recv();
-        let _ = io::copy(&mut gen, &mut stdin);
-    });
-    (child, hold, feeder)
-}
-
-fn kill9(child: &mut Child) -> std::process::ExitStatus {
-    child.kill().expect("send SIGKILL");
-    child.wait().unwrap()
+fn held_snapshot(v: &Vault, name: &str, gen: Gen, first: u64) -> Held {
+    Held::start(v, &["snapshot", "--stdin", "--name", name], gen, first)
 }
 
 #[test]
@@ -64,24 +31,22 @@ fn kill_9_mid_snapshot_keeps_earlier_snapshots_and_the_next_run_reuses_data() {
 
     // The big run gets 24 MiB and then waits for more input: it is
     // certainly mid-snapshot when killed.
-    let (mut child, hold, feeder) = spawn_snapshot(&v, "big", Gen::random(64, LEN), 24 * MIB);
+    let mut held = held_snapshot(&v, "big", Gen::random(64, LEN), 24 * MIB);
     let deadline = Instant::now() + Duration::from_secs(60);
     while v.objects("index").len() == indexes_before {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = held.try_wait() {
             panic!("snapshot ended on its own ({status}) before it could be killed");
         }
-        if Instant::now() >= deadline {
-            // Stop the run before failing, so it cannot write into the
-            // scratch folder while it is removed.
-            kill9(&mut child);
-            panic!("no index object written within 60s");
-        }
+        // Dropping the held run on failure kills it, so it cannot write
+        // into the scratch folder while it is removed.
+        assert!(
+            Instant::now() < deadline,
+            "no index object written within 60s"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = kill9(&mut child);
+    let status = held.kill9();
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
-    drop(hold);
-    feeder.join().unwrap();
     assert!(
         v.objects("data").len() > packs_before,
         "the killed run stored no pack"
@@ -136,12 +101,9 @@ fn kill_9_at_many_moments_never_breaks_the_repository() {
         .enumerate()
     {
         let seed = n as u64 + 1;
-        let (mut child, hold, feeder) =
-            spawn_snapshot(&v, &format!("s{seed}"), Gen::mixed(seed, LEN), LEN);
-        drop(hold);
+        let held = held_snapshot(&v, &format!("s{seed}"), Gen::mixed(seed, LEN), LEN);
         std::thread::sleep(Duration::from_millis(delay_ms));
-        let status = kill9(&mut child);
-        feeder.join().unwrap();
+        let status = held.kill9();
         assert!(
             status.signal() == Some(libc::SIGKILL) || status.success(),
             "run {n}: {status}"

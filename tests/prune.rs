@@ -5,6 +5,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::held::Held;
 use common::prune::*;
 use common::*;
 

@@ -63,6 +63,10 @@ fn kill_9_at_random_moments_during_prune_never_loses_a_snapshot() {
     let started = Instant::now();
     v.ok(&["prune", "--max-unused", "0%"]);
     let mut full = started.elapsed();
+    // Kills are aimed at a window [lo, hi] that moves towards the stretch
+    // in which prune changes the repository, whatever the machine's load
+    // does to start-up and run times.
+    let mut lo = Duration::ZERO;
     let mut kills = 0;
     // Kills after prune changed something and before it was done.
     let mut mid_work = 0;
@@ -79,7 +83,9 @@ fn kill_9_at_random_moments_during_prune_never_loses_a_snapshot() {
             .spawn()
             .unwrap();
         let started = Instant::now();
-        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 + 1));
+        let lo_us = lo.min(full).as_micros() as u64;
+        let span = (full.as_micros() as u64).saturating_sub(lo_us);
+        let delay = Duration::from_micros(lo_us + rng.below(span + 1));
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
@@ -93,14 +99,23 @@ fn kill_9_at_random_moments_during_prune_never_loses_a_snapshot() {
         if status.signal() == Some(libc::SIGKILL) {
             kills += 1;
             let after: Vec<_> = [v.objects("data"), v.objects("index")].concat();
-            if after != before && work_left(&v) {
+            let changed = after != before;
+            if changed && work_left(&v) {
                 mid_work += 1;
+            } else if changed {
+                // Killed after the work: aim earlier.
+                full = delay + (full.saturating_sub(delay)) / 2;
+            } else {
+                // Killed before it changed anything: aim later.
+                lo = lo + (delay.saturating_sub(lo)) / 2;
+                full = full.max(delay + delay / 4);
             }
         } else {
             assert!(status.success(), "round {round}: prune failed: {status}");
             // Aim later kills at what a whole prune takes now: the machine
             // may have become busier or quieter since.
             full = started.elapsed();
+            lo = lo.min(full / 2);
         }
         assert_repository_whole(&v, round);
     }

@@ -918,4 +918,5 @@ pub fn listing(dir: &Path) -> Vec<String> {
     out
 }
 pub mod faults;
+pub mod held;
 pub mod mount;

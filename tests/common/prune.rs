@@ -3,10 +3,7 @@
 //! lock, and waiting for conditions with a deadline.
 
 use std::collections::HashSet;
-use std::io::{self, Read};
-use std::process::{Child, Stdio};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vault::format::BlobKind;
@@ -73,84 +70,6 @@ pub fn assert_every_used_blob_is_stored(v: &Vault) {
                 loc.pack.short()
             );
         }
-    }
-}
-
-/// A vault process reading `data` on stdin, held after `first` bytes until
-/// the returned sender is used or dropped: it is certainly mid-run (and
-/// holding its lock) while held.
-pub struct Held {
-    child: Option<Child>,
-    release: Option<mpsc::Sender<()>>,
-    feeder: Option<JoinHandle<()>>,
-}
-
-impl Held {
-    pub fn start<S: AsRef<std::ffi::OsStr>>(
-        v: &Vault,
-        args: &[S],
-        mut data: impl Read + Send + 'static,
-        first: u64,
-    ) -> Self {
-        let mut child = v
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn vault");
-        let mut stdin = child.stdin.take().unwrap();
-        let (release, released) = mpsc::channel::<()>();
-        let feeder = std::thread::spawn(move || {
-            if io::copy(&mut (&mut data).take(first), &mut stdin).is_err() {
-                return;
-            }
-            let _ = released.recv();
-            let _ = io::copy(&mut data, &mut stdin);
-        });
-        Held {
-            child: Some(child),
-            release: Some(release),
-            feeder: Some(feeder),
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    fn release(&mut self) {
-        drop(self.release.take());
-        if let Some(f) = self.feeder.take() {
-            f.join().unwrap();
-        }
-    }
-
-    /// Let the rest of the input through and wait for the process.
-    pub fn finish(mut self) -> std::process::Output {
-        let child = self.child.take().unwrap();
-        drop(self.release.take());
-        let out = child.wait_with_output().unwrap();
-        self.release();
-        out
-    }
-
-    pub fn kill9(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        self.release();
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        // A failing test must not leave a vault writing into its scratch dir.
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        drop(self.release.take());
     }
 }
 
