@@ -103,7 +103,11 @@ fn init_snapshot_restore_on_s3() {
 
     // The audit, retention and garbage collection work on S3 as on a
     // folder: prune deletes objects, and what is left still checks clean.
-    r.ok(&["check", "--read-data"]);
+    let checked = r.json(&["check", "--read-data"]);
+    assert!(
+        json_u64(requests(&checked), "get") > 0,
+        "check reports the requests it made: {checked}"
+    );
     let before = server.keys("roundtrip", "repo/data/").len();
     // One group: only the newest stream survives, so the files snapshot's
     // packs become garbage.

@@ -76,7 +76,9 @@ pub(super) fn check_cmd(g: &Global, a: CheckArgs) -> Result<i32> {
     };
     let elapsed = started.elapsed();
     if g.json {
-        print_json(&report_json(&report, elapsed.as_millis() as u64))?;
+        let mut value = report_json(&report, elapsed.as_millis() as u64);
+        value["requests"] = repo.backend().requests().to_json();
+        print_json(&value)?;
     } else if !g.quiet || !report.is_clean() {
         print_report(&report, elapsed.as_secs_f64())?;
     }
