@@ -145,14 +145,7 @@ fn file_tree_round_trips_byte_identical_with_metadata() {
 /// window by window. More large files than threads must not deadlock.
 #[test]
 fn restore_of_many_large_files_at_once_completes() {
-    let v = Vault::init_with(&[
-        "--chunk-min",
-        "16384",
-        "--chunk-avg",
-        "65536",
-        "--chunk-max",
-        "262144",
-    ]);
+    let v = Vault::init_with(SMALL_CHUNKS);
     let src = v.dir("src");
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

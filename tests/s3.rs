@@ -141,15 +141,7 @@ fn injected_server_errors_still_give_a_correct_backup() {
     // Every third request fails with 503 SlowDown, every request is slow.
     proxy.faults.fail_every.store(3, Ordering::SeqCst);
     proxy.faults.delay_ms.store(5, Ordering::SeqCst);
-    r.ok(&[
-        "init",
-        "--kdf-memory-kib",
-        "64",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
+    r.init_here(&["--pack-size-mib", "1"]);
     let snap = r.snapshot_stdin("stream", Gen::mixed(21, 12 * MIB));
     assert!(
         json_u64(requests(&snap), "failed") > 0,
@@ -168,15 +160,7 @@ fn server_gone_mid_snapshot_fails_cleanly_and_the_repository_stays_valid() {
     };
     let proxy = FaultProxy::start(server.port);
     let r = S3Repo::new(&server, "dying", &proxy.endpoint());
-    r.ok(&[
-        "init",
-        "--kdf-memory-kib",
-        "64",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
+    r.init_here(&["--pack-size-mib", "1"]);
     r.snapshot_stdin("first", Gen::mixed(30, 2 * MIB));
 
     // The server stops answering after a few more uploads.
@@ -274,20 +258,13 @@ fn copy_local_to_s3_to_local_restores_identically_and_repeats_as_no_op() {
     };
     // Three repositories, three passwords, two chunker settings: every blob
     // must be re-chunked and re-encrypted on the way.
-    let local = Vault::init_with(&[
-        "--chunk-min",
-        "16384",
-        "--chunk-avg",
-        "65536",
-        "--chunk-max",
-        "262144",
-    ]);
+    let local = Vault::init_with(SMALL_CHUNKS);
     let mut remote = S3Repo::new(&server, "offsite", &server.endpoint());
     remote.vault.password = "remote password".into();
-    remote.ok(&["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    remote.init_here(&[]);
     let mut back = Vault::empty();
     back.password = "restore password".into();
-    back.ok(&["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    back.init_here(&[]);
     let dir = local.dir("passwords");
     let local_pw = password_file(&dir, "local", PASSWORD);
     let remote_pw = password_file(&dir, "remote", "remote password");
@@ -363,15 +340,7 @@ fn an_interrupted_copy_resumes_where_it_stopped() {
     let proxy = FaultProxy::start(server.port);
     let local = Vault::init();
     let remote = S3Repo::new(&server, "resume", &proxy.endpoint());
-    remote.ok(&[
-        "init",
-        "--kdf-memory-kib",
-        "64",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
+    remote.init_here(&["--pack-size-mib", "1"]);
     local.snapshot_stdin("small", Gen::mixed(50, 64 << 10));
     local.snapshot_stdin("large", Gen::random(51, 12 * MIB));
     let local_repo = local.repo.to_string_lossy().into_owned();

@@ -2,7 +2,7 @@
 //! Data first, then the index, then the snapshot object: a snapshot is
 //! recorded only when everything it references is stored.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
@@ -237,24 +237,11 @@ fn check_stream_name(name: &str) -> Result<()> {
     )))
 }
 
-/// Store a program's standard output as the stream at `path` of `set`. If
-/// the program fails, so does this, before the set could be committed: a
-/// truncated dump from a dying program must not become a snapshot.
-pub fn add_command_output(
-    set: &StreamSet,
-    path: &str,
-    program: &OsString,
-    args: &[OsString],
-    progress: &Progress,
-) -> Result<u64> {
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    add_process_output(set, path, cmd, Stderr::Inherit, progress)
-}
-
-/// Like `add_command_output`, for a command prepared by the caller
-/// (connection options, environment); a database client's stderr is
-/// usually captured and quoted only if it fails.
+/// Store the standard output of a command prepared by the caller
+/// (arguments, environment) as the stream at `path` of `set`. If the program
+/// fails, so does this, before the set could be committed: a truncated dump
+/// from a dying program must not become a snapshot. A database client's
+/// stderr is usually captured and quoted only if it fails.
 pub fn add_process_output(
     set: &StreamSet,
     path: &str,
@@ -263,22 +250,6 @@ pub fn add_process_output(
     progress: &Progress,
 ) -> Result<u64> {
     add_observed_output(set, path, cmd, stderr, &mut |_| {}, progress)
-}
-
-/// `add_command_output` with extra environment variables for the program,
-/// and its stderr shown only after a success.
-pub fn add_program_output(
-    set: &StreamSet,
-    path: &str,
-    program: &OsStr,
-    args: &[OsString],
-    env: &[(&str, &str)],
-    observe: &mut (dyn FnMut(&[u8]) + Send),
-    progress: &Progress,
-) -> Result<u64> {
-    let mut cmd = Command::new(program);
-    cmd.args(args).envs(env.iter().copied());
-    add_observed_output(set, path, cmd, Stderr::Hold, observe, progress)
 }
 
 /// `add_process_output` with `observe` seeing every byte of the stream as
@@ -315,6 +286,8 @@ pub fn snapshot_command(
 ) -> Result<SnapshotOutcome> {
     check_stream_name(name)?;
     let set = StreamSet::begin(repo, "command", vec![name.as_bytes().to_vec()], opts)?;
-    add_command_output(&set, name, program, args, progress)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    add_process_output(&set, name, cmd, Stderr::Inherit, progress)?;
     set.commit(opts)
 }

@@ -96,10 +96,6 @@ impl StreamSet {
         Ok(size)
     }
 
-    pub fn writer(&self) -> &BlobWriter {
-        &self.writer
-    }
-
     fn entry(
         &self,
         name: Vec<u8>,

@@ -31,6 +31,16 @@ use tempfile::TempDir;
 pub const BIN: &str = env!("CARGO_BIN_EXE_vault");
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const MIB: u64 = 1 << 20;
+/// `init` options for chunks a quarter of the default size: more chunks
+/// per file in small tests.
+pub const SMALL_CHUNKS: &[&str] = &[
+    "--chunk-min",
+    "16384",
+    "--chunk-avg",
+    "65536",
+    "--chunk-max",
+    "262144",
+];
 
 /// A scratch area with a repository path, a cache, a home folder and room
 /// for sources and restore targets. Nothing outside it is touched.
@@ -75,11 +85,17 @@ impl Vault {
     /// Like `init`, with extra `init` options (`--pack-size-mib 1`, ...).
     pub fn init_with(extra: &[&str]) -> Self {
         let v = Self::empty();
-        let mut args = vec!["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"];
-        args.extend_from_slice(extra);
-        v.ok(&args);
+        v.init_here(extra);
         assert!(v.repo.join("config").is_file(), "init wrote no config");
         v
+    }
+
+    /// `init` with a fast KDF and `extra` options at this area's location
+    /// (a folder, or a remote URL with its environment).
+    pub fn init_here(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"];
+        args.extend_from_slice(extra);
+        self.ok(&args)
     }
 
     pub fn path(&self) -> &Path {

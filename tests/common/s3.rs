@@ -293,7 +293,7 @@ impl S3Repo {
     /// An initialised repository (fast KDF), like `Vault::init`.
     pub fn init(server: &S3Server, bucket: &str, endpoint: &str) -> S3Repo {
         let r = S3Repo::new(server, bucket, endpoint);
-        r.ok(&["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+        r.init_here(&[]);
         r
     }
 

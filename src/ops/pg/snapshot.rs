@@ -15,10 +15,13 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::pg_tables::{self, TableRows, PG_SERVER_VERSION_KEY, PG_TABLES_KEY};
 use crate::ops::jobs::run_jobs;
-use crate::ops::snapshot::{add_program_output, SnapshotOptions, SnapshotOutcome};
+use crate::ops::snapshot::{
+    add_observed_output, add_process_output, SnapshotOptions, SnapshotOutcome,
+};
 use crate::ops::stream_set::StreamSet;
 use crate::ops::Progress;
 use crate::repo::Repository;
+use crate::sources::command::Stderr;
 use crate::sources::pg::names::{self, GLOBALS, POST_DATA, PRE_DATA, SEQUENCES};
 use crate::sources::pg::session::Session;
 use crate::sources::pg::toc::sequence_trailer;
@@ -169,13 +172,11 @@ impl Dump<'_> {
         ];
         args.extend(self.conn_args.iter().cloned());
         let path = names::database_file(self.database, file);
-        add_program_output(
+        add_process_output(
             self.set,
             &path,
-            pg_dump.as_os_str(),
-            &args,
-            CLIENT_ENV,
-            &mut |_| {},
+            client(pg_dump, &args),
+            Stderr::Hold,
             self.progress,
         )
         .map(|_| ())
@@ -206,17 +207,23 @@ impl Dump<'_> {
         // inside values, so newlines count rows.
         let mut rows = 0u64;
         let path = names::table_data(self.database, &t.schema, &t.name);
-        add_program_output(
+        add_observed_output(
             self.set,
             &path,
-            psql.as_os_str(),
-            &args,
-            CLIENT_ENV,
+            client(psql, &args),
+            Stderr::Hold,
             &mut |bytes| rows += bytes.iter().filter(|&&b| b == b'\n').count() as u64,
             self.progress,
         )?;
         Ok(rows)
     }
+}
+
+/// A PostgreSQL client program run with the environment every client gets.
+fn client(program: &Path, args: &[OsString]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).envs(CLIENT_ENV.iter().copied());
+    cmd
 }
 
 /// Dump one database into `set`; returns its tables with row counts.
@@ -308,13 +315,11 @@ pub fn snapshot_pg(
         let pg_dumpall = program("pg_dumpall")?;
         let mut args: Vec<OsString> = vec!["--globals-only".into()];
         args.extend(opts.conn.args(None));
-        add_program_output(
+        add_process_output(
             &set,
             GLOBALS,
-            pg_dumpall.as_os_str(),
-            &args,
-            CLIENT_ENV,
-            &mut |_| {},
+            client(&pg_dumpall, &args),
+            Stderr::Hold,
             progress,
         )?;
     }
