@@ -10,10 +10,9 @@ use vault::ops::check::plan::{coverage, Subset};
 use vault::ops::check::{check, rotation, CheckOptions, CheckReport, DataCheck, SnapshotDamage};
 use vault::ops::Progress;
 use vault::repo::CacheOptions;
-use vault::storage::OpendalBackend;
 use vault::Repository;
 
-use super::{location, open, print_json, repository_password};
+use super::{location, open, print_json, repository_password, storage};
 use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, local_time, lossy_paths, rfc3339_utc, ProgressGuard};
@@ -43,7 +42,8 @@ const SHOWN: usize = 20;
 /// Open for check and repair: no index read yet (they read it themselves,
 /// damaged objects and all) and no local cache, which could hide a loss.
 pub(super) fn open_unsynced(g: &Global) -> Result<Arc<Repository>> {
-    let backend = Arc::new(OpendalBackend::open(&location(g)?, false)?);
+    // The same storage setup as every command (connections, retries).
+    let backend = storage(g, &location(g)?, false)?;
     let password = repository_password(g)?;
     Ok(Arc::new(Repository::open_unsynced(
         backend,
