@@ -1,9 +1,11 @@
 //! The local index cache: an SQLite file per repository that answers "where
 //! is blob X?" without holding the whole index in memory. It is never the
-//! source of truth: it mirrors the index objects it has read, and a schema
-//! change, a different repository or a vanished index object drops and
-//! rebuilds it.
+//! source of truth: it mirrors the repository's effective index (the index
+//! objects present, less those another present one supersedes), and a
+//! schema change, a different repository or an index object that left the
+//! effective index drops its entries and rebuilds them.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -13,7 +15,7 @@ use crate::format::index::IndexBody;
 use crate::format::{BlobKind, Id};
 
 /// Bumped whenever the tables change; an older cache is dropped and rebuilt.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Where a blob is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +98,12 @@ impl IndexCache {
         tx.execute_batch(
                 "DROP TABLE IF EXISTS meta;
                  DROP TABLE IF EXISTS index_objects;
+                 DROP TABLE IF EXISTS supersedes;
                  DROP TABLE IF EXISTS packs;
                  DROP TABLE IF EXISTS blobs;
                  CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-                 CREATE TABLE index_objects (id BLOB PRIMARY KEY);
+                 CREATE TABLE index_objects (id BLOB PRIMARY KEY, loaded INTEGER NOT NULL);
+                 CREATE TABLE supersedes (by BLOB NOT NULL, id BLOB NOT NULL, PRIMARY KEY (by, id)) WITHOUT ROWID;
                  CREATE TABLE packs (n INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, size INTEGER NOT NULL);
                  CREATE TABLE blobs (
                      id BLOB NOT NULL, kind INTEGER NOT NULL, pack INTEGER NOT NULL,
@@ -122,19 +126,78 @@ impl IndexCache {
         self.recreate(repo_id)
     }
 
-    pub fn known_index_objects(&self) -> Result<Vec<Id>> {
+    /// Every index object read so far, with whether its entries are loaded
+    /// (false for one that was superseded when read).
+    pub fn index_objects(&self) -> Result<HashMap<Id, bool>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id FROM index_objects")
+            .prepare("SELECT id, loaded FROM index_objects")
             .map_err(db_err)?;
         let rows = stmt
-            .query_map([], |r| id_from_row(r.get(0)?))
+            .query_map([], |r| Ok((id_from_row(r.get(0)?)?, r.get::<_, bool>(1)?)))
             .map_err(db_err)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+        rows.collect::<rusqlite::Result<_>>().map_err(db_err)
     }
 
-    /// Record one index object's entries. The first location seen for a
-    /// blob wins; duplicates in other packs are harmless.
+    /// The index objects whose entries are loaded.
+    pub fn loaded_index_objects(&self) -> Result<HashSet<Id>> {
+        Ok(self
+            .index_objects()?
+            .into_iter()
+            .filter_map(|(id, loaded)| loaded.then_some(id))
+            .collect())
+    }
+
+    /// Which of `present` another object of `present` supersedes, from the
+    /// `supersedes` lists recorded so far. Objects are immutable and named
+    /// by their content, so a list once read stays true.
+    pub fn superseded(&self, present: &HashSet<Id>) -> Result<HashSet<Id>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT by, id FROM supersedes")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((id_from_row(r.get(0)?)?, id_from_row(r.get(1)?)?)))
+            .map_err(db_err)?;
+        let mut out = HashSet::new();
+        for row in rows {
+            let (by, id) = row.map_err(db_err)?;
+            if by != id && present.contains(&by) && present.contains(&id) {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Record that an index object exists and what it supersedes, without
+    /// loading its entries (it is superseded itself).
+    pub fn add_superseded_index(&mut self, index_id: &Id, supersedes: &[Id]) -> Result<()> {
+        let tx = self.conn.transaction().map_err(db_err)?;
+        record_object(&tx, index_id, supersedes, false)?;
+        tx.commit().map_err(db_err)
+    }
+
+    /// Drop every entry, keeping what is known about the objects in
+    /// `present` (and forgetting the others), so that the effective index
+    /// can be loaded again.
+    pub fn unload(&mut self, present: &HashSet<Id>) -> Result<()> {
+        let known = self.index_objects()?;
+        let tx = self.conn.transaction().map_err(db_err)?;
+        tx.execute_batch("DELETE FROM blobs; DELETE FROM packs; UPDATE index_objects SET loaded = 0;")
+            .map_err(db_err)?;
+        for id in known.keys().filter(|id| !present.contains(id)) {
+            let id = id.as_bytes().as_slice();
+            tx.execute("DELETE FROM index_objects WHERE id = ?1", [id])
+                .map_err(db_err)?;
+            tx.execute("DELETE FROM supersedes WHERE by = ?1", [id])
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Record one index object's entries (and its `supersedes` list). The
+    /// first location seen for a blob wins; duplicates in other packs are
+    /// harmless.
     pub fn add_index(&mut self, index_id: Option<&Id>, body: &IndexBody) -> Result<()> {
         let tx = self.conn.transaction().map_err(db_err)?;
         {
@@ -170,13 +233,9 @@ impl IndexCache {
                         .map_err(db_err)?;
                 }
             }
-            if let Some(id) = index_id {
-                tx.execute(
-                    "INSERT OR IGNORE INTO index_objects (id) VALUES (?1)",
-                    [id.as_bytes().as_slice()],
-                )
-                .map_err(db_err)?;
-            }
+        }
+        if let Some(id) = index_id {
+            record_object(&tx, id, &body.supersedes, true)?;
         }
         tx.commit().map_err(db_err)
     }
@@ -229,6 +288,28 @@ impl IndexCache {
     }
 }
 
+fn record_object(
+    tx: &rusqlite::Transaction<'_>,
+    id: &Id,
+    supersedes: &[Id],
+    loaded: bool,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO index_objects (id, loaded) VALUES (?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET loaded = excluded.loaded",
+        params![id.as_bytes().as_slice(), loaded],
+    )
+    .map_err(db_err)?;
+    for old in supersedes {
+        tx.execute(
+            "INSERT OR IGNORE INTO supersedes (by, id) VALUES (?1, ?2)",
+            [id.as_bytes().as_slice(), old.as_bytes().as_slice()],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,12 +359,12 @@ mod tests {
         drop(c);
         let c = IndexCache::open(Some(&path), &repo).unwrap();
         assert_eq!(
-            c.known_index_objects().unwrap(),
-            vec![Id::from_bytes([9; 32])]
+            c.loaded_index_objects().unwrap(),
+            HashSet::from([Id::from_bytes([9; 32])])
         );
         drop(c);
         let c = IndexCache::open(Some(&path), &Id::from_bytes([2; 32])).unwrap();
-        assert!(c.known_index_objects().unwrap().is_empty());
+        assert!(c.index_objects().unwrap().is_empty());
         assert!(!c
             .contains(BlobKind::Data, &Id::from_bytes([8; 32]))
             .unwrap());

@@ -7,11 +7,11 @@ use crate::repo::{LockGuard, ObjectKind, Repository};
 
 /// Delete the snapshot objects `plan` removes; returns how many.
 pub fn remove_snapshots(repo: &Repository, lock: &LockGuard, plan: &Plan) -> Result<u64> {
-    lock.check()?;
     let mut n = 0;
     for r in plan.removed() {
+        lock.check_before_delete(n)?;
         repo.delete_object(ObjectKind::Snapshot, &r.id)?;
         n += 1;
     }
-    Ok(n)
+    Ok(n as u64)
 }

@@ -2,6 +2,7 @@
 //! Data first, then the index, then the snapshot object: a snapshot is
 //! recorded only when everything it references is stored.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
@@ -61,6 +62,11 @@ pub(super) struct Draft {
     source: &'static str,
     paths: Vec<Vec<u8>>,
     parent: Option<Id>,
+    /// The index objects deduplication could use when the lock was taken,
+    /// and where this run's own index objects start: what the commit
+    /// verifies is still there.
+    relied: HashSet<Id>,
+    written_mark: usize,
 }
 
 pub(super) fn commit(
@@ -96,7 +102,10 @@ pub(super) fn commit(
         meta: opts.meta.clone(),
     };
     // Only a lock held throughout guarantees that no prune deleted data
-    // this snapshot references.
+    // this snapshot references; the index check catches a prune that got
+    // past a lock anyway, and the lock check comes last, right before the
+    // snapshot is stored.
+    repo.verify_index_kept(&draft.relied, draft.written_mark)?;
     draft.lock.check()?;
     let id = repo.save_snapshot(&snapshot)?;
     Ok(SnapshotOutcome {
@@ -109,19 +118,22 @@ pub(super) fn commit(
 }
 
 pub(super) fn draft(
+    repo: &Repository,
     lock: LockGuard,
     source: &'static str,
     paths: Vec<Vec<u8>>,
     parent: Option<Id>,
-) -> Draft {
-    Draft {
+) -> Result<Draft> {
+    Ok(Draft {
+        relied: repo.loaded_index_objects()?,
+        written_mark: repo.index_written_mark(),
         lock,
         started: Instant::now(),
         time: Timestamp::now(),
         source,
         paths,
         parent,
-    }
+    })
 }
 
 /// Threads that walk and read file trees. Reading is I/O bound when the
@@ -189,11 +201,12 @@ pub fn snapshot_files(
             .find(|(_, s)| s.source == "files" && s.host == host && s.paths == path_bytes),
     };
     let draft = draft(
+        repo,
         lock,
         "files",
         path_bytes,
         parent.as_ref().map(|(id, _)| *id),
-    );
+    )?;
     let writer = BlobWriter::new(repo.clone(), opts.compression);
     let saver = TreeSaver::new(&writer, progress);
     let root = walk_pool()?

@@ -68,7 +68,7 @@ impl StreamSet {
             repo: repo.clone(),
             writer: BlobWriter::new(repo.clone(), opts.compression),
             seed: repo.keys().chunker_seed(),
-            draft: draft(lock, source, labels, None),
+            draft: draft(repo, lock, source, labels, None)?,
             owner: (uid, gid, owners.user(uid), owners.group(gid)),
             files: Mutex::new(BTreeMap::new()),
         })

@@ -10,13 +10,14 @@ mod writer;
 
 pub use keys::KeyInfo;
 pub use lock::{
-    describe as describe_lock, process_alive, staleness, LockGuard, LockInfo, REFRESH_EVERY,
-    STALE_AFTER,
+    describe as describe_lock, process_alive, staleness, LockGuard, LockInfo,
+    DELETES_PER_LOCK_CHECK, REFRESH_EVERY, STALE_AFTER,
 };
 pub use objects::{ObjectKind, SnapshotFilter};
 pub use reader::BlobReader;
 pub use writer::{BlobWriter, WriteStats};
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -69,6 +70,11 @@ pub struct Repository {
     /// Whether the index cache follows the index objects (false for check
     /// and repair, which read damaged index objects themselves).
     index_synced: AtomicBool,
+    /// Held while re-syncing the index after a missing pack, so that
+    /// readers meeting the same gone pack sync once, not each.
+    resync: Mutex<()>,
+    /// Index objects this process wrote, with the packs they name.
+    written_index: Mutex<Vec<(Id, Vec<Id>)>>,
 }
 
 pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
@@ -132,6 +138,8 @@ impl Repository {
             index: Mutex::new(index),
             lock_wait_ms: AtomicU64::new(0),
             index_synced: AtomicBool::new(false),
+            resync: Mutex::new(()),
+            written_index: Mutex::new(Vec::new()),
         })
     }
 
@@ -197,6 +205,8 @@ impl Repository {
             index: Mutex::new(index),
             lock_wait_ms: AtomicU64::new(0),
             index_synced: AtomicBool::new(false),
+            resync: Mutex::new(()),
+            written_index: Mutex::new(Vec::new()),
         })
     }
 
@@ -223,35 +233,119 @@ impl Repository {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Read index objects the cache has not seen; rebuild it if an index
-    /// object it has seen is gone (prune or repair replaced it).
+    /// Bring the cache to the effective index (format-spec "Index"): read
+    /// the index objects it has not seen, load the entries of those no
+    /// present object supersedes, and rebuild it when an object whose
+    /// entries it holds is gone or superseded (prune or repair replaced it,
+    /// or an old object came back). Deduplication and reads trust the cache,
+    /// so it must never name a pack prune may be deleting.
     pub fn sync_index(&self) -> Result<()> {
         self.index_synced.store(true, Ordering::Relaxed);
-        let stored: std::collections::HashSet<Id> =
-            self.list_objects(ObjectKind::Index)?.into_iter().collect();
-        let known = self.index().known_index_objects()?;
-        if known.iter().any(|id| !stored.contains(id)) {
-            self.index().clear(&self.config.repo_id)?;
-        }
-        let known: std::collections::HashSet<Id> =
-            self.index().known_index_objects()?.into_iter().collect();
-        let missing: Vec<Id> = stored
-            .into_iter()
-            .filter(|id| !known.contains(id))
+        let stored: HashSet<Id> = self.list_objects(ObjectKind::Index)?.into_iter().collect();
+        let known = self.index().index_objects()?;
+        let unread: Vec<Id> = stored
+            .iter()
+            .filter(|id| !known.contains_key(id))
+            .copied()
             .collect();
+        self.load_index_objects(&unread, &stored)?;
+        let superseded = self.index().superseded(&stored)?;
+        let loaded = self.index().loaded_index_objects()?;
+        if loaded
+            .iter()
+            .any(|id| !stored.contains(id) || superseded.contains(id))
+        {
+            self.index().unload(&stored)?;
+            let effective: Vec<Id> = stored.difference(&superseded).copied().collect();
+            self.load_index_objects(&effective, &stored)?;
+        }
+        Ok(())
+    }
+
+    /// Read `ids` and load the entries of those that no object of `stored`
+    /// supersedes, as far as the cache knows (an object read later may
+    /// supersede one loaded now; `sync_index` then rebuilds).
+    fn load_index_objects(&self, ids: &[Id], stored: &HashSet<Id>) -> Result<()> {
         use rayon::prelude::*;
         // Decrypt in parallel, insert in batches to bound memory.
-        for batch in missing.chunks(64) {
+        for batch in ids.chunks(64) {
             let bodies = batch
                 .par_iter()
                 .map(|id| Ok((*id, self.read_index(id)?)))
                 .collect::<Result<Vec<_>>>()?;
             let mut index = self.index();
+            // Supersession first: a batch may hold an object and its successor.
             for (id, body) in &bodies {
+                index.add_superseded_index(id, &body.supersedes)?;
+            }
+            let superseded = index.superseded(stored)?;
+            for (id, body) in bodies.iter().filter(|(id, _)| !superseded.contains(id)) {
                 index.add_index(Some(id), body)?;
             }
         }
         Ok(())
+    }
+
+    /// The index objects whose entries deduplication and reads use now.
+    pub fn loaded_index_objects(&self) -> Result<HashSet<Id>> {
+        self.index().loaded_index_objects()
+    }
+
+    /// How many index objects this process has written so far: a mark for
+    /// `verify_index_kept`.
+    pub fn index_written_mark(&self) -> usize {
+        self.written_index().len()
+    }
+
+    fn written_index(&self) -> MutexGuard<'_, Vec<(Id, Vec<Id>)>> {
+        self.written_index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The backstop before a backup stores its snapshot, should its lock
+    /// have failed to keep prune out: every index object it relied on
+    /// (`relied`, taken with its lock, and those it wrote since `mark`) is
+    /// still in the effective index, and every pack it indexed is still
+    /// stored. A prune that ran since would have removed or superseded
+    /// them, or deleted the packs while they were not yet indexed.
+    pub fn verify_index_kept(&self, relied: &HashSet<Id>, mark: usize) -> Result<()> {
+        let written: Vec<(Id, Vec<Id>)> = self.written_index().get(mark..).unwrap_or_default().to_vec();
+        self.sync_index()?;
+        let loaded = self.index().loaded_index_objects()?;
+        let dropped = relied
+            .iter()
+            .chain(written.iter().map(|(id, _)| id))
+            .find(|id| !loaded.contains(id));
+        if let Some(id) = dropped {
+            return Err(Error::new(
+                ErrorKind::Locked,
+                format!(
+                    "index object {} this backup relied on was removed or superseded while it ran (a prune despite our lock?); not storing the snapshot",
+                    id.short()
+                ),
+            ));
+        }
+        use rayon::prelude::*;
+        let packs: Vec<Id> = written.into_iter().flat_map(|(_, p)| p).collect();
+        let missing = packs
+            .par_iter()
+            .map(|p| Ok((!self.backend.exists(&layout::pack(p))?).then_some(*p)))
+            .collect::<Result<Vec<Option<Id>>>>()?;
+        if let Some(p) = missing.into_iter().flatten().next() {
+            return Err(Error::new(
+                ErrorKind::Locked,
+                format!(
+                    "pack {} this backup stored was deleted while it ran (a prune despite our lock?); not storing the snapshot",
+                    p.short()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Record an index object this process wrote, for `verify_index_kept`.
+    pub(crate) fn note_written_index(&self, id: Id, body: &crate::format::index::IndexBody) {
+        self.written_index()
+            .push((id, body.packs.iter().map(|p| p.id).collect()));
     }
 
     pub fn read_index(&self, id: &Id) -> Result<crate::format::index::IndexBody> {
@@ -281,16 +375,49 @@ impl Repository {
         self.read_blob_at(kind, id, &loc)
     }
 
+    /// Read one blob from where `loc` says it is; should its pack be
+    /// missing, from where the index says it is now (`relocate`).
     pub fn read_blob_at(&self, kind: BlobKind, id: &Id, loc: &BlobLocation) -> Result<Vec<u8>> {
-        let boxed = self
-            .backend
-            .read_range(
+        let read = |loc: &BlobLocation| {
+            self.backend.read_range(
                 &layout::pack(&loc.pack),
                 u64::from(loc.offset),
                 u64::from(loc.stored_len),
             )
-            .map_err(|e| pack_read_error(e, id, loc))?;
-        self.open_blob_at(kind, id, loc, &boxed)
+        };
+        let (loc, boxed) = match read(loc) {
+            Ok(boxed) => (*loc, boxed),
+            Err(e) if e.kind() == ErrorKind::NotFound => match self.relocate(kind, id, loc)? {
+                Some(new) => (new, read(&new).map_err(|e| pack_read_error(e, id, &new))?),
+                None => return Err(pack_read_error(e, id, loc)),
+            },
+            Err(e) => return Err(pack_read_error(e, id, loc)),
+        };
+        self.open_blob_at(kind, id, &loc, &boxed)
+    }
+
+    /// Where a blob lies now that the pack `missing` names turned out to be
+    /// gone, or `None` if nowhere else. Readers take no lock, so a prune may
+    /// have repacked the blob and deleted the pack since the index was read:
+    /// that is not damage. Another reader may already have brought the cache
+    /// up to date; if not, this does.
+    fn relocate(
+        &self,
+        kind: BlobKind,
+        id: &Id,
+        missing: &BlobLocation,
+    ) -> Result<Option<BlobLocation>> {
+        // check and repair read the index objects themselves.
+        if !self.index_synced.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let elsewhere = |loc: Option<BlobLocation>| loc.filter(|l| l.pack != missing.pack);
+        let _one_at_a_time = self.resync.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(loc) = elsewhere(self.blob_location(kind, id)?) {
+            return Ok(Some(loc));
+        }
+        self.sync_index()?;
+        Ok(elsewhere(self.blob_location(kind, id)?))
     }
 
     /// Open a blob's sealed box read from where `loc` says it is.

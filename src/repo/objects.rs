@@ -126,6 +126,7 @@ impl Repository {
     pub fn save_index(&self, body: &IndexBody) -> Result<Id> {
         let id = self.write_object(ObjectKind::Index, &body.encode())?;
         self.index().add_index(Some(&id), body)?;
+        self.note_written_index(id, body);
         Ok(id)
     }
 

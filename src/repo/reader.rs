@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use super::{missing_blob, pack_read_error, Repository};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::format::{layout, BlobKind, Id};
 
 /// Spans kept: enough for a few readers working in different packs.
@@ -74,8 +74,11 @@ impl<'r> BlobReader<'r> {
                     {
                         Ok(b) => Arc::new(b),
                         // A pack shorter than the index says still has its
-                        // earlier blobs: read just this one.
-                        Err(_) if want > len => return self.repo.read_blob_at(kind, id, &loc),
+                        // earlier blobs, and a missing one may have been
+                        // repacked: read just this blob, wherever it is now.
+                        Err(e) if want > len || e.kind() == ErrorKind::NotFound => {
+                            return self.repo.read_blob_at(kind, id, &loc)
+                        }
                         Err(e) => return Err(pack_read_error(e, id, &loc)),
                     };
                 let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());

@@ -58,6 +58,9 @@ impl Backend for FaultyBackend {
     fn delete(&self, path: &str) -> Result<()> {
         self.inner.delete(path)
     }
+    fn sync_deletions(&self, dir: &str) -> Result<()> {
+        self.inner.sync_deletions(dir)
+    }
     fn requests(&self) -> super::RequestCounts {
         self.inner.requests()
     }

@@ -29,6 +29,11 @@ pub trait Backend: Send + Sync {
     fn size(&self, path: &str) -> Result<u64>;
     fn exists(&self, path: &str) -> Result<bool>;
     fn delete(&self, path: &str) -> Result<()>;
+    /// Make the deletions in `dir` so far survive power loss (local
+    /// folders; object stores make a completed delete durable themselves).
+    fn sync_deletions(&self, _dir: &str) -> Result<()> {
+        Ok(())
+    }
     /// Requests made to a remote service so far (zero for local storage).
     fn requests(&self) -> RequestCounts {
         RequestCounts::default()

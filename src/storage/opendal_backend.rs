@@ -266,4 +266,14 @@ impl Backend for OpendalBackend {
             .delete(path)
             .map_err(|e| self.fail(e, "delete", path))
     }
+
+    fn sync_deletions(&self, dir: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let full = root.join(dir);
+        std::fs::File::open(&full)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(format!("sync folder {}", full.display()), e))
+    }
 }

@@ -60,7 +60,7 @@ fn repair_index(g: &Global, a: RepairIndexArgs) -> Result<i32> {
     let repo = open_unsynced(g)?;
     // Planned under the lock: a prune beside it could delete packs the plan
     // still lists.
-    let _lock = (!a.dry_run)
+    let lock = (!a.dry_run)
         .then(|| repo.lock_exclusive("repair index"))
         .transpose()?;
     let progress = Arc::new(Progress::default());
@@ -69,10 +69,9 @@ fn repair_index(g: &Global, a: RepairIndexArgs) -> Result<i32> {
             ProgressGuard::counting(progress.clone(), g.quiet || g.json, "read", "pack headers");
         index::plan_repair(&repo, &progress)?
     };
-    let written = if a.dry_run {
-        vec![]
-    } else {
-        index::execute(&repo, &plan)?
+    let written = match &lock {
+        Some(lock) => index::execute(&repo, lock, &plan)?,
+        None => vec![],
     };
     if g.json {
         print_json(&json!({

@@ -120,6 +120,9 @@ pub fn execute(
             repo.delete_object(ObjectKind::Index, id)?;
             outcome.index_objects_deleted += 1;
         }
+        // A superseded index object that power loss brought back would name
+        // the packs deleted next, and readers would trust it again.
+        repo.backend().sync_deletions(layout::INDEX)?;
     }
     let doomed = plan
         .delete

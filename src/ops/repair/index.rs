@@ -10,7 +10,7 @@ use crate::error::{ErrorKind, Result};
 use crate::format::index::{IndexBody, IndexPack};
 use crate::format::{layout, Id};
 use crate::ops::Progress;
-use crate::repo::{ObjectKind, Repository};
+use crate::repo::{LockGuard, ObjectKind, Repository};
 
 /// Packs per new index object: a few MiB of index each.
 const PACKS_PER_INDEX: usize = 1024;
@@ -123,17 +123,21 @@ pub fn plan_repair(repo: &Repository, progress: &Progress) -> Result<IndexRepair
 }
 
 /// Store the new index objects, then remove the ones they replace. A run
-/// killed in between leaves both, which readers take the union of.
-pub fn execute(repo: &Repository, plan: &IndexRepairPlan) -> Result<Vec<Id>> {
+/// killed in between leaves both, which readers take the union of. `lock`
+/// is the exclusive lock the plan was made under, checked before storing
+/// and along the deletions, like prune's.
+pub fn execute(repo: &Repository, lock: &LockGuard, plan: &IndexRepairPlan) -> Result<Vec<Id>> {
     let packs: Vec<IndexPack> = plan.new_packs().cloned().collect();
     let mut written = Vec::new();
+    lock.check()?;
     for batch in packs.chunks(PACKS_PER_INDEX) {
         written.push(repo.save_index(&IndexBody {
             supersedes: vec![],
             packs: batch.to_vec(),
         })?);
     }
-    for id in &plan.replaced {
+    for (i, id) in plan.replaced.iter().enumerate() {
+        lock.check_before_delete(i)?;
         match repo.delete_object(ObjectKind::Index, id) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
