@@ -157,7 +157,9 @@ impl IndexCache {
             .prepare("SELECT by, id FROM supersedes")
             .map_err(db_err)?;
         let rows = stmt
-            .query_map([], |r| Ok((id_from_row(r.get(0)?)?, id_from_row(r.get(1)?)?)))
+            .query_map([], |r| {
+                Ok((id_from_row(r.get(0)?)?, id_from_row(r.get(1)?)?))
+            })
             .map_err(db_err)?;
         let mut out = HashSet::new();
         for row in rows {
@@ -183,8 +185,10 @@ impl IndexCache {
     pub fn unload(&mut self, present: &HashSet<Id>) -> Result<()> {
         let known = self.index_objects()?;
         let tx = self.conn.transaction().map_err(db_err)?;
-        tx.execute_batch("DELETE FROM blobs; DELETE FROM packs; UPDATE index_objects SET loaded = 0;")
-            .map_err(db_err)?;
+        tx.execute_batch(
+            "DELETE FROM blobs; DELETE FROM packs; UPDATE index_objects SET loaded = 0;",
+        )
+        .map_err(db_err)?;
         for id in known.keys().filter(|id| !present.contains(id)) {
             let id = id.as_bytes().as_slice();
             tx.execute("DELETE FROM index_objects WHERE id = ?1", [id])

@@ -102,9 +102,10 @@ pub(super) fn commit(
         meta: opts.meta.clone(),
     };
     // Only a lock held throughout guarantees that no prune deleted data
-    // this snapshot references; the index check catches a prune that got
-    // past a lock anyway, and the lock check comes last, right before the
-    // snapshot is stored.
+    // this snapshot references. A lost lock says so first; the index check
+    // catches a prune that got past a lock anyway; the lock is checked
+    // again right before the snapshot is stored.
+    draft.lock.check()?;
     repo.verify_index_kept(&draft.relied, draft.written_mark)?;
     draft.lock.check()?;
     let id = repo.save_snapshot(&snapshot)?;

@@ -10,7 +10,9 @@
 //! been refreshed for `STALE_AFTER` is stale and ignored. A holder trusts its
 //! own lock only for half that time after its last refresh, and checks it
 //! before every step that commits or deletes, so no one can treat a lock as
-//! stale while its holder still relies on it.
+//! stale while its holder still relies on it. A lock that went longer than
+//! that without a refresh, or whose object vanished, is lost for good: a
+//! later refresh cannot undo what others did while it looked gone.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -207,6 +209,7 @@ impl Repository {
                 // safe: whichever of two writes came last sees the other.
                 match self.conflict(mode, Some(&id)) {
                     Ok(None) => {
+                        self.lock_lost.store(false, Ordering::Relaxed);
                         let guard = LockGuard::start(self.clone(), id, mine, taken);
                         // Whatever ran before we held the lock (a prune) may
                         // have replaced index objects the cache still lists.
@@ -311,7 +314,10 @@ fn boot_clock() -> Duration {
     if unsafe { libc::clock_gettime(BOOT_CLOCK, &mut ts) } != 0 {
         return Duration::ZERO;
     }
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// Why a holder went too long without refreshing, if it did. Pure, so the
@@ -347,6 +353,7 @@ fn locked_mutex<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Held {
     fn lose(&self, why: String) -> Error {
+        self.repo.lock_lost.store(true, Ordering::Relaxed);
         let mut lost = locked_mutex(&self.lost);
         let why = lost.get_or_insert(why).clone();
         locked(why)
@@ -467,8 +474,20 @@ impl LockGuard {
     }
 }
 
+/// `REFRESH_EVERY`, or more often if `VAULT_LOCK_REFRESH_SECS` asks (for
+/// storage that is slow to list, and for tests); never less often.
+fn refresh_every() -> Duration {
+    std::env::var("VAULT_LOCK_REFRESH_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(REFRESH_EVERY, |s| {
+            Duration::from_secs(s.max(1)).min(REFRESH_EVERY)
+        })
+}
+
 fn refresh_loop(held: &Held) {
-    let mut wait = REFRESH_EVERY;
+    let every = refresh_every();
+    let mut wait = every;
     loop {
         {
             let stop = locked_mutex(&held.stop);
@@ -481,7 +500,7 @@ fn refresh_loop(held: &Held) {
             }
         }
         wait = match held.refresh() {
-            Ok(()) => REFRESH_EVERY,
+            Ok(()) => every,
             // Lost: `check` reports it; refreshing cannot bring it back.
             Err(e) if e.kind() == ErrorKind::Locked => return,
             Err(_) => RETRY_REFRESH,
@@ -576,7 +595,10 @@ mod tests {
             guard.held.refresh().unwrap();
             guard.check().unwrap();
         }
-        assert_eq!(repo.list_objects(ObjectKind::Lock).unwrap(), vec![guard.id()]);
+        assert_eq!(
+            repo.list_objects(ObjectKind::Lock).unwrap(),
+            vec![guard.id()]
+        );
     }
 
     #[test]

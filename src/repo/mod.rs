@@ -70,6 +70,9 @@ pub struct Repository {
     /// Whether the index cache follows the index objects (false for check
     /// and repair, which read damaged index objects themselves).
     index_synced: AtomicBool,
+    /// Set when a lock of this process was lost (`lock.rs`), cleared when
+    /// a new one is taken: packs stored meanwhile may already be deleted.
+    lock_lost: AtomicBool,
     /// Held while re-syncing the index after a missing pack, so that
     /// readers meeting the same gone pack sync once, not each.
     resync: Mutex<()>,
@@ -138,6 +141,7 @@ impl Repository {
             index: Mutex::new(index),
             lock_wait_ms: AtomicU64::new(0),
             index_synced: AtomicBool::new(false),
+            lock_lost: AtomicBool::new(false),
             resync: Mutex::new(()),
             written_index: Mutex::new(Vec::new()),
         })
@@ -205,6 +209,7 @@ impl Repository {
             index: Mutex::new(index),
             lock_wait_ms: AtomicU64::new(0),
             index_synced: AtomicBool::new(false),
+            lock_lost: AtomicBool::new(false),
             resync: Mutex::new(()),
             written_index: Mutex::new(Vec::new()),
         })
@@ -286,6 +291,11 @@ impl Repository {
         Ok(())
     }
 
+    /// Whether the lock this process held was lost (and no new one taken).
+    pub fn lock_lost(&self) -> bool {
+        self.lock_lost.load(Ordering::Relaxed)
+    }
+
     /// The index objects whose entries deduplication and reads use now.
     pub fn loaded_index_objects(&self) -> Result<HashSet<Id>> {
         self.index().loaded_index_objects()
@@ -308,7 +318,11 @@ impl Repository {
     /// stored. A prune that ran since would have removed or superseded
     /// them, or deleted the packs while they were not yet indexed.
     pub fn verify_index_kept(&self, relied: &HashSet<Id>, mark: usize) -> Result<()> {
-        let written: Vec<(Id, Vec<Id>)> = self.written_index().get(mark..).unwrap_or_default().to_vec();
+        let written: Vec<(Id, Vec<Id>)> = self
+            .written_index()
+            .get(mark..)
+            .unwrap_or_default()
+            .to_vec();
         self.sync_index()?;
         let loaded = self.index().loaded_index_objects()?;
         let dropped = relied

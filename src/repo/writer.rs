@@ -322,7 +322,10 @@ fn seal_worker(shared: &Shared, jobs: Receiver<Job>, uploads: Sender<FullPack>) 
 fn upload_worker(shared: &Shared, packs: Receiver<FullPack>) {
     let mut pending: Vec<IndexPack> = Vec::new();
     let flush = |pending: &mut Vec<IndexPack>| {
-        if pending.is_empty() {
+        // Without our lock a prune may have deleted these packs as
+        // unindexed: an index naming them would name missing packs. Left
+        // unindexed, they are garbage for the next prune.
+        if pending.is_empty() || shared.repo.lock_lost() {
             return;
         }
         let body = IndexBody {
