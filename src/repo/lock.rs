@@ -467,7 +467,7 @@ impl LockGuard {
     /// `check` before the first of a run of deletions and every
     /// `DELETES_PER_LOCK_CHECK` after it; `done` counts those already made.
     pub fn check_before_delete(&self, done: usize) -> Result<()> {
-        if done % DELETES_PER_LOCK_CHECK == 0 {
+        if done.is_multiple_of(DELETES_PER_LOCK_CHECK) {
             self.check()?;
         }
         Ok(())
