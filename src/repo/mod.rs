@@ -3,6 +3,7 @@
 
 mod keys;
 mod lock;
+mod marks;
 mod objects;
 mod packs;
 mod reader;
@@ -69,6 +70,8 @@ pub struct Repository {
     /// Whether the index cache follows the index objects (false for check
     /// and repair, which read damaged index objects themselves).
     index_synced: AtomicBool,
+    /// Packs marked for deletion (`marks.rs`), never deduplicated against.
+    marked: Mutex<std::collections::HashSet<Id>>,
 }
 
 pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
@@ -132,6 +135,7 @@ impl Repository {
             index: Mutex::new(index),
             lock_wait_ms: AtomicU64::new(0),
             index_synced: AtomicBool::new(false),
+            marked: Mutex::default(),
         })
     }
 
@@ -197,6 +201,7 @@ impl Repository {
             index: Mutex::new(index),
             lock_wait_ms: AtomicU64::new(0),
             index_synced: AtomicBool::new(false),
+            marked: Mutex::default(),
         })
     }
 
@@ -251,7 +256,7 @@ impl Repository {
                 index.add_index(Some(id), body)?;
             }
         }
-        Ok(())
+        self.load_marks()
     }
 
     pub fn read_index(&self, id: &Id) -> Result<crate::format::index::IndexBody> {
@@ -269,8 +274,11 @@ impl Repository {
         self.index().packs()
     }
 
+    /// Whether a backup may reuse the stored blob: indexed, and not in a
+    /// pack marked for deletion.
     pub fn has_blob(&self, kind: BlobKind, id: &Id) -> Result<bool> {
-        self.index().contains(kind, id)
+        let loc = self.index().lookup(kind, id)?;
+        Ok(loc.is_some_and(|l| !self.is_marked(&l.pack)))
     }
 
     /// Read, decrypt, decompress and verify one blob.
