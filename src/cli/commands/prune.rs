@@ -201,10 +201,12 @@ pub(super) fn report(
         "packs_deleted": done.map(|d| d.packs_deleted),
         "packs_written": done.map(|d| d.repack.packs_written),
         "index_objects_written": done.map(|d| d.index_objects_written),
+        "tmp_files_deleted": done.map(|d| d.tmp_files_deleted),
     });
     if g.json || g.quiet {
         return value;
     }
+    print_tmp(done);
     let verb = if done.is_some() { "" } else { "would " };
     if plan.is_empty() {
         println!(
@@ -246,6 +248,12 @@ pub(super) fn report(
     value
 }
 
+fn print_tmp(done: Option<&PruneOutcome>) {
+    if let Some(n) = done.map(|d| d.tmp_files_deleted).filter(|n| *n > 0) {
+        println!("prune: deleted {n} files left in tmp/ by killed writers");
+    }
+}
+
 /// Print a two-phase plan (and what was done); returns the JSON form.
 pub(super) fn report_phases(
     g: &Global,
@@ -278,10 +286,12 @@ pub(super) fn report_phases(
         "packs_written": done.map(|d| d.repack.packs_written),
         "index_objects_written": done.map(|d| d.index_objects_written),
         "marks_written": done.map(|d| d.marks_written),
+        "tmp_files_deleted": done.map(|d| d.tmp_files_deleted),
     });
     if g.json || g.quiet {
         return value;
     }
+    print_tmp(done);
     let verb = if done.is_some() { "" } else { "would " };
     if ph.is_empty() && base.repack.is_empty() && ph.waiting.is_empty() {
         println!("prune: nothing to do ({} used)", human_bytes(base.used_bytes));

@@ -69,10 +69,11 @@ fn repair_index(g: &Global, a: RepairIndexArgs) -> Result<i32> {
             ProgressGuard::counting(progress.clone(), g.quiet || g.json, "read", "pack headers");
         index::plan_repair(&repo, &progress)?
     };
-    let written = if a.dry_run {
-        vec![]
+    let (written, tmp_deleted) = if a.dry_run {
+        (vec![], 0)
     } else {
-        index::execute(&repo, &plan)?
+        let written = index::execute(&repo, &plan)?;
+        (written, vault::ops::prune::clean_tmp(&repo)?)
     };
     if g.json {
         print_json(&json!({
@@ -84,9 +85,13 @@ fn repair_index(g: &Global, a: RepairIndexArgs) -> Result<i32> {
             "unrecoverable_packs": plan.unrecoverable.iter().map(|(id, why)| json!({"id": id.to_hex(), "reason": why})).collect::<Vec<_>>(),
             "replaced_index_objects": ids(&plan.replaced),
             "written_index_objects": ids(&written),
+            "tmp_files_deleted": tmp_deleted,
         }))?;
     } else if !g.quiet {
         print_index_plan(&plan, a.dry_run, written.len())?;
+        if tmp_deleted > 0 {
+            println!("deleted {tmp_deleted} files left in tmp/ by killed writers");
+        }
     }
     Ok(if plan.unrecoverable.is_empty() {
         exit::OK

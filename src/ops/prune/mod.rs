@@ -52,6 +52,8 @@ pub struct PruneOutcome {
     pub index_objects_deleted: u64,
     pub packs_deleted: u64,
     pub marks_written: u64,
+    /// Files left in `tmp/` by killed writers, deleted.
+    pub tmp_files_deleted: u64,
 }
 
 /// Read everything prune decides on: the snapshots' blobs, the index
@@ -201,6 +203,7 @@ pub fn execute(
         .chain(plan.repack.iter().map(|r| r.pack))
         .chain(plan.unindexed.iter().copied());
     delete_packs(repo, lock, doomed, progress, &mut outcome)?;
+    outcome.tmp_files_deleted = clean_tmp(repo)?;
     // The cache still lists the superseded objects; this rebuilds it.
     repo.sync_index()?;
     Ok(outcome)
@@ -320,8 +323,16 @@ pub fn execute_phases(
         }
         delete_mark(repo, &r.old)?;
     }
+    outcome.tmp_files_deleted = clean_tmp(repo)?;
     repo.sync_index()?;
     Ok(outcome)
+}
+
+/// Delete what killed writers left in `tmp/` (local storage only), once it
+/// is older than any write takes.
+pub fn clean_tmp(repo: &Repository) -> Result<u64> {
+    repo.backend()
+        .clean_tmp(crate::storage::TMP_STALE_AFTER)
 }
 
 fn delete_mark(repo: &Repository, id: &Id) -> Result<()> {
