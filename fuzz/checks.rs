@@ -234,9 +234,15 @@ pub fn marks(data: &[u8]) -> bool {
     let Ok(m) = Marks::decode(data) else {
         return false;
     };
-    assert!(m.packs.windows(2).all(|w| w[0] < w[1]), "marks packs not strictly increasing");
+    assert!(
+        m.packs.windows(2).all(|w| w[0] < w[1]),
+        "marks packs not strictly increasing"
+    );
     if let Some(h) = &m.holders {
-        assert!(h.windows(2).all(|w| w[0] < w[1]), "marks holders not strictly increasing");
+        assert!(
+            h.windows(2).all(|w| w[0] < w[1]),
+            "marks holders not strictly increasing"
+        );
     }
     let again = Marks::decode(&m.encode())
         .unwrap_or_else(|e| panic!("re-encoded marks do not decode: {e:?}"));

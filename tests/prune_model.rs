@@ -169,16 +169,24 @@ impl Model {
             }
             Backup::Locked => {
                 // After the lock: the index and the marks, as sync_index does.
-                let marked: HashSet<Id> =
-                    self.s.marks.values().flat_map(|m| m.packs.clone()).collect();
+                let marked: HashSet<Id> = self
+                    .s
+                    .marks
+                    .values()
+                    .flat_map(|m| m.packs.clone())
+                    .collect();
                 let view = self
                     .s
                     .indexed()
                     .into_iter()
-                    .filter(|(p, _)| self.variant == Variant::BackupsIgnoreMarks || !marked.contains(p))
+                    .filter(|(p, _)| {
+                        self.variant == Variant::BackupsIgnoreMarks || !marked.contains(p)
+                    })
                     .flat_map(|(_, bs)| bs)
                     .collect();
-                let todo = (0..rng.gen_range(1..4)).map(|_| rng.gen_range(0..8)).collect();
+                let todo = (0..rng.gen_range(1..4))
+                    .map(|_| rng.gen_range(0..8))
+                    .collect();
                 Backup::Working {
                     view,
                     uses: HashSet::new(),
@@ -412,7 +420,10 @@ fn no_snapshot_ever_references_a_deleted_blob() {
     for seed in 0..RUNS {
         deleted += run(seed, Variant::Correct, STEPS).unwrap_or_else(|e| panic!("{e}"));
     }
-    assert!(deleted > RUNS as usize, "only {deleted} packs deleted: the exploration rarely reaches deletion");
+    assert!(
+        deleted > RUNS as usize,
+        "only {deleted} packs deleted: the exploration rarely reaches deletion"
+    );
 }
 
 #[test]

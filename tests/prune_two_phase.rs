@@ -122,7 +122,8 @@ fn a_backup_that_predates_the_mark_keeps_the_packs_it_reuses() {
     let check = v.run(&["--json", "check"]);
     assert_success(&check, "check with a snapshot using marked packs");
     assert!(
-        stdout(&check).contains("marked for deletion") || stderr(&check).contains("marked for deletion"),
+        stdout(&check).contains("marked for deletion")
+            || stderr(&check).contains("marked for deletion"),
         "check does not say the snapshot uses marked packs: {}{}",
         stdout(&check),
         stderr(&check)
@@ -190,7 +191,13 @@ fn rounds() {
             .map(|w| {
                 Held::start(
                     &v,
-                    &["--json", "snapshot", "--stdin", "--name", &format!("r{round}w{w}")],
+                    &[
+                        "--json",
+                        "snapshot",
+                        "--stdin",
+                        "--name",
+                        &format!("r{round}w{w}"),
+                    ],
                     new(round, w),
                     64 << 10,
                 )
@@ -234,5 +241,36 @@ fn rounds() {
         for (s, r, w) in &kept {
             v.assert_dump_matches(json_str(s, "snapshot"), None, new(*r, *w));
         }
+    }
+}
+
+/// Regression: prune reported 0 B freed while deleting an unindexed pack.
+#[test]
+fn the_bytes_freed_count_unindexed_packs() {
+    for exclusive in [true, false] {
+        let v = Vault::init_with(SMALL_REPO);
+        let s = v.snapshot_stdin("gone", Gen::random(1, 300 << 10));
+        forget(&v, &s);
+        for index in v.objects("index") {
+            std::fs::remove_file(v.repo.join("index").join(index)).unwrap();
+        }
+        let packs: u64 = v
+            .objects("data")
+            .iter()
+            .map(|p| {
+                std::fs::metadata(v.repo.join("data").join(p))
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        assert!(packs > 300 << 10);
+        let freed = if exclusive {
+            v.json(&["prune", "--exclusive"])
+        } else {
+            v.ok(&["prune"]);
+            prune_now(&v)
+        };
+        assert_eq!(json_u64(&freed, "bytes_freed"), packs, "{freed}");
+        assert!(v.objects("data").is_empty(), "{:?}", v.objects("data"));
     }
 }

@@ -294,7 +294,10 @@ pub(super) fn report_phases(
     print_tmp(done);
     let verb = if done.is_some() { "" } else { "would " };
     if ph.is_empty() && base.repack.is_empty() && ph.waiting.is_empty() {
-        println!("prune: nothing to do ({} used)", human_bytes(base.used_bytes));
+        println!(
+            "prune: nothing to do ({} used)",
+            human_bytes(base.used_bytes)
+        );
         return value;
     }
     println!(

@@ -415,7 +415,11 @@ fn load_marks(repo: &Repository, report: &mut CheckReport) -> Result<HashSet<Id>
         Marks::decode(&repo.read_object(ObjectKind::Marks, id)?)
     })?;
     for (id, e) in unreadable {
-        report.problem("marks", id, format!("{e} (prune ignores it; it may be deleted)"));
+        report.problem(
+            "marks",
+            id,
+            format!("{e} (prune ignores it; it may be deleted)"),
+        );
     }
     let marked: HashSet<Id> = marks.into_iter().flat_map(|(_, m)| m.packs).collect();
     report.marked = marked.iter().copied().collect();

@@ -331,13 +331,14 @@ pub fn execute_phases(
 /// Delete what killed writers left in `tmp/` (local storage only), once it
 /// is older than any write takes.
 pub fn clean_tmp(repo: &Repository) -> Result<u64> {
-    repo.backend()
-        .clean_tmp(crate::storage::TMP_STALE_AFTER)
+    repo.backend().clean_tmp(crate::storage::TMP_STALE_AFTER)
 }
 
 fn delete_mark(repo: &Repository, id: &Id) -> Result<()> {
     match repo.delete_object(ObjectKind::Marks, id) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(e.at(format!("delete marks {}", id.short()))),
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            Err(e.at(format!("delete marks {}", id.short())))
+        }
         _ => Ok(()),
     }
 }

@@ -167,16 +167,13 @@ pub fn plan_phases(base: &PrunePlan, input: &PhaseInput<'_>) -> PhasePlan {
         }
         let changed = left.len() != mark.packs.len();
         if !mark.sealed() {
-            out.seal.push((
-                *mark_id,
-                Marks::new(mark.time, vec![*mark_id], None, left),
-            ));
+            out.seal
+                .push((*mark_id, Marks::new(mark.time, vec![*mark_id], None, left)));
         } else if changed {
             out.replace.push(Replace {
                 old: *mark_id,
-                new: (!left.is_empty()).then(|| {
-                    Marks::new(mark.time, vec![*mark_id], mark.holders.clone(), left)
-                }),
+                new: (!left.is_empty())
+                    .then(|| Marks::new(mark.time, vec![*mark_id], mark.holders.clone(), left)),
             });
         }
     }
@@ -193,9 +190,8 @@ pub fn plan_phases(base: &PrunePlan, input: &PhaseInput<'_>) -> PhasePlan {
     out.waiting.sort_by_key(|(id, _)| *id);
 
     let drops_indexed = out.delete.iter().any(|(id, _)| indexed.contains_key(id));
-    out.rewrite_index = drops_indexed
-        || !base.vanished.is_empty()
-        || base.supersede.len() > COMPACT_INDEX_OBJECTS;
+    out.rewrite_index =
+        drops_indexed || !base.vanished.is_empty() || base.supersede.len() > COMPACT_INDEX_OBJECTS;
     if out.rewrite_index {
         let vanished: HashSet<&Id> = base.vanished.iter().collect();
         out.keep = indexed
