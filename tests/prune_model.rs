@@ -137,7 +137,7 @@ enum Prune {
         marks: Vec<(Id, Marks)>,
         live: HashSet<Holder>,
     },
-    Planned(TwoPhasePlan, usize),
+    Planned(Box<TwoPhasePlan>, usize),
 }
 
 struct Model {
@@ -282,7 +282,7 @@ impl Model {
                         grace_secs: self.grace,
                     },
                 );
-                Prune::Planned(TwoPhasePlan { base, phases }, 0)
+                Prune::Planned(Box::new(TwoPhasePlan { base, phases }), 0)
             }
             Prune::Planned(plan, stage) => {
                 self.prune_stage(&plan, stage);
