@@ -23,6 +23,7 @@ use vault::crypto::MasterKeys;
 use vault::format::config::Config;
 use vault::format::index::IndexBody;
 use vault::format::keyfile::{KeyFile, KeySet};
+use vault::format::marks::Marks;
 use vault::format::pack::{self, TRAILER_LEN};
 use vault::format::payload::{self, ENCODING_RAW};
 use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION};
@@ -43,6 +44,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("snapshot", snapshot),
     ("sealed", sealed),
     ("payload", payload),
+    ("marks", marks),
 ];
 
 /// Seed of the master keys the `sealed` target opens boxes with. The seed
@@ -53,7 +55,7 @@ pub const KEY_SEED: u64 = 0x7661_756c_7446_757a;
 /// The blob id the `sealed` target tries besides "no id".
 pub const BLOB_ID: Id = Id::from_bytes([0xb1; 32]);
 
-pub const BOX_KINDS: [BoxKind; 10] = [
+pub const BOX_KINDS: [BoxKind; 11] = [
     BoxKind::Config,
     BoxKind::KeySet,
     BoxKind::Index,
@@ -64,6 +66,7 @@ pub const BOX_KINDS: [BoxKind; 10] = [
     BoxKind::Lock,
     BoxKind::Drill,
     BoxKind::CheckState,
+    BoxKind::Marks,
 ];
 
 /// Largest decoded payload the `payload` target allows (a decompression bomb
@@ -223,6 +226,27 @@ pub fn snapshot(data: &[u8]) -> bool {
     let again = Snapshot::decode(&s.encode())
         .unwrap_or_else(|e| panic!("re-encoded snapshot does not decode: {e:?}"));
     assert_eq!(again, s, "snapshot changed through encode/decode");
+    true
+}
+
+/// Deletion marks: packs and holders come back sorted and unique.
+pub fn marks(data: &[u8]) -> bool {
+    let Ok(m) = Marks::decode(data) else {
+        return false;
+    };
+    assert!(
+        m.packs.windows(2).all(|w| w[0] < w[1]),
+        "marks packs not strictly increasing"
+    );
+    if let Some(h) = &m.holders {
+        assert!(
+            h.windows(2).all(|w| w[0] < w[1]),
+            "marks holders not strictly increasing"
+        );
+    }
+    let again = Marks::decode(&m.encode())
+        .unwrap_or_else(|e| panic!("re-encoded marks do not decode: {e:?}"));
+    assert_eq!(again, m, "marks changed through encode/decode");
     true
 }
 

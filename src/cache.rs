@@ -152,6 +152,27 @@ impl IndexCache {
     /// `supersedes` lists recorded so far. Objects are immutable and named
     /// by their content, so a list once read stays true.
     pub fn superseded(&self, present: &HashSet<Id>) -> Result<HashSet<Id>> {
+        Ok(self
+            .supersede_pairs()?
+            .into_iter()
+            .filter(|(by, id)| by != id && present.contains(by) && present.contains(id))
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    /// Every object that one of `by` supersedes, whether or not it is still
+    /// stored: what a two-phase prune replaced while a backup ran.
+    pub fn superseded_by(&self, by: &HashSet<Id>) -> Result<HashSet<Id>> {
+        Ok(self
+            .supersede_pairs()?
+            .into_iter()
+            .filter(|(superseding, _)| by.contains(superseding))
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    /// Every recorded (superseding, superseded) pair.
+    fn supersede_pairs(&self) -> Result<Vec<(Id, Id)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT by, id FROM supersedes")
@@ -161,14 +182,7 @@ impl IndexCache {
                 Ok((id_from_row(r.get(0)?)?, id_from_row(r.get(1)?)?))
             })
             .map_err(db_err)?;
-        let mut out = HashSet::new();
-        for row in rows {
-            let (by, id) = row.map_err(db_err)?;
-            if by != id && present.contains(&by) && present.contains(&id) {
-                out.insert(id);
-            }
-        }
-        Ok(out)
+        rows.map(|row| row.map_err(db_err)).collect()
     }
 
     /// Record that an index object exists and what it supersedes, without

@@ -14,6 +14,7 @@ use vault::format::codec::{Reader, Writer};
 use vault::format::config::{ChunkerParams, Config};
 use vault::format::index::{IndexBlob, IndexBody, IndexPack};
 use vault::format::keyfile::{KdfParams, KeyFile, KeyHeader, KeySet};
+use vault::format::marks::{Holder, Marks};
 use vault::format::pack::{self, PackEntry};
 use vault::format::sealed::{self, BoxKind};
 use vault::format::snapshot::{Snapshot, Summary};
@@ -134,6 +135,7 @@ const ALL_VECTORS: &[&str] = &[
     "index-body",
     "tree-body",
     "snapshot-body",
+    "marks-body",
     "blob-id-hello",
     "chunker-seed",
     "blob-box-hello",
@@ -152,6 +154,7 @@ const ALL_VECTORS: &[&str] = &[
     "reject-pack-header-count",
     "reject-pack-header-version",
     "reject-index-blob-beyond-pack",
+    "reject-marks-unsorted",
     "reject-tree-dotdot",
     "reject-tree-nanos",
 ];
@@ -468,6 +471,22 @@ fn snapshot_body_vector() {
     assert_eq!(Snapshot::decode(hex_vector("snapshot-body")).unwrap(), s);
 }
 
+#[test]
+fn marks_body_vector() {
+    let m = Marks::new(
+        ts(1_700_000_200, 500_000_000),
+        vec![fill(0x66)],
+        Some(vec![Holder {
+            host: "db1".into(),
+            pid: 4242,
+            created: ts(1_700_000_100, 250_000_000),
+        }]),
+        vec![fill(0x77), fill(0x55)],
+    );
+    check("marks-body", &m.encode());
+    assert_eq!(Marks::decode(hex_vector("marks-body")).unwrap(), m);
+}
+
 // ---------------------------------------------------------------------------
 // Keyed hashes, sealed boxes and a whole pack.
 
@@ -750,6 +769,11 @@ fn rejections() {
         "reject-index-blob-beyond-pack",
         "beyond the end of its pack",
         IndexBody::decode(hex_vector("reject-index-blob-beyond-pack")).map(drop),
+    );
+    corrupt(
+        "reject-marks-unsorted",
+        "not sorted",
+        Marks::decode(hex_vector("reject-marks-unsorted")).map(drop),
     );
     corrupt(
         "reject-tree-dotdot",

@@ -122,7 +122,8 @@ corpus_tests!(
     tree,
     snapshot,
     sealed,
-    payload
+    payload,
+    marks
 );
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -256,7 +257,39 @@ mod seeds {
             ("snapshot", snapshot()),
             ("sealed", sealed()),
             ("payload", payload()),
+            ("marks", marks()),
         ]
+    }
+
+    fn marks() -> Files {
+        use vault::format::marks::{Holder, Marks};
+        let sealed = Marks::new(
+            T,
+            vec![id(6)],
+            Some(vec![Holder {
+                host: "db1".into(),
+                pid: 4242,
+                created: T,
+            }]),
+            vec![id(5), id(7)],
+        );
+        let unsealed = Marks::new(T, vec![], None, vec![id(5)]);
+        let mut unsorted = Marks::new(T, vec![], None, vec![id(5), id(7)]).encode();
+        let n = unsorted.len();
+        unsorted[n - 64..n - 32].copy_from_slice(id(7).as_bytes());
+        unsorted[n - 32..].copy_from_slice(id(5).as_bytes());
+        let mut bad_flag = unsealed.encode();
+        // version, time (12 bytes), empty supersedes, then the flag.
+        bad_flag[1 + 12 + 1] = 2;
+        let mut files: Files = vec![
+            ("valid-sealed".into(), sealed.encode()),
+            ("valid-unsealed".into(), unsealed.encode()),
+            ("invalid-truncated".into(), half(&sealed.encode())),
+            ("invalid-unsorted".into(), unsorted),
+            ("invalid-flag".into(), bad_flag),
+        ];
+        common(&mut files);
+        files
     }
 
     fn sample_config() -> Config {

@@ -76,8 +76,11 @@ fn lock_bytes_are_as_specified() {
     ]
     .concat();
     assert_eq!(l.encode(), expected);
+    let mut prune = expected.clone();
+    prune[1] = 3;
+    assert_eq!(Lock::decode(&prune).unwrap().mode, LockMode::Prune);
     let mut bad_mode = expected.clone();
-    bad_mode[1] = 3;
+    bad_mode[1] = 4;
     assert_eq!(
         Lock::decode(&bad_mode).unwrap_err().kind(),
         ErrorKind::Corrupt
@@ -97,6 +100,12 @@ fn exclusive_conflicts_with_everything_shared_only_with_exclusive() {
     assert!(Shared.conflicts_with(Exclusive));
     assert!(Exclusive.conflicts_with(Shared));
     assert!(Exclusive.conflicts_with(Exclusive));
+    // The prune lock (format version 3) lets backups run beside it.
+    assert!(!Prune.conflicts_with(Shared));
+    assert!(!Shared.conflicts_with(Prune));
+    assert!(Prune.conflicts_with(Prune));
+    assert!(Prune.conflicts_with(Exclusive));
+    assert!(Exclusive.conflicts_with(Prune));
 }
 
 #[test]

@@ -63,6 +63,7 @@ fn prune_after_forgetting_all_but_the_last_of_20_snapshots_reclaims_the_space() 
         "--keep-last",
         "1",
         "--prune",
+        "--exclusive",
         "--max-unused",
         "5%",
     ]);
@@ -100,7 +101,7 @@ fn prune_after_forgetting_all_but_the_last_of_20_snapshots_reclaims_the_space() 
     v.ok(&["check"]);
 
     // Nothing is left to do, and the next snapshot still deduplicates.
-    let again = v.json(&["prune", "--max-unused", "5%"]);
+    let again = v.json(&["prune", "--exclusive", "--max-unused", "5%"]);
     assert_eq!(json_u64(&again, "packs_to_delete"), 0, "{again}");
     assert_eq!(json_u64(&again, "unindexed_packs"), 0, "{again}");
     let next = v.snapshot_paths(&[&src]);
@@ -133,10 +134,10 @@ fn dry_runs_print_the_plan_and_change_nothing() {
         "forget deletes only snapshot objects"
     );
 
-    let plan = v.json(&["prune", "--dry-run"]);
+    let plan = v.json(&["prune", "--exclusive", "--dry-run"]);
     assert_eq!(plan["dry_run"], true);
     assert!(json_u64(&plan, "bytes_freed") >= 1 << 20, "{plan}");
-    let human = stdout(&v.ok(&["prune", "-n"]));
+    let human = stdout(&v.ok(&["prune", "--exclusive", "-n"]));
     assert!(human.contains("would"), "{human}");
     assert_eq!(
         v.repo_files(),
@@ -163,7 +164,7 @@ fn prune_refuses_to_delete_anything_when_snapshots_cannot_be_read() {
     drop(repo);
     std::fs::remove_file(v.repo.join(vault::format::layout::pack(&loc.pack))).unwrap();
     let files = v.repo_files();
-    let out = v.run(&["prune"]);
+    let out = v.run(&["prune", "--exclusive"]);
     assert_code(&out, 4, "prune over damage");
     let line = one_line_error(&out);
     assert!(line.contains("refusing to delete anything"), "{line}");
@@ -183,14 +184,14 @@ fn a_running_snapshot_makes_prune_exit_5_naming_it() {
         Gen::random(7, 1 << 20),
     );
 
-    let out = v.run(&["prune"]);
+    let out = v.run(&["prune", "--exclusive"]);
     assert_code(&out, 5, "prune beside a snapshot");
     let line = one_line_error(&out);
     assert!(
         line.contains("snapshot (shared)") && line.contains(&format!("pid {}", held.pid())),
         "{line}"
     );
-    let out = v.run(&["forget", "--keep-last", "1", "--prune"]);
+    let out = v.run(&["forget", "--keep-last", "1", "--prune", "--exclusive"]);
     assert_code(&out, 5, "forget --prune beside a snapshot");
 
     // Shared locks coexist: a second snapshot runs meanwhile.
@@ -202,7 +203,7 @@ fn a_running_snapshot_makes_prune_exit_5_naming_it() {
         v.objects("locks").is_empty(),
         "a finished run left its lock"
     );
-    v.ok(&["prune"]);
+    v.ok(&["prune", "--exclusive"]);
     let id = json_str(&parse_json(&out), "snapshot").to_string();
     v.assert_dump_matches(&id, None, Gen::random(7, 1 << 20));
 }
@@ -219,7 +220,7 @@ fn a_killed_holder_leaves_a_stale_lock_that_is_ignored_and_unlock_removes() {
     assert_eq!(v.objects("locks").len(), 1);
 
     // The holder is gone from this host, so prune goes ahead, saying so.
-    let out = v.ok(&["prune"]);
+    let out = v.ok(&["prune", "--exclusive"]);
     assert!(
         stderr(&out).contains("ignoring stale lock"),
         "{}",
@@ -271,7 +272,7 @@ fn lock_wait_lets_a_blocked_command_wait_its_turn() {
         Gen::random(2, 400 << 10),
     );
     let waiting = std::thread::spawn({
-        let cmd = v.cmd(&["prune", "--lock-wait", "60"]);
+        let cmd = v.cmd(&["prune", "--exclusive", "--lock-wait", "60"]);
         move || output(cmd)
     });
     std::thread::sleep(Duration::from_millis(800));

@@ -39,7 +39,7 @@ fn assert_repository_whole(v: &Vault, round: u64) {
 
 /// Whether a prune would still find something to do.
 fn work_left(v: &Vault) -> bool {
-    let plan = v.json(&["prune", "--max-unused", "0%", "--dry-run"]);
+    let plan = v.json(&["prune", "--exclusive", "--max-unused", "0%", "--dry-run"]);
     ["packs_to_delete", "packs_to_repack", "unindexed_packs"]
         .iter()
         .any(|k| json_u64(&plan, k) > 0)
@@ -61,7 +61,7 @@ fn kill_9_at_random_moments_during_prune_never_loses_a_snapshot() {
     v.snapshot_stdin(&format!("s{}", KEEP + 1), stream(KEEP as u64 + 1));
     v.ok(&["forget", "--group-by", "", "--keep-last", &KEEP.to_string()]);
     let started = Instant::now();
-    v.ok(&["prune", "--max-unused", "0%"]);
+    v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
     let mut full = started.elapsed();
     // Kills are aimed at a window [lo, hi] that moves towards the stretch
     // in which prune changes the repository, whatever the machine's load
@@ -77,7 +77,7 @@ fn kill_9_at_random_moments_during_prune_never_loses_a_snapshot() {
 
         let before: Vec<_> = [v.objects("data"), v.objects("index")].concat();
         let mut child = v
-            .cmd(&["prune", "--max-unused", "0%"])
+            .cmd(&["prune", "--exclusive", "--max-unused", "0%"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -132,8 +132,8 @@ fn kill_9_at_random_moments_during_prune_never_loses_a_snapshot() {
     );
 
     // The next prune finishes whatever the killed ones left.
-    v.ok(&["prune", "--max-unused", "0%"]);
-    let after = v.json(&["prune", "--max-unused", "0%", "--dry-run"]);
+    v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
+    let after = v.json(&["prune", "--exclusive", "--max-unused", "0%", "--dry-run"]);
     for key in ["packs_to_delete", "packs_to_repack", "unindexed_packs"] {
         assert_eq!(
             json_u64(&after, key),

@@ -92,8 +92,8 @@ fn body() {
                 );
                 failures += 1;
                 // The next prune, with a working disk, finishes the job.
-                v.ok(&["prune", "--max-unused", "0%"]);
-                let left = v.json(&["prune", "--max-unused", "0%", "--dry-run"]);
+                v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
+                let left = v.json(&["prune", "--exclusive", "--max-unused", "0%", "--dry-run"]);
                 assert_eq!(json_u64(&left, "packs_to_delete"), 0, "{left}");
                 assert_eq!(json_u64(&left, "unindexed_packs"), 0, "{left}");
             }

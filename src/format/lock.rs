@@ -17,6 +17,9 @@ pub enum LockMode {
     Shared = 1,
     /// Excludes every other lock.
     Exclusive = 2,
+    /// Prune's two-phase deletion (format version 3): excludes exclusive
+    /// locks and other prunes, not backups.
+    Prune = 3,
 }
 
 impl LockMode {
@@ -24,18 +27,22 @@ impl LockMode {
         match v {
             1 => Some(LockMode::Shared),
             2 => Some(LockMode::Exclusive),
+            3 => Some(LockMode::Prune),
             _ => None,
         }
     }
 
     pub fn conflicts_with(self, other: LockMode) -> bool {
-        self == LockMode::Exclusive || other == LockMode::Exclusive
+        self == LockMode::Exclusive
+            || other == LockMode::Exclusive
+            || (self == LockMode::Prune && other == LockMode::Prune)
     }
 
     pub fn name(self) -> &'static str {
         match self {
             LockMode::Shared => "shared",
             LockMode::Exclusive => "exclusive",
+            LockMode::Prune => "prune",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod id;
 pub mod index;
 pub mod keyfile;
 pub mod lock;
+pub mod marks;
 pub mod pack;
 pub mod payload;
 pub mod pg_tables;
@@ -113,6 +114,7 @@ pub mod magic {
     pub const LOCK: &[u8; 4] = b"VLTL";
     pub const DRILL: &[u8; 4] = b"VLTD";
     pub const VERIFIED: &[u8; 4] = b"VLTV";
+    pub const MARKS: &[u8; 4] = b"VLTM";
     /// Packs end with this, after the header length.
     pub const PACK: &[u8; 4] = b"VLTP";
 }
@@ -130,6 +132,8 @@ pub mod layout {
     pub const DRILLS: &str = "drills/";
     /// Which packs `check` read in full, and when (format version 2).
     pub const VERIFIED: &str = "verified/";
+    /// Packs prune marked for deletion (format version 3).
+    pub const MARKS: &str = "marks/";
 
     pub fn key(id: &Id) -> String {
         format!("{KEYS}{id}")

@@ -32,6 +32,8 @@ pub enum BoxKind {
     Drill = 9,
     /// A verification record of `check --rotate` (`verified/`).
     CheckState = 10,
+    /// Packs prune marked for deletion (`marks/`, format version 3).
+    Marks = 11,
 }
 
 pub struct SealedParts<'a> {

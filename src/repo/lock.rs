@@ -187,6 +187,12 @@ impl Repository {
         self.take_lock(LockMode::Exclusive, purpose)
     }
 
+    /// For prune's two-phase deletion: backups go on, other prunes and
+    /// exclusive holders are kept out.
+    pub fn lock_prune(self: &Arc<Self>, purpose: &str) -> Result<LockGuard> {
+        self.take_lock(LockMode::Prune, purpose)
+    }
+
     fn take_lock(self: &Arc<Self>, mode: LockMode, purpose: &str) -> Result<LockGuard> {
         let deadline = Instant::now() + self.lock_wait();
         loop {

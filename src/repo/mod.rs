@@ -3,6 +3,7 @@
 
 mod keys;
 mod lock;
+mod marks;
 mod objects;
 mod packs;
 mod reader;
@@ -78,6 +79,8 @@ pub struct Repository {
     resync: Mutex<()>,
     /// Index objects this process wrote, with the packs they name.
     written_index: Mutex<Vec<(Id, Vec<Id>)>>,
+    /// Packs marked for deletion (`marks.rs`), never deduplicated against.
+    marked: Mutex<std::collections::HashSet<Id>>,
 }
 
 pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
@@ -144,6 +147,7 @@ impl Repository {
             lock_lost: AtomicBool::new(false),
             resync: Mutex::new(()),
             written_index: Mutex::new(Vec::new()),
+            marked: Mutex::default(),
         })
     }
 
@@ -212,6 +216,7 @@ impl Repository {
             lock_lost: AtomicBool::new(false),
             resync: Mutex::new(()),
             written_index: Mutex::new(Vec::new()),
+            marked: Mutex::default(),
         })
     }
 
@@ -288,7 +293,7 @@ impl Repository {
                 index.add_index(Some(id), body)?;
             }
         }
-        Ok(())
+        self.load_marks()
     }
 
     /// Whether the lock this process held was lost (and no new one taken).
@@ -314,7 +319,9 @@ impl Repository {
     /// The backstop before a backup stores its snapshot, should its lock
     /// have failed to keep prune out: every index object it relied on
     /// (`relied`, taken with its lock, and those it wrote since `mark`) is
-    /// still in the effective index, and every pack it indexed is still
+    /// still in the effective index or superseded by an object that is (a
+    /// two-phase prune replaces the index while backups run), and every
+    /// pack it indexed is still
     /// stored. A prune that ran since would have removed or superseded
     /// them, or deleted the packs while they were not yet indexed.
     pub fn verify_index_kept(&self, relied: &HashSet<Id>, mark: usize) -> Result<()> {
@@ -324,11 +331,16 @@ impl Repository {
             .unwrap_or_default()
             .to_vec();
         self.sync_index()?;
-        let loaded = self.index().loaded_index_objects()?;
+        let (loaded, replaced) = {
+            let index = self.index();
+            let loaded = index.loaded_index_objects()?;
+            let replaced = index.superseded_by(&loaded)?;
+            (loaded, replaced)
+        };
         let dropped = relied
             .iter()
             .chain(written.iter().map(|(id, _)| id))
-            .find(|id| !loaded.contains(id));
+            .find(|id| !loaded.contains(id) && !replaced.contains(id));
         if let Some(id) = dropped {
             return Err(Error::new(
                 ErrorKind::Locked,
@@ -377,8 +389,11 @@ impl Repository {
         self.index().packs()
     }
 
+    /// Whether a backup may reuse the stored blob: indexed, and not in a
+    /// pack marked for deletion.
     pub fn has_blob(&self, kind: BlobKind, id: &Id) -> Result<bool> {
-        self.index().contains(kind, id)
+        let loc = self.index().lookup(kind, id)?;
+        Ok(loc.is_some_and(|l| !self.is_marked(&l.pack)))
     }
 
     /// Read, decrypt, decompress and verify one blob.

@@ -15,6 +15,7 @@ pub enum ObjectKind {
     Lock,
     Drill,
     Verified,
+    Marks,
 }
 
 impl ObjectKind {
@@ -25,6 +26,7 @@ impl ObjectKind {
             ObjectKind::Lock => layout::LOCKS,
             ObjectKind::Drill => layout::DRILLS,
             ObjectKind::Verified => layout::VERIFIED,
+            ObjectKind::Marks => layout::MARKS,
         }
     }
 
@@ -39,6 +41,7 @@ impl ObjectKind {
             ObjectKind::Lock => magic::LOCK,
             ObjectKind::Drill => magic::DRILL,
             ObjectKind::Verified => magic::VERIFIED,
+            ObjectKind::Marks => magic::MARKS,
         }
     }
 
@@ -49,6 +52,7 @@ impl ObjectKind {
             ObjectKind::Lock => BoxKind::Lock,
             ObjectKind::Drill => BoxKind::Drill,
             ObjectKind::Verified => BoxKind::CheckState,
+            ObjectKind::Marks => BoxKind::Marks,
         }
     }
 
@@ -59,6 +63,7 @@ impl ObjectKind {
             ObjectKind::Lock => "lock",
             ObjectKind::Drill => "drill",
             ObjectKind::Verified => "verification record",
+            ObjectKind::Marks => "marks",
         }
     }
 }

@@ -38,4 +38,14 @@ pub trait Backend: Send + Sync {
     fn requests(&self) -> RequestCounts {
         RequestCounts::default()
     }
+    /// Delete files in the local `tmp/` folder last modified before
+    /// `older_than` ago (left by killed writers); how many were deleted.
+    /// Storage without such a folder has nothing to clean.
+    fn clean_tmp(&self, _older_than: std::time::Duration) -> Result<u64> {
+        Ok(0)
+    }
 }
+
+/// How old a file in `tmp/` must be before it is deleted: far longer than
+/// any write into it takes, so no running writer loses its file.
+pub const TMP_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);

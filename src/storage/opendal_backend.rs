@@ -175,6 +175,36 @@ impl Backend for OpendalBackend {
         self.name.clone()
     }
 
+    fn clean_tmp(&self, older_than: std::time::Duration) -> Result<u64> {
+        let Some(root) = &self.local_root else {
+            return Ok(0);
+        };
+        let dir = root.join("tmp");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(format!("{}", dir.display()), e)),
+        };
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > older_than);
+            if meta.is_file() && old {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(format!("{}", entry.path().display()), e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         Ok(self
             .op

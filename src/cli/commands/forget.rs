@@ -139,7 +139,7 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> Result<i32> {
     super::unlock::warn_stale_locks(g, &repo)?;
     // Planned under the lock, so the list it judges is the list it edits.
     let lock = if a.prune {
-        repo.lock_exclusive("forget --prune")?
+        a.prune_options.take_lock(&repo, "forget --prune")?
     } else {
         repo.lock_shared("forget")?
     };
@@ -149,7 +149,7 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> Result<i32> {
         show(g, &plan, false, None)?;
     }
     let pruned = if a.prune {
-        Some(prune::run(g, &repo, &lock, &a.prune_options.rules())?)
+        Some(prune::run(g, &repo, &lock, &a.prune_options)?)
     } else {
         None
     };

@@ -4,7 +4,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
-use vault::ops::prune::{self, PruneOutcome, PrunePlan, PruneRules};
+use vault::ops::prune::{self, PruneOutcome, PrunePlan, PruneRules, TwoPhasePlan, Wait};
 use vault::ops::Progress;
 use vault::repo::LockGuard;
 use vault::Repository;
@@ -31,9 +31,27 @@ pub struct PruneOptions {
         default_value_t = 0
     )]
     pub lock_wait: u64,
+    /// How long a pack stays marked before a later prune may delete it
+    /// (`30m`, `1h`, `2d`; seconds without a unit)
+    #[arg(long, default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub grace: i64,
+    /// Delete at once under an exclusive lock, as in format version 2:
+    /// backups cannot run (or wait) until prune ends
+    #[arg(long)]
+    pub exclusive: bool,
 }
 
 impl PruneOptions {
+    /// The lock prune runs under: the prune lock (backups go on) or, with
+    /// `--exclusive`, the exclusive one.
+    pub(super) fn take_lock(&self, repo: &Arc<Repository>, purpose: &str) -> Result<LockGuard> {
+        Ok(if self.exclusive {
+            repo.lock_exclusive(purpose)?
+        } else {
+            repo.lock_prune(purpose)?
+        })
+    }
+
     pub(super) fn rules(&self) -> PruneRules {
         PruneRules {
             max_unused: self.max_unused,
@@ -68,6 +86,28 @@ fn parse_max_unused(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_duration(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let (number, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
+        _ => (t, 's'),
+    };
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m, h or d)")),
+    };
+    number
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("'{s}' is not a duration such as 30m, 1h or 2d"))
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (number, shift) = match t.char_indices().last() {
@@ -95,16 +135,20 @@ pub(super) fn prune_cmd(g: &Global, a: PruneArgs) -> Result<i32> {
     let repo = open(g)?;
     repo.set_lock_wait(a.options.wait());
     if a.dry_run {
-        let plan = prune::plan_prune(&repo, &a.options.rules())?;
-        let value = report(g, &plan, None);
+        let value = if a.options.exclusive {
+            report(g, &prune::plan_prune(&repo, &a.options.rules())?, None)
+        } else {
+            let plan = prune::plan_two_phase(&repo, &a.options.rules(), a.options.grace)?;
+            report_phases(g, &plan, None)
+        };
         if g.json {
             print_json(&value)?;
         }
         return Ok(exit::OK);
     }
     super::unlock::warn_stale_locks(g, &repo)?;
-    let lock = repo.lock_exclusive("prune")?;
-    let value = run(g, &repo, &lock, &a.options.rules())?;
+    let lock = a.options.take_lock(&repo, "prune")?;
+    let value = run(g, &repo, &lock, &a.options)?;
     if g.json {
         print_json(&value)?;
     }
@@ -116,10 +160,18 @@ pub(super) fn run(
     g: &Global,
     repo: &Arc<Repository>,
     lock: &LockGuard,
-    rules: &PruneRules,
+    options: &PruneOptions,
 ) -> Result<serde_json::Value> {
-    let plan = prune::plan_prune(repo, rules)?;
     let progress = Arc::new(Progress::default());
+    if !options.exclusive {
+        let plan = prune::plan_two_phase(repo, &options.rules(), options.grace)?;
+        let outcome = {
+            let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "prune");
+            prune::execute_phases(repo, lock, &plan, &progress)?
+        };
+        return Ok(report_phases(g, &plan, Some(&outcome)));
+    }
+    let plan = prune::plan_prune(repo, &options.rules())?;
     let outcome = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "prune");
         prune::execute(repo, lock, &plan, &progress)?
@@ -149,10 +201,12 @@ pub(super) fn report(
         "packs_deleted": done.map(|d| d.packs_deleted),
         "packs_written": done.map(|d| d.repack.packs_written),
         "index_objects_written": done.map(|d| d.index_objects_written),
+        "tmp_files_deleted": done.map(|d| d.tmp_files_deleted),
     });
     if g.json || g.quiet {
         return value;
     }
+    print_tmp(done);
     let verb = if done.is_some() { "" } else { "would " };
     if plan.is_empty() {
         println!(
@@ -194,6 +248,84 @@ pub(super) fn report(
     value
 }
 
+fn print_tmp(done: Option<&PruneOutcome>) {
+    if let Some(n) = done.map(|d| d.tmp_files_deleted).filter(|n| *n > 0) {
+        println!("prune: deleted {n} files left in tmp/ by killed writers");
+    }
+}
+
+/// Print a two-phase plan (and what was done); returns the JSON form.
+pub(super) fn report_phases(
+    g: &Global,
+    plan: &TwoPhasePlan,
+    done: Option<&PruneOutcome>,
+) -> serde_json::Value {
+    let (base, ph) = (&plan.base, &plan.phases);
+    let count = |f: fn(&Wait) -> bool| ph.waiting.iter().filter(|(_, w)| f(w)).count();
+    let waiting_grace = count(|w| matches!(w, Wait::Grace(_)));
+    let waiting_backups = count(|w| matches!(w, Wait::Holder));
+    let waiting_other = ph.waiting.len() - waiting_grace - waiting_backups;
+    let value = json!({
+        "dry_run": done.is_none(),
+        "two_phase": true,
+        "packs_to_mark": ph.mark.len(),
+        "packs_to_delete": ph.delete.len(),
+        "packs_resurrected": ph.resurrect.len(),
+        "packs_waiting_grace": waiting_grace,
+        "packs_waiting_backups": waiting_backups,
+        "packs_waiting_other": waiting_other,
+        "packs_to_repack": base.repack.len(),
+        "unindexed_packs": base.unindexed.len(),
+        "vanished_packs": base.vanished.len(),
+        "index_objects_replaced": if ph.rewrite_index { ph.supersede.len() } else { 0 },
+        "repack_bytes": base.repack_bytes(),
+        "repack_keep_bytes": base.repack_keep_bytes(),
+        "bytes_freed": ph.freed_bytes(),
+        "used_bytes": base.used_bytes,
+        "packs_deleted": done.map(|d| d.packs_deleted),
+        "packs_written": done.map(|d| d.repack.packs_written),
+        "index_objects_written": done.map(|d| d.index_objects_written),
+        "marks_written": done.map(|d| d.marks_written),
+        "tmp_files_deleted": done.map(|d| d.tmp_files_deleted),
+    });
+    if g.json || g.quiet {
+        return value;
+    }
+    print_tmp(done);
+    let verb = if done.is_some() { "" } else { "would " };
+    if ph.is_empty() && base.repack.is_empty() && ph.waiting.is_empty() {
+        println!(
+            "prune: nothing to do ({} used)",
+            human_bytes(base.used_bytes)
+        );
+        return value;
+    }
+    println!(
+        "prune: {verb}mark {} packs for deletion ({} of them unindexed); {verb}repack {} packs ({} of which {} still used)",
+        ph.mark.len(),
+        base.unindexed.iter().filter(|id| ph.mark.contains(id)).count(),
+        base.repack.len(),
+        human_bytes(base.repack_bytes()),
+        human_bytes(base.repack_keep_bytes()),
+    );
+    println!(
+        "prune: {verb}delete {} marked packs, {} freed; {} packs used again {verb}leave their marks",
+        ph.delete.len(),
+        human_bytes(ph.freed_bytes()),
+        ph.resurrect.len(),
+    );
+    if !ph.waiting.is_empty() {
+        println!(
+            "prune: {} marked packs wait: {waiting_grace} for the grace period, {waiting_backups} for backups that started before they were marked, {waiting_other} until the next prune",
+            ph.waiting.len()
+        );
+    }
+    if ph.rewrite_index {
+        println!("prune: {verb}replace {} index objects", ph.supersede.len());
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +343,13 @@ mod tests {
         assert!(parse_size("1X").is_err());
         assert!(parse_size("99999999999T").is_err());
         assert!(parse_size("").is_err());
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("1H"), Ok(3600));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("").is_err());
     }
 }

@@ -69,9 +69,12 @@ fn repair_index(g: &Global, a: RepairIndexArgs) -> Result<i32> {
             ProgressGuard::counting(progress.clone(), g.quiet || g.json, "read", "pack headers");
         index::plan_repair(&repo, &progress)?
     };
-    let written = match &lock {
-        Some(lock) => index::execute(&repo, lock, &plan)?,
-        None => vec![],
+    let (written, tmp_deleted) = match &lock {
+        Some(lock) => (
+            index::execute(&repo, lock, &plan)?,
+            vault::ops::prune::clean_tmp(&repo)?,
+        ),
+        None => (vec![], 0),
     };
     if g.json {
         print_json(&json!({
@@ -83,9 +86,13 @@ fn repair_index(g: &Global, a: RepairIndexArgs) -> Result<i32> {
             "unrecoverable_packs": plan.unrecoverable.iter().map(|(id, why)| json!({"id": id.to_hex(), "reason": why})).collect::<Vec<_>>(),
             "replaced_index_objects": ids(&plan.replaced),
             "written_index_objects": ids(&written),
+            "tmp_files_deleted": tmp_deleted,
         }))?;
     } else if !g.quiet {
         print_index_plan(&plan, a.dry_run, written.len())?;
+        if tmp_deleted > 0 {
+            println!("deleted {tmp_deleted} files left in tmp/ by killed writers");
+        }
     }
     Ok(if plan.unrecoverable.is_empty() {
         exit::OK

@@ -26,6 +26,7 @@ use super::reachable::reachable;
 use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::index::IndexPack;
+use crate::format::marks::Marks;
 use crate::format::snapshot::Snapshot;
 use crate::format::{BlobKind, Id, Timestamp};
 use crate::repo::{ObjectKind, Repository};
@@ -94,6 +95,10 @@ pub struct CheckReport {
     pub verified: Vec<Id>,
     /// Packs in storage that no index names.
     pub unindexed: Vec<Id>,
+    /// Packs marked for deletion (two-phase prune), and those of them that
+    /// snapshots use (the next prune takes their marks back).
+    pub marked: Vec<Id>,
+    pub marked_in_use: Vec<Id>,
     pub stats: CheckStats,
 }
 
@@ -147,6 +152,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &Progress) -> Res
         ));
     }
 
+    let marked = load_marks(repo, &mut report)?;
+
     let verifications = if opts.rotate {
         let v = rotation::load(repo)?;
         for (id, e) in &v.unreadable {
@@ -177,7 +184,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &Progress) -> Res
 
     let snapshots = load_snapshots(repo, &mut report)?;
     report.stats.snapshots = snapshots.len() as u64;
-    find_lost(repo, &snapshots, &unusable, &mut report)?;
+    find_lost(repo, &snapshots, &unusable, &marked, &mut report)?;
     attribute(repo, snapshots, &mut report);
 
     if opts.rotate && !report.verified.is_empty() {
@@ -347,9 +354,11 @@ fn find_lost(
     repo: &Repository,
     snapshots: &[(Id, Snapshot)],
     unusable: &HashMap<Id, String>,
+    marked: &HashSet<Id>,
     report: &mut CheckReport,
 ) -> Result<()> {
     let reach = reachable(repo, snapshots.iter().map(|(_, s)| s.root));
+    note_marked_in_use(repo, &reach, marked, report)?;
     report.stats.trees = reach.trees.len() as u64;
     report.stats.data_blobs = reach.data.len() as u64;
     for (id, e) in &reach.unreadable {
@@ -395,6 +404,61 @@ fn find_lost(
     blobs.sort();
     for (id, why) in blobs {
         report.problem("blob", id, format!("data blob lost: {why}"));
+    }
+    Ok(())
+}
+
+/// Marks are not damage: a marked pack is still indexed and readable.
+/// One that cannot be read is (prune ignores it, so it marks nothing).
+fn load_marks(repo: &Repository, report: &mut CheckReport) -> Result<HashSet<Id>> {
+    let (marks, unreadable) = read_each(repo, ObjectKind::Marks, |id| {
+        Marks::decode(&repo.read_object(ObjectKind::Marks, id)?)
+    })?;
+    for (id, e) in unreadable {
+        report.problem(
+            "marks",
+            id,
+            format!("{e} (prune ignores it; it may be deleted)"),
+        );
+    }
+    let marked: HashSet<Id> = marks.into_iter().flat_map(|(_, m)| m.packs).collect();
+    report.marked = marked.iter().copied().collect();
+    report.marked.sort();
+    Ok(marked)
+}
+
+/// Snapshots may use a marked pack: a backup that started before the mark
+/// deduplicated against it. That is expected, and the next prune takes the
+/// mark back instead of deleting the pack.
+fn note_marked_in_use(
+    repo: &Repository,
+    reach: &super::reachable::Reachable,
+    marked: &HashSet<Id>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    if marked.is_empty() {
+        return Ok(());
+    }
+    let used = reach
+        .trees
+        .iter()
+        .map(|id| (BlobKind::Tree, id))
+        .chain(reach.data.iter().map(|id| (BlobKind::Data, id)));
+    let mut in_use = HashSet::new();
+    for (kind, id) in used {
+        if let Some(loc) = repo.blob_location(kind, id)? {
+            if marked.contains(&loc.pack) {
+                in_use.insert(loc.pack);
+            }
+        }
+    }
+    report.marked_in_use = in_use.into_iter().collect();
+    report.marked_in_use.sort();
+    for id in &report.marked_in_use {
+        report.warnings.push(format!(
+            "pack {} is marked for deletion but snapshots use it (a backup that started before prune marked it): the next prune keeps it and takes the mark back",
+            id.short()
+        ));
     }
     Ok(())
 }

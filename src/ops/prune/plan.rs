@@ -65,6 +65,9 @@ pub struct PrunePlan {
     /// Stored bytes of used blobs, and of unused blobs left in kept packs.
     pub used_bytes: u64,
     pub unused_kept_bytes: u64,
+    /// Total size of the `unindexed` packs (filled in by the caller, which
+    /// asks storage; 0 when unknown).
+    pub unindexed_bytes: u64,
 }
 
 impl PrunePlan {
@@ -80,12 +83,13 @@ impl PrunePlan {
             .sum()
     }
 
-    /// Bytes freed once done: deleted packs, and repacked packs less what
-    /// they keep. Unindexed packs are not counted (their sizes are unknown
-    /// without a request each).
+    /// Bytes freed once done: every pack deleted (unused, unindexed or
+    /// repacked) less what repacking writes again.
     pub fn freed_bytes(&self) -> u64 {
         let deleted: u64 = self.delete.iter().map(|(_, s)| s).sum();
-        deleted + self.repack_bytes().saturating_sub(self.repack_keep_bytes())
+        deleted
+            + self.unindexed_bytes
+            + self.repack_bytes().saturating_sub(self.repack_keep_bytes())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,7 +102,7 @@ impl PrunePlan {
 
 /// Index objects beyond this many are merged into one even when nothing is
 /// deleted, so opening a repository does not read thousands of them.
-const COMPACT_INDEX_OBJECTS: usize = 32;
+pub(crate) const COMPACT_INDEX_OBJECTS: usize = 32;
 
 /// Decide. Refuses (as damage) when a used blob has no indexed copy in a
 /// stored pack: deleting anything then could destroy the last copy of data
@@ -243,10 +247,15 @@ pub fn plan(input: &PlanInput<'_>, rules: &PruneRules) -> Result<PrunePlan> {
 /// last lists `supersede`: until it is stored nothing is replaced, and once
 /// it is, the others are already there.
 pub fn new_index_bodies(plan: &PrunePlan, max_blobs: usize) -> Vec<IndexBody> {
+    index_bodies(&plan.keep, &plan.supersede, max_blobs)
+}
+
+/// `new_index_bodies` for any list of packs that stay.
+pub fn index_bodies(keep: &[IndexPack], supersede: &[Id], max_blobs: usize) -> Vec<IndexBody> {
     let mut bodies = vec![];
     let mut current = IndexBody::default();
     let mut blobs = 0;
-    for p in &plan.keep {
+    for p in keep {
         if blobs > 0 && blobs + p.blobs.len() > max_blobs {
             bodies.push(std::mem::take(&mut current));
             blobs = 0;
@@ -254,7 +263,7 @@ pub fn new_index_bodies(plan: &PrunePlan, max_blobs: usize) -> Vec<IndexBody> {
         blobs += p.blobs.len();
         current.packs.push(p.clone());
     }
-    current.supersedes = plan.supersede.clone();
+    current.supersedes = supersede.to_vec();
     bodies.push(current);
     bodies
 }
