@@ -5,6 +5,7 @@ mod cli;
 fn main() {
     limit_allocator_caching();
     let parsed = cli::Cli::parse();
+    cli::password::take_secrets_from_environment();
     let code = match cli::run(parsed) {
         Ok(code) => code,
         Err(err) => {

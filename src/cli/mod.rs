@@ -3,7 +3,7 @@
 pub mod args;
 pub(crate) mod commands;
 mod output;
-mod password;
+pub mod password;
 
 pub use args::Cli;
 pub use commands::run;
