@@ -6,6 +6,7 @@ mod output;
 pub mod password;
 
 pub use args::Cli;
+pub(crate) use commands::mount::block_stop_signals;
 pub use commands::run;
 
 /// Exit codes (README.md, "Exit codes").

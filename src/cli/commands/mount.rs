@@ -46,7 +46,7 @@ fn stop_signal_set() -> libc::sigset_t {
 /// now on inherits the block and only `wait_for_stop` receives them: an
 /// unhandled SIGTERM would end the process without unmounting, leaving a
 /// dead mount behind.
-fn block_stop_signals() {
+pub(crate) fn block_stop_signals() {
     let set = stop_signal_set();
     // SAFETY: set is a valid sigset_t; a null old set is allowed.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
