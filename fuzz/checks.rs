@@ -21,17 +21,17 @@ use std::sync::OnceLock;
 use rand::SeedableRng;
 use vault::crypto::MasterKeys;
 use vault::format::config::Config;
+use vault::format::drill::Drill;
 use vault::format::index::IndexBody;
 use vault::format::keyfile::{KeyFile, KeySet};
+use vault::format::lock::Lock;
 use vault::format::pack::{self, TRAILER_LEN};
 use vault::format::payload::{self, ENCODING_RAW};
-use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION};
-use vault::format::drill::Drill;
-use vault::format::lock::Lock;
 use vault::format::pg_tables;
+use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION};
 use vault::format::snapshot::Snapshot;
-use vault::format::verified::VerifiedRecord;
 use vault::format::tree::{self, Content, Tree, FLAG_DAMAGED};
+use vault::format::verified::VerifiedRecord;
 use vault::format::Id;
 
 /// A check: arbitrary bytes in, whether they were accepted out.

@@ -45,7 +45,7 @@ fn a_folder_chain_1500_levels_deep_snapshots_lists_checks_copies_and_restores() 
     let found = v.ok(&["find", "leaf.txt"]);
     assert!(String::from_utf8_lossy(&found.stdout).contains("leaf.txt"));
 
-    let diff = v.ok(&["diff", &first, &second]);
+    let diff = v.ok(&["diff", first, second]);
     let diff = String::from_utf8_lossy(&diff.stdout);
     assert!(diff.contains("leaf.txt"), "{diff}");
 

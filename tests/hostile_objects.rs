@@ -7,7 +7,6 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::sync::Arc;
 
 use common::*;
 use vault::format::keyfile::{KdfParams, KeyFile};

@@ -185,11 +185,10 @@ impl Backend for OpendalBackend {
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        Ok(self
-            .op
+        self.op
             .read(path)
             .map_err(|e| self.fail(e, "read", path))
-            .map(into_vec)?)
+            .map(into_vec)
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
