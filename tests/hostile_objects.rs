@@ -37,9 +37,15 @@ fn open(v: &Vault, password: &str, cache: Option<&Path>) -> vault::Result<Opened
 /// A copy of the repository's key with other KDF parameters in its header,
 /// stored under its new name, as someone with write access could.
 fn plant_key(v: &Vault, kdf: KdfParams) -> Id {
-    let original = v.repo.join("keys").join(key_ids(v)[0].to_hex());
-    let bytes = fs::read(original).unwrap();
-    let file = KeyFile::decode(&bytes).unwrap();
+    let keys: Vec<Vec<u8>> = key_ids(v)
+        .iter()
+        .map(|id| fs::read(v.repo.join("keys").join(id.to_hex())).unwrap())
+        .collect();
+    // The first key that still decodes: an earlier planted one may not.
+    let file = keys
+        .iter()
+        .find_map(|bytes| KeyFile::decode(bytes).ok())
+        .unwrap();
     let mut header = file.header.clone();
     header.kdf = kdf;
     let mut planted = header.encode();

@@ -189,6 +189,8 @@ pub(crate) fn open_key_for(
             format!("{}: the repository has no key objects", backend.describe()),
         ));
     }
+    // Listing order is the storage's; a fixed order makes every open alike.
+    ids.sort_unstable();
     if let Some(last) = remembered_key(cache, config_bytes) {
         if let Some(pos) = ids.iter().position(|id| *id == last) {
             ids[..=pos].rotate_right(1);
