@@ -21,14 +21,18 @@ use std::sync::OnceLock;
 use rand::SeedableRng;
 use vault::crypto::MasterKeys;
 use vault::format::config::Config;
+use vault::format::drill::Drill;
 use vault::format::index::IndexBody;
 use vault::format::keyfile::{KeyFile, KeySet};
 use vault::format::marks::Marks;
+use vault::format::lock::Lock;
 use vault::format::pack::{self, TRAILER_LEN};
 use vault::format::payload::{self, ENCODING_RAW};
+use vault::format::pg_tables;
 use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION};
 use vault::format::snapshot::Snapshot;
 use vault::format::tree::{self, Content, Tree, FLAG_DAMAGED};
+use vault::format::verified::VerifiedRecord;
 use vault::format::Id;
 
 /// A check: arbitrary bytes in, whether they were accepted out.
@@ -45,6 +49,10 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("sealed", sealed),
     ("payload", payload),
     ("marks", marks),
+    ("lock", lock),
+    ("drill", drill),
+    ("verified", verified),
+    ("pg_tables", pg_tables),
 ];
 
 /// Seed of the master keys the `sealed` target opens boxes with. The seed
@@ -248,6 +256,46 @@ pub fn marks(data: &[u8]) -> bool {
         .unwrap_or_else(|e| panic!("re-encoded marks do not decode: {e:?}"));
     assert_eq!(again, m, "marks changed through encode/decode");
     true
+}
+
+/// Bodies with an encoder: whatever decodes must encode to a body that
+/// decodes to the same value.
+macro_rules! round_trip {
+    ($name:literal, $decode:expr, $encode:expr, $data:expr) => {{
+        let Ok(value) = $decode($data) else {
+            return false;
+        };
+        let again = $decode(&$encode(&value))
+            .unwrap_or_else(|e| panic!("re-encoded {} does not decode: {e:?}", $name));
+        assert_eq!(again, value, "{} changed through encode/decode", $name);
+        true
+    }};
+}
+
+pub fn lock(data: &[u8]) -> bool {
+    round_trip!("lock", Lock::decode, Lock::encode, data)
+}
+
+pub fn drill(data: &[u8]) -> bool {
+    round_trip!("drill record", Drill::decode, Drill::encode, data)
+}
+
+pub fn verified(data: &[u8]) -> bool {
+    round_trip!(
+        "verification record",
+        VerifiedRecord::decode,
+        VerifiedRecord::encode,
+        data
+    )
+}
+
+pub fn pg_tables(data: &[u8]) -> bool {
+    round_trip!(
+        "pg table list",
+        pg_tables::decode,
+        |t: &Vec<pg_tables::TableRows>| pg_tables::encode(t),
+        data
+    )
 }
 
 /// Sealed boxes: split, then open under fixed master keys as every kind, with

@@ -1,11 +1,42 @@
 use clap::Parser;
+use vault::ops::walk::WALK_STACK;
 
 mod cli;
 
 fn main() {
     limit_allocator_caching();
     let parsed = cli::Cli::parse();
-    let code = match cli::run(parsed) {
+    cli::password::take_secrets_from_environment();
+    let code = run_on_deep_stacks(parsed);
+    std::process::exit(code);
+}
+
+fn run_on_deep_stacks(parsed: cli::Cli) -> i32 {
+    // A mount waits for its stop signals in one thread; every thread must
+    // inherit the block, so it comes before any thread exists.
+    if matches!(parsed.command, cli::args::Command::Mount(_)) {
+        cli::block_stop_signals();
+    }
+    // Without the global pool the walk still runs, on smaller stacks.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(WALK_STACK)
+        .build_global();
+    let worker = std::thread::Builder::new()
+        .name("vault".into())
+        .stack_size(WALK_STACK)
+        .spawn(move || run(parsed));
+    match worker.map(|w| w.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => {
+            eprintln!("vault: cannot start: {e}");
+            cli::exit::FAILURE
+        }
+    }
+}
+
+fn run(parsed: cli::Cli) -> i32 {
+    match cli::run(parsed) {
         Ok(code) => code,
         Err(err) => {
             // A closed pipe (`vault dump ... | head`) is the reader's choice.
@@ -21,8 +52,7 @@ fn main() {
                 cli::exit_code(&err)
             }
         }
-    };
-    std::process::exit(code);
+    }
 }
 
 /// Errors print as one line: the chain joined with ": ".

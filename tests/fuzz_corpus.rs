@@ -123,7 +123,11 @@ corpus_tests!(
     snapshot,
     sealed,
     payload,
-    marks
+    marks,
+    lock,
+    drill,
+    verified,
+    pg_tables
 );
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -258,6 +262,10 @@ mod seeds {
             ("sealed", sealed()),
             ("payload", payload()),
             ("marks", marks()),
+            ("lock", lock()),
+            ("drill", drill()),
+            ("verified", verified()),
+            ("pg_tables", pg_tables()),
         ]
     }
 
@@ -401,9 +409,9 @@ mod seeds {
         key_object.extend_from_slice(&sealed);
         let odd_header = KeyHeader {
             kdf: KdfParams {
-                memory_kib: 512,
-                iterations: 64,
-                parallelism: 64,
+                memory_kib: 128,
+                iterations: 16,
+                parallelism: 16,
             },
             host: String::new(),
             user: "ünïcödé".into(),
@@ -820,6 +828,111 @@ mod seeds {
             ("invalid-zstd-corrupt-frame".into(), bad_frame),
             ("invalid-unknown-encoding".into(), vec![2, 1, 2, 3]),
         ];
+        common(&mut files);
+        files
+    }
+    fn lock() -> Files {
+        use vault::format::lock::{Lock, LockMode};
+        let lock = Lock {
+            mode: LockMode::Exclusive,
+            host: "backup-host".into(),
+            user: "root".into(),
+            pid: 4242,
+            purpose: "prune".into(),
+            created: T,
+            refreshed: T,
+        };
+        let good = lock.encode();
+        let mut files: Files = vec![
+            ("valid-exclusive".into(), good.clone()),
+            ("invalid-truncated".into(), half(&good)),
+            ("invalid-version".into(), with_byte(good.clone(), 0, 99)),
+        ];
+        let mut trailing = good;
+        trailing.push(0);
+        files.push(("invalid-trailing-byte".into(), trailing));
+        common(&mut files);
+        files
+    }
+
+    fn drill() -> Files {
+        use vault::format::drill::{Check, Drill};
+        let drill = Drill {
+            snapshot: id(7),
+            time: T,
+            host: "drill-host".into(),
+            source: "postgres".into(),
+            passed: false,
+            restore_ms: 1234,
+            checks: vec![
+                Check {
+                    name: "rows app.public.users".into(),
+                    passed: true,
+                    detail: "3 rows".into(),
+                },
+                Check {
+                    name: "assert SELECT 1".into(),
+                    passed: false,
+                    detail: "got 2".into(),
+                },
+            ],
+        };
+        let good = drill.encode();
+        let mut files: Files = vec![
+            ("valid-two-checks".into(), good.clone()),
+            ("invalid-truncated".into(), half(&good)),
+            ("invalid-version".into(), with_byte(good.clone(), 0, 99)),
+        ];
+        let mut trailing = good;
+        trailing.push(0);
+        files.push(("invalid-trailing-byte".into(), trailing));
+        common(&mut files);
+        files
+    }
+
+    fn verified() -> Files {
+        use vault::format::verified::VerifiedRecord;
+        let record = VerifiedRecord::new(vec![id(1)], vec![(id(2), T), (id(3), T)]);
+        let good = record.encode();
+        let mut files: Files = vec![
+            ("valid-two-packs".into(), good.clone()),
+            ("valid-empty".into(), VerifiedRecord::default().encode()),
+            ("invalid-truncated".into(), half(&good)),
+            ("invalid-version".into(), with_byte(good.clone(), 0, 99)),
+        ];
+        let mut trailing = good;
+        trailing.push(0);
+        files.push(("invalid-trailing-byte".into(), trailing));
+        common(&mut files);
+        files
+    }
+
+    fn pg_tables() -> Files {
+        use vault::format::pg_tables::{encode, TableRows};
+        let tables = vec![
+            TableRows {
+                database: "app".into(),
+                schema: "public".into(),
+                table: "users".into(),
+                rows: 3,
+            },
+            TableRows {
+                database: "app".into(),
+                schema: "sales".into(),
+                table: "orders".into(),
+                rows: 1 << 40,
+            },
+        ];
+        let good = encode(&tables);
+        let mut files: Files = vec![
+            ("valid-two-tables".into(), good.clone()),
+            ("valid-none".into(), encode(&[])),
+            ("invalid-truncated".into(), half(&good)),
+            ("invalid-version".into(), with_byte(good.clone(), 0, 99)),
+        ];
+        let mut trailing = good;
+        trailing.push(0);
+        files.push(("invalid-trailing-byte".into(), trailing));
         common(&mut files);
         files
     }

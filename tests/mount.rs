@@ -382,3 +382,69 @@ fn open_files_and_outside_unmounts_leave_nothing_behind() {
     assert!(mount.wait_for_exit().success(), "{}", mount.log_text());
     assert!(!is_mounted(&mp));
 }
+
+/// `cat PATH` as uid/gid 65534: whether another, unprivileged user could
+/// read the file through the mount.
+fn other_user_reads(path: &Path) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "cat",
+        ])
+        .arg(path)
+        .output()
+        .expect("run setpriv")
+}
+
+#[test]
+fn allow_other_mounts_keep_file_permissions_for_other_users() {
+    let test = "allow_other_mounts_keep_file_permissions_for_other_users";
+    if !fuse_available(test) {
+        return;
+    }
+    let have_setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !is_root() || !have_setpriv {
+        eprintln!("SKIPPED {test}: needs root and setpriv (util-linux) to act as a second user");
+        return;
+    }
+    let (v, src) = snapshot_of(|src| {
+        write(&src.join("secret.txt"), b"root only\n");
+        chmod(&src.join("secret.txt"), 0o600);
+        write(&src.join("public.txt"), b"anyone\n");
+        chmod(&src.join("public.txt"), 0o644);
+        chmod(src, 0o755);
+    });
+    // The other user must reach the mount point itself.
+    chmod(v.path(), 0o755);
+    for (extra, secret_readable) in [
+        (&["--allow-other"][..], false),
+        (&["--allow-other", "--no-default-permissions"][..], true),
+    ] {
+        let dir = v.dir(&format!("mnt-{}", extra.len()));
+        let m = Mount::start(&v, &dir, extra);
+        let snap = inside(&only_snapshot_dir(&m.dir)[0], &src);
+        let public = other_user_reads(&snap.join("public.txt"));
+        assert!(public.status.success(), "{extra:?}: {public:?}");
+        assert_eq!(public.stdout, b"anyone\n");
+        let secret = other_user_reads(&snap.join("secret.txt"));
+        assert_eq!(
+            secret.status.success(),
+            secret_readable,
+            "{extra:?}: another user reading a 0600 root file: {secret:?}"
+        );
+        if !secret_readable {
+            assert!(secret.stdout.is_empty());
+            assert!(
+                String::from_utf8_lossy(&secret.stderr).contains("Permission denied"),
+                "{secret:?}"
+            );
+        }
+        m.stop();
+    }
+}

@@ -3,9 +3,10 @@
 pub mod args;
 pub(crate) mod commands;
 mod output;
-mod password;
+pub mod password;
 
 pub use args::Cli;
+pub(crate) use commands::mount::block_stop_signals;
 pub use commands::run;
 
 /// Exit codes (README.md, "Exit codes").

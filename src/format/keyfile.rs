@@ -16,10 +16,46 @@ pub const SALT_LEN: usize = 32;
 pub const KEY_LEN: usize = 32;
 
 /// Upper bounds that keep a hostile key file from making `open` take hours
-/// or all memory.
-pub const MAX_KDF_MEMORY_KIB: u32 = 4 << 20;
-pub const MAX_KDF_ITERATIONS: u32 = 64;
-pub const MAX_KDF_PARALLELISM: u32 = 64;
+/// or all memory: 1 GiB and 16 passes is already far beyond any
+/// recommendation for interactive use.
+pub const MAX_KDF_MEMORY_KIB: u32 = 1 << 20;
+pub const MAX_KDF_ITERATIONS: u32 = 16;
+pub const MAX_KDF_PARALLELISM: u32 = 16;
+
+/// What one host is willing to spend on one key, below the format's
+/// ceilings: a key asking for more is not tried (and not written). The
+/// defaults leave room for four times the default parameters' memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfLimit {
+    pub max_memory_kib: u32,
+    pub max_iterations: u32,
+}
+
+impl Default for KdfLimit {
+    fn default() -> Self {
+        KdfLimit {
+            max_memory_kib: 256 << 10,
+            max_iterations: 8,
+        }
+    }
+}
+
+impl KdfLimit {
+    /// Whether `params` are within this limit; the error says by how much
+    /// they are not.
+    pub fn admits(&self, params: &KdfParams) -> Result<()> {
+        if params.memory_kib > self.max_memory_kib || params.iterations > self.max_iterations {
+            return Err(Error::invalid(format!(
+                "its KDF asks for {} MiB and {} passes, over this host's limit of {} MiB and {} passes",
+                params.memory_kib >> 10,
+                params.iterations,
+                self.max_memory_kib >> 10,
+                self.max_iterations
+            )));
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KdfParams {

@@ -7,6 +7,7 @@ pub mod drill;
 pub mod id;
 pub mod index;
 pub mod keyfile;
+pub mod limits;
 pub mod lock;
 pub mod marks;
 pub mod pack;

@@ -340,7 +340,10 @@ impl VaultFs {
         }
     }
 
-    fn attr(&self, ino: u64, node: &Node) -> (Duration, FileAttr) {
+    /// Attributes of a node; EOVERFLOW for a device number FUSE cannot
+    /// carry (its `rdev` is the kernel's 32-bit encoding, which a host
+    /// `dev_t` below 2^32 already is).
+    fn attr(&self, ino: u64, node: &Node) -> std::result::Result<(Duration, FileAttr), Errno> {
         let mut attr = FileAttr {
             ino: INodeNo(ino),
             size: 0,
@@ -359,18 +362,18 @@ impl VaultFs {
             flags: 0,
         };
         match node {
-            Node::Virtual(_) => (TTL_LIVE, attr),
+            Node::Virtual(_) => Ok((TTL_LIVE, attr)),
             Node::Link { .. } => {
                 attr.kind = FileType::Symlink;
                 attr.perm = 0o777;
                 attr.nlink = 1;
                 attr.size = self.link_target(node).map_or(0, |t| t.len() as u64);
-                (TTL_LIVE, attr)
+                Ok((TTL_LIVE, attr))
             }
             Node::SnapshotRoot { time, .. } => {
                 let t = system_time(*time);
                 (attr.atime, attr.mtime, attr.ctime) = (t, t, t);
-                (TTL_FIXED, attr)
+                Ok((TTL_FIXED, attr))
             }
             Node::Entry(e) => {
                 attr.kind = file_type(e.kind);
@@ -387,9 +390,9 @@ impl VaultFs {
                 attr.atime = attr.mtime;
                 attr.ctime = system_time(e.ctime);
                 if let Content::Device { rdev } = e.content {
-                    attr.rdev = rdev as u32;
+                    attr.rdev = u32::try_from(rdev).map_err(|_| Errno::EOVERFLOW)?;
                 }
-                (TTL_FIXED, attr)
+                Ok((TTL_FIXED, attr))
             }
         }
     }
@@ -538,20 +541,20 @@ impl Filesystem for VaultFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.lookup_child(parent.0, name) {
-            Ok((ino, node)) => {
-                let (ttl, attr) = self.attr(ino, &node);
-                reply.entry(&ttl, &attr, Generation(0));
-            }
+            Ok((ino, node)) => match self.attr(ino, &node) {
+                Ok((ttl, attr)) => reply.entry(&ttl, &attr, Generation(0)),
+                Err(e) => reply.error(e),
+            },
             Err(e) => reply.error(e),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.node(ino) {
-            Some(node) => {
-                let (ttl, attr) = self.attr(ino.0, &node);
-                reply.attr(&ttl, &attr);
-            }
+            Some(node) => match self.attr(ino.0, &node) {
+                Ok((ttl, attr)) => reply.attr(&ttl, &attr),
+                Err(e) => reply.error(e),
+            },
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -708,7 +711,10 @@ impl Filesystem for VaultFs {
 /// The xattr protocol: size 0 asks how big the value is.
 fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
     if size == 0 {
-        reply.size(value.len() as u32);
+        match u32::try_from(value.len()) {
+            Ok(len) => reply.size(len),
+            Err(_) => reply.error(Errno::E2BIG),
+        }
     } else if value.len() > size as usize {
         reply.error(Errno::ERANGE);
     } else {

@@ -26,6 +26,9 @@ pub struct MountOptions {
     pub refresh: Duration,
     /// Let other users (and root) see the mount.
     pub allow_other: bool,
+    /// With `allow_other`, skip the kernel's permission checks: vault checks
+    /// none itself, so every user who reaches the mount reads every file.
+    pub no_default_permissions: bool,
     /// Threads answering the kernel; reads of different chunks overlap.
     pub threads: usize,
 }
@@ -35,6 +38,7 @@ impl Default for MountOptions {
         MountOptions {
             refresh: Duration::from_secs(5),
             allow_other: false,
+            no_default_permissions: false,
             threads: 4,
         }
     }
@@ -140,6 +144,13 @@ pub fn mount(repo: Arc<Repository>, mountpoint: &Path, opts: &MountOptions) -> R
     config.n_threads = Some(opts.threads.max(1));
     if opts.allow_other {
         config.acl = SessionACL::All;
+        // Other users get what the recorded mode, owner and group allow
+        // them, as on the original file system: the kernel checks each
+        // access. (Without allow_other only the mounting user, who holds
+        // the password, reaches the mount at all.)
+        if !opts.no_default_permissions {
+            config.mount_options.push(MountOption::DefaultPermissions);
+        }
     }
     let mut session = fuser::Session::new(filesystem, mountpoint, &config).map_err(|e| {
         Error::with_source(

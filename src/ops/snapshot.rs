@@ -156,6 +156,7 @@ pub(crate) fn walk_pool() -> Result<rayon::ThreadPool> {
             ),
         )
         .thread_name(|i| format!("vault-walk-{i}"))
+        .stack_size(crate::ops::walk::WALK_STACK)
         .build()
         .map_err(|e| {
             Error::new(

@@ -1,11 +1,14 @@
 //! Key objects: each password wraps the same master keys.
 
+use std::path::PathBuf;
+
 use rand::RngCore;
 
-use super::{random_nonce, Repository};
+use super::{random_nonce, CacheOptions, Repository};
 use crate::crypto::{derive_wrapping_key, open_with, seal_with, MasterKeys};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::keyfile::{KdfParams, KeyFile, KeyHeader, KeySet, SALT_LEN};
+use crate::format::keyfile::{KdfLimit, KdfParams, KeyFile, KeyHeader, KeySet, SALT_LEN};
+use crate::format::limits::{MAX_CONFIG_OBJECT, MAX_KEY_OBJECT};
 use crate::format::sealed::BoxKind;
 use crate::format::{layout, Id, Timestamp};
 use crate::storage::Backend;
@@ -25,6 +28,10 @@ pub(crate) fn write_key(
     password: &[u8],
     kdf: &KdfParams,
 ) -> Result<Id> {
+    // A key this host would refuse to try is not worth writing.
+    local_kdf_limit()?
+        .admits(kdf)
+        .map_err(|e| Error::invalid(format!("new key: {}", e.context())))?;
     let mut salt = [0u8; SALT_LEN];
     rand::rngs::OsRng.fill_bytes(&mut salt);
     let header = KeyHeader {
@@ -51,8 +58,7 @@ pub(crate) fn write_key(
     Ok(id)
 }
 
-fn try_key(bytes: &[u8], password: &[u8]) -> Result<MasterKeys> {
-    let file = KeyFile::decode(bytes)?;
+fn try_key(file: &KeyFile<'_>, password: &[u8]) -> Result<MasterKeys> {
     let wrapping = derive_wrapping_key(password, &file.header.salt, &file.header.kdf)?;
     let plain = zeroize::Zeroizing::new(open_with(
         &wrapping,
@@ -71,39 +77,171 @@ fn key_ids(backend: &dyn Backend) -> Result<Vec<Id>> {
         .collect())
 }
 
-/// Try the password against every key object. Damaged key objects are
-/// skipped (another key may still open the repository); if none opens, the
-/// password is wrong.
-pub(crate) fn open_any_key(backend: &dyn Backend, password: &[u8]) -> Result<(Id, MasterKeys)> {
-    let ids = key_ids(backend)?;
+/// How the password met the key objects: the keys it was tried against, in
+/// order, and the keys refused before any KDF ran (damaged, or asking for
+/// more than this host spends), with the reason.
+#[derive(Debug, Clone)]
+pub struct OpenedKey {
+    pub id: Id,
+    pub tried: Vec<Id>,
+    pub refused: Vec<(Id, String)>,
+}
+
+/// Variables that raise (or lower) what this host spends on one key.
+const LIMIT_MEMORY_VAR: &str = "VAULT_KDF_MAX_MEMORY_MIB";
+const LIMIT_PASSES_VAR: &str = "VAULT_KDF_MAX_PASSES";
+
+/// This host's KDF limit: the defaults, or the variables above.
+pub fn local_kdf_limit() -> Result<KdfLimit> {
+    let mut limit = KdfLimit::default();
+    let read = |name: &str| -> Result<Option<u32>> {
+        match std::env::var(name) {
+            Err(_) => Ok(None),
+            Ok(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::invalid(format!("{name}={v:?} is not a whole number"))),
+        }
+    };
+    if let Some(mib) = read(LIMIT_MEMORY_VAR)? {
+        limit.max_memory_kib = mib.saturating_mul(1024);
+    }
+    if let Some(passes) = read(LIMIT_PASSES_VAR)? {
+        limit.max_iterations = passes;
+    }
+    Ok(limit)
+}
+
+/// Everything that can be known about a key object without the password:
+/// its name, its header, the shape of its sealed box, and whether this
+/// host is willing to run its KDF. A planted key costs no argon2 run.
+fn check_before_kdf<'a>(id: &Id, bytes: &'a [u8], limit: &KdfLimit) -> Result<KeyFile<'a>> {
+    if Id::of_object(bytes) != *id {
+        return Err(Error::corrupt("content does not match its name"));
+    }
+    let file = KeyFile::decode(bytes)?;
+    let sealed = crate::format::sealed::split(file.sealed_keyset)?;
+    // Key sets are sealed under epoch 0 (write_key).
+    if sealed.epoch != 0 {
+        return Err(Error::corrupt(format!(
+            "key set sealed under epoch {}, not 0",
+            sealed.epoch
+        )));
+    }
+    limit
+        .admits(&file.header.kdf)
+        .map_err(|e| Error::new(ErrorKind::Unsupported, e.context().to_string()))?;
+    Ok(file)
+}
+
+/// Where this host remembers the key it opened a repository with: named by
+/// the hash of the repository's config object, which no two repositories
+/// share and which never changes.
+fn remembered_path(cache: &CacheOptions, config_bytes: &[u8]) -> Option<PathBuf> {
+    cache
+        .dir
+        .as_ref()
+        .map(|d| d.join("keys").join(Id::of_object(config_bytes).to_hex()))
+}
+
+fn remembered_key(cache: &CacheOptions, config_bytes: &[u8]) -> Option<Id> {
+    let text = std::fs::read_to_string(remembered_path(cache, config_bytes)?).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Best effort: the note only orders the keys, so a failure to write it
+/// costs time at the next open, never correctness.
+fn remember_key(cache: &CacheOptions, config_bytes: &[u8], id: &Id) {
+    let Some(path) = remembered_path(cache, config_bytes) else {
+        return;
+    };
+    let tmp = path.with_extension("tmp");
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&tmp, format!("{id}\n")))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Open the master keys with a password: the key this host opened with last
+/// time first (a note in the cache folder, never trusted beyond the order),
+/// then every other key. Keys that fail the checks of `check_before_kdf`
+/// are refused without a KDF run; if none opens, the password is wrong.
+pub fn open_key(backend: &dyn Backend, password: &[u8], cache: &CacheOptions) -> Result<OpenedKey> {
+    let config_bytes = backend.read_capped(layout::CONFIG, MAX_CONFIG_OBJECT)?;
+    open_key_for(backend, password, cache, &config_bytes).map(|(opened, _)| opened)
+}
+
+pub(crate) fn open_key_for(
+    backend: &dyn Backend,
+    password: &[u8],
+    cache: &CacheOptions,
+    config_bytes: &[u8],
+) -> Result<(OpenedKey, MasterKeys)> {
+    let mut ids = key_ids(backend)?;
     if ids.is_empty() {
         return Err(Error::new(
             ErrorKind::Corrupt,
             format!("{}: the repository has no key objects", backend.describe()),
         ));
     }
-    let mut damaged = Vec::new();
-    for id in ids {
-        let bytes = backend.read(&layout::key(&id))?;
-        if Id::of_object(&bytes) != id || KeyFile::decode(&bytes).is_err() {
-            damaged.push(id);
-            continue;
+    // Listing order is the storage's; a fixed order makes every open alike.
+    ids.sort_unstable();
+    if let Some(last) = remembered_key(cache, config_bytes) {
+        if let Some(pos) = ids.iter().position(|id| *id == last) {
+            ids[..=pos].rotate_right(1);
         }
-        if let Ok(keys) = try_key(&bytes, password) {
-            return Ok((id, keys));
+    }
+    let limit = local_kdf_limit()?;
+    let mut tried = Vec::new();
+    let mut refused = Vec::new();
+    let mut damaged = None;
+    for id in ids {
+        let bytes = match backend.read_capped(&layout::key(&id), MAX_KEY_OBJECT) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == ErrorKind::Corrupt => {
+                damaged.get_or_insert(id);
+                refused.push((id, e.context().to_string()));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let file = match check_before_kdf(&id, &bytes, &limit) {
+            Ok(file) => file,
+            Err(e) => {
+                if e.kind() != ErrorKind::Unsupported {
+                    damaged.get_or_insert(id);
+                }
+                refused.push((id, e.context().to_string()));
+                continue;
+            }
+        };
+        tried.push(id);
+        if let Ok(keys) = try_key(&file, password) {
+            remember_key(cache, config_bytes, &id);
+            return Ok((OpenedKey { id, tried, refused }, keys));
         }
     }
     // With a damaged key in the way, the password may well be right.
-    if let Some(id) = damaged.first() {
+    if let Some(id) = damaged {
         return Err(Error::corrupt(format!(
             "key {} is damaged, and no other key opens with this password",
             id.short()
         )));
     }
-    Err(Error::new(
-        ErrorKind::WrongPassword,
-        "wrong password: no key in the repository opens with it",
-    ))
+    let mut message = "wrong password: no key in the repository opens with it".to_string();
+    if let Some((id, why)) = refused.first() {
+        message.push_str(&format!(
+            " (key {} was not tried: {why}; {LIMIT_MEMORY_VAR} and {LIMIT_PASSES_VAR} raise the limit)",
+            id.short()
+        ));
+    }
+    Err(Error::new(ErrorKind::WrongPassword, message))
 }
 
 /// Key objects whose bytes do not match their name or do not parse. Only
@@ -111,7 +249,7 @@ pub(crate) fn open_any_key(backend: &dyn Backend, password: &[u8]) -> Result<(Id
 pub(crate) fn damaged_keys(backend: &dyn Backend) -> Result<Vec<(Id, Error)>> {
     let mut out = Vec::new();
     for id in key_ids(backend)? {
-        let bytes = match backend.read(&layout::key(&id)) {
+        let bytes = match backend.read_capped(&layout::key(&id), MAX_KEY_OBJECT) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
@@ -137,7 +275,9 @@ impl Repository {
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
         for id in key_ids(self.backend.as_ref())? {
-            let bytes = self.backend.read(&layout::key(&id))?;
+            let bytes = self
+                .backend
+                .read_capped(&layout::key(&id), MAX_KEY_OBJECT)?;
             let file = KeyFile::decode(&bytes).map_err(|e| e.at(format!("key {}", id.short())))?;
             out.push(KeyInfo {
                 id,

@@ -9,7 +9,7 @@ mod packs;
 mod reader;
 mod writer;
 
-pub use keys::KeyInfo;
+pub use keys::{local_kdf_limit, open_key, KeyInfo, OpenedKey};
 pub use lock::{
     describe as describe_lock, process_alive, staleness, LockGuard, LockInfo,
     DELETES_PER_LOCK_CHECK, REFRESH_EVERY, STALE_AFTER,
@@ -170,7 +170,9 @@ impl Repository {
         password: &[u8],
         cache: &CacheOptions,
     ) -> Result<Repository> {
-        let config_bytes = match backend.read(layout::CONFIG) {
+        let config_bytes = match backend
+            .read_capped(layout::CONFIG, crate::format::limits::MAX_CONFIG_OBJECT)
+        {
             Ok(b) => b,
             // Keys without a config are a repository that lost its config,
             // not an empty location.
@@ -193,7 +195,8 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        let (key_id, keys) = keys::open_any_key(backend.as_ref(), password)?;
+        let (opened, keys) = keys::open_key_for(backend.as_ref(), password, cache, &config_bytes)?;
+        let key_id = opened.id;
         let sealed = config_bytes
             .strip_prefix(magic::CONFIG.as_slice())
             .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;

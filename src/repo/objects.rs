@@ -56,6 +56,18 @@ impl ObjectKind {
         }
     }
 
+    /// Largest stored size (format-spec "Limits").
+    fn max_stored(self) -> u64 {
+        use crate::format::limits::*;
+        match self {
+            ObjectKind::Index => MAX_INDEX_OBJECT,
+            ObjectKind::Snapshot => MAX_SNAPSHOT_OBJECT,
+            ObjectKind::Lock => MAX_LOCK_OBJECT,
+            ObjectKind::Drill => MAX_DRILL_OBJECT,
+            ObjectKind::Verified => MAX_VERIFIED_OBJECT,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ObjectKind::Index => "index",
@@ -87,7 +99,7 @@ impl Repository {
         let place = format!("{} {}", kind.name(), id.short());
         let bytes = self
             .backend
-            .read(&kind.path(id))
+            .read_capped(&kind.path(id), kind.max_stored())
             .map_err(|e| e.at(&place))?;
         if Id::of_object(&bytes) != *id {
             return Err(Error::corrupt(format!(

@@ -202,6 +202,14 @@ impl BlobWriter {
     /// Returns its id at once; the data is stored by the time `finish` returns.
     /// Callable from several threads (files are read in parallel).
     pub fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<Id> {
+        // Lengths are u32 in the index and the pack header (a tree of a
+        // folder with tens of millions of entries could exceed that).
+        if u32::try_from(data.len() + crate::format::sealed::OVERHEAD + 16).is_err() {
+            return Err(Error::invalid(format!(
+                "a {kind:?} blob of {} bytes is over the 4 GiB a blob may hold",
+                data.len()
+            )));
+        }
         let id = self.shared.repo.keys().blob_id(&data);
         if let Some(e) = self.shared.first_error() {
             return Err(e);

@@ -33,6 +33,9 @@ impl Backend for FaultyBackend {
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         self.inner.read_range(path, offset, len)
     }
+    fn read_capped(&self, path: &str, max: u64) -> Result<Vec<u8>> {
+        self.inner.read_capped(path, max)
+    }
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
         let allowed = self
             .writes_left

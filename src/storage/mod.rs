@@ -14,13 +14,29 @@ pub use opendal_backend::OpendalBackend;
 pub use remote::Transport;
 pub use requests::RequestCounts;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub trait Backend: Send + Sync {
     /// A human name for messages: `local:/srv/repo`, `memory`.
     fn describe(&self) -> String;
     fn read(&self, path: &str) -> Result<Vec<u8>>;
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// Read a whole object of at most `max` bytes. Its size is asked first
+    /// (a stat, a HEAD), so an object over the limit is refused before any
+    /// of its bytes are read; one that grows meanwhile is read only up to
+    /// the size seen.
+    fn read_capped(&self, path: &str, max: u64) -> Result<Vec<u8>> {
+        let size = self.size(path)?;
+        if size > max {
+            return Err(Error::corrupt(format!(
+                "{path} is {size} bytes, over the {max} bytes such an object may have"
+            )));
+        }
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        self.read_range(path, 0, size)
+    }
     /// Writes the whole object or nothing: a torn write never becomes visible.
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()>;
     /// Object paths below `dir` (recursive), relative to the repository root.

@@ -170,6 +170,15 @@ impl OpendalBackend {
     }
 }
 
+/// The buffer's bytes without a second copy where opendal holds them in
+/// one piece: once the buffer is gone the bytes have one owner, and a
+/// uniquely owned `Bytes` becomes a `Vec` in place.
+fn into_vec(buf: opendal::Buffer) -> Vec<u8> {
+    let bytes = buf.to_bytes();
+    drop(buf);
+    Vec::from(bytes)
+}
+
 impl Backend for OpendalBackend {
     fn describe(&self) -> String {
         self.name.clone()
@@ -206,11 +215,10 @@ impl Backend for OpendalBackend {
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        Ok(self
-            .op
+        self.op
             .read(path)
-            .map_err(|e| self.fail(e, "read", path))?
-            .to_vec())
+            .map_err(|e| self.fail(e, "read", path))
+            .map(into_vec)
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -230,7 +238,7 @@ impl Backend for OpendalBackend {
                 buf.len()
             )));
         }
-        Ok(buf.to_vec())
+        Ok(into_vec(buf))
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {

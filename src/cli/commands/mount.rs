@@ -21,6 +21,11 @@ pub struct MountArgs {
     /// /etc/fuse.conf unless run as root)
     #[arg(long)]
     pub allow_other: bool,
+    /// With --allow-other, let every user read every file regardless of
+    /// the permissions the snapshot recorded (the kernel checks them
+    /// otherwise)
+    #[arg(long, requires = "allow_other")]
+    pub no_default_permissions: bool,
 }
 
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
@@ -41,7 +46,7 @@ fn stop_signal_set() -> libc::sigset_t {
 /// now on inherits the block and only `wait_for_stop` receives them: an
 /// unhandled SIGTERM would end the process without unmounting, leaving a
 /// dead mount behind.
-fn block_stop_signals() {
+pub(crate) fn block_stop_signals() {
     let set = stop_signal_set();
     // SAFETY: set is a valid sigset_t; a null old set is allowed.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -72,6 +77,7 @@ pub(super) fn mount_cmd(g: &Global, a: MountArgs) -> Result<i32> {
     let opts = MountOptions {
         refresh: Duration::from_secs(a.refresh_secs),
         allow_other: a.allow_other,
+        no_default_permissions: a.no_default_permissions,
         ..MountOptions::default()
     };
     let mounted = mount(repo, &a.mountpoint, &opts)?;

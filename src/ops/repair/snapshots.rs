@@ -171,13 +171,32 @@ impl Rewriter<'_> {
         Ok(new)
     }
 
+    /// How many zeros stand in for a lost chunk: its length as the file
+    /// records it, if no more than the index says the chunk held (or, with
+    /// no index entry left, than the largest chunk the chunker cuts). A
+    /// damaged length must not become a 4 GiB allocation.
+    fn lost_chunk_len(&self, c: &ChunkRef) -> Result<usize> {
+        let (bound, what) = match self.repo.blob_location(BlobKind::Data, &c.id)? {
+            Some(loc) => (loc.raw_len, "its index entry says"),
+            None => (self.repo.config().chunker.max, "the largest chunk is"),
+        };
+        if c.len > bound {
+            return Err(Error::corrupt(format!(
+                "lost chunk {} is recorded as {} bytes, but {what} {bound}",
+                c.id.short(),
+                c.len
+            )));
+        }
+        usize::try_from(c.len).map_err(|_| Error::invalid("chunk length does not fit in memory"))
+    }
+
     /// Swap each lost chunk for zeros of its length; true if any was lost.
     fn replace_lost(&self, chunks: &mut [ChunkRef]) -> Result<bool> {
         let mut any = false;
         for c in chunks.iter_mut() {
             if self.lost.contains_key(&(BlobKind::Data, c.id)) {
                 any = true;
-                let zeros = vec![0u8; c.len as usize];
+                let zeros = vec![0u8; self.lost_chunk_len(c)?];
                 c.id = self.writer.save(BlobKind::Data, zeros)?;
                 if self.lost.contains_key(&(BlobKind::Data, c.id)) {
                     return Err(Error::corrupt(
