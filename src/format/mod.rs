@@ -10,6 +10,7 @@ pub mod keyfile;
 pub mod lock;
 pub mod pack;
 pub mod payload;
+pub mod pg_facts;
 pub mod pg_tables;
 pub mod sealed;
 pub mod snapshot;
