@@ -180,12 +180,17 @@ fn recreates(kind: &str, block_schema: &str, block_name: &str, dependent: &Depen
     }
 }
 
-/// The blocks of `sql` that re-create `dependents`, in the dump's order
-/// (which respects their dependencies). Indexes of a materialized view
-/// come with it.
+/// The preamble (session settings) and the blocks of `sql` that re-create
+/// `dependents`, in the dump's order (which respects their dependencies).
+/// Indexes of a materialized view come with it. pg_dump's `\restrict`
+/// pairs are left out: picked blocks would not keep them paired.
 pub fn recreate(sql: &str, dependents: &[Dependent]) -> String {
-    let (_, all) = blocks(sql);
+    let (preamble, all) = blocks(sql);
     let mut out = String::new();
+    if dependents.is_empty() {
+        return out;
+    }
+    out.push_str(preamble);
     for b in all {
         let wanted = dependents.iter().any(|d| {
             recreates(b.kind, b.schema, b.name, d)
@@ -211,7 +216,9 @@ pub fn recreate(sql: &str, dependents: &[Dependent]) -> String {
             out.push_str(b.text);
         }
     }
-    out
+    out.split_inclusive('\n')
+        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+        .collect()
 }
 
 /// The dependents the snapshot's schema (`pre_data` and `post_data`)

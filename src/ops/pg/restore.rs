@@ -308,13 +308,22 @@ fn create_database(plan: &RestorePlan, conn: &PgConn, db: &DatabaseSql) -> Resul
     } else {
         database::rename(&db.create, &plan.source_database, &plan.target)
     };
-    // CREATE DATABASE cannot run inside a transaction block.
+    // CREATE DATABASE cannot run inside a transaction block. The owner is
+    // set by a second statement, which may fail (a missing role): the
+    // database made by the first must not stay behind.
     psql_fed(
         conn,
         crate::sources::pg::MAINTENANCE_DB,
         &[],
         &mut |stdin| write_all(stdin, sql.as_bytes()),
     )
+    .or_else(|e| match drop_created(conn, &plan.target) {
+        Ok(()) => Err(e),
+        Err(dropped) => Err(e.at(format!(
+            "and database {} could not be dropped again ({dropped})",
+            plan.target
+        ))),
+    })
 }
 
 /// Drop a database this restore created and could not finish.
