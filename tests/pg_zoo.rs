@@ -181,4 +181,70 @@ fn schema_zoo_restores_onto_a_fresh_server_as_pg_dump_would() {
         .unwrap();
     assert!(failed(&mut session).contains(&"schema zoo".to_string()));
     session.close().unwrap();
+
+    // Large objects restore on their own, with their owner.
+    fresh.vault_json(
+        &v,
+        &[
+            "restore",
+            "pg",
+            &snap,
+            "--dbname",
+            "docs",
+            "--create",
+            "--large-objects",
+        ],
+    );
+    assert_eq!(
+        fresh.sql(
+            "docs",
+            "SELECT count(*), sum(length(lo_get(oid))) FROM pg_largeobject_metadata"
+        ),
+        "4|1300003"
+    );
+    assert_eq!(
+        fresh.sql(
+            "docs",
+            "SELECT pg_get_userbyid(lomowner) FROM pg_largeobject_metadata WHERE oid = 16900"
+        ),
+        "appuser"
+    );
+    assert_eq!(
+        fresh.sql(
+            "docs",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn rows_vault_cannot_carry_are_named_and_the_snapshot_exits_3() {
+    let Some(pg) = Postgres::start() else { return };
+    let v = Vault::init();
+    pg.createdb("app");
+    // What pg_extension_config_dump() records for an extension's
+    // configuration table, whose rows pg_dump stores.
+    pg.sql(
+        "app",
+        "CREATE EXTENSION hstore; \
+         CREATE TABLE ext_settings (k text); INSERT INTO ext_settings VALUES ('x'); \
+         ALTER EXTENSION hstore ADD TABLE ext_settings; \
+         UPDATE pg_extension SET extconfig = ARRAY['ext_settings'::regclass::oid], \
+           extcondition = ARRAY[''] WHERE extname = 'hstore'",
+    );
+    let out = pg
+        .vault(&v, &["snapshot", "pg", "--dbname", "app"])
+        .output()
+        .unwrap();
+    assert_code(
+        &out,
+        3,
+        "snapshot of a database with extension configuration rows",
+    );
+    assert!(
+        stderr(&out).contains("public.ext_settings") && stderr(&out).contains("hstore"),
+        "{}",
+        stderr(&out)
+    );
 }

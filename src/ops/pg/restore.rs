@@ -317,12 +317,12 @@ fn create_database(plan: &RestorePlan, conn: &PgConn, db: &DatabaseSql) -> Resul
         &[],
         &mut |stdin| write_all(stdin, sql.as_bytes()),
     )
-    .or_else(|e| match drop_created(conn, &plan.target) {
-        Ok(()) => Err(e),
-        Err(dropped) => Err(e.at(format!(
+    .map_err(|e| match drop_created(conn, &plan.target) {
+        Ok(()) => e,
+        Err(dropped) => e.at(format!(
             "and database {} could not be dropped again ({dropped})",
             plan.target
-        ))),
+        )),
     })
 }
 

@@ -98,7 +98,7 @@ pub fn rename(sql: &str, from: &str, to: &str) -> String {
             let ends_name = after
                 .chars()
                 .next()
-                .map_or(true, |c| c == ' ' || c == ';' || c == '\n');
+                .is_none_or(|c| c == ' ' || c == ';' || c == '\n');
             result.push_str(&rest[..at]);
             result.push_str(if ends_name { &target } else { &needle });
             rest = after;
