@@ -262,7 +262,7 @@ fn users_and_grants_survive_a_round_trip_only_when_asked() {
     assert_success(&restore(&["--users"]), "restore mysql --users");
     assert!(has_clerk(&target), "--users did not create the user");
     assert_eq!(grants(&target), before);
-    // Existing accounts are kept: root still logs in with its own password.
+    // root exists on both servers: its CREATE USER must not stop the restore.
     assert_eq!(target.sql("SELECT 1").trim(), "1");
     let login = target
         .client_command("clerk secret")

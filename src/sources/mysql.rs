@@ -128,9 +128,10 @@ impl MysqlConnection {
 
     /// The command whose standard output is the server's users, roles and
     /// grants as SQL (`mariadb-dump --system=users`; MySQL's `mysqldump`
-    /// has no such option and fails, naming it). The users are created
-    /// only if missing, so replaying them never replaces an account that
-    /// exists on the target, root's included; grants are added.
+    /// has no such option and fails, naming it). `--insert-ignore` makes
+    /// it `CREATE USER IF NOT EXISTS`, so replaying it onto a server that
+    /// has some of the accounts (root at least) does not stop at the first;
+    /// their GRANTs still carry the stored password.
     pub fn users_dump_command(&self) -> Command {
         let mut cmd = self.dump_base();
         cmd.args(["--system=users", "--insert-ignore"]);
@@ -300,7 +301,7 @@ mod tests {
             .collect();
         assert_eq!(users[0], "--defaults-extra-file=/etc/vault/my.cnf");
         assert!(users.contains(&"--system=users".to_string()));
-        // Without it a restore would fail on (or replace) existing accounts.
+        // Without it a restore stops at the first account the target has.
         assert!(users.contains(&"--insert-ignore".to_string()));
     }
 }
