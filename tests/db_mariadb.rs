@@ -2,6 +2,7 @@
 //! restored with the documented pipeline (`vault dump SNAP DB.sql |
 //! mariadb`) after the databases are dropped, compares equal to the
 //! source (a dump of each, before and after); failures record nothing.
+//! Users and grants travel with `--all` and are restored on request.
 
 mod common;
 
@@ -122,7 +123,7 @@ fn every_database_round_trips_through_drop_and_restore() {
     let listed = stdout(&v.ok(&["ls", "latest"]));
     assert_eq!(
         listed.lines().collect::<Vec<_>>(),
-        ["/crm.sql", "/shop.sql"]
+        ["/crm.sql", "/shop.sql", "/system"]
     );
 
     // Stored bytes are exactly a dump of the source.
@@ -205,4 +206,90 @@ fn restore_into_a_refusing_server_fails_naming_the_database() {
     let out = restore(ROOT_PASSWORD, &["--dry-run"]);
     assert_success(&out, "restore mysql --dry-run");
     assert!(stdout(&out).contains("would restore database shop from shop.sql"));
+}
+
+const USERS: &str = "
+CREATE DATABASE shop;
+CREATE TABLE shop.t (x INT);
+CREATE ROLE auditor;
+GRANT SELECT ON shop.* TO auditor;
+CREATE USER 'clerk'@'%' IDENTIFIED BY 'clerk secret';
+GRANT SELECT, INSERT ON shop.* TO 'clerk'@'%';
+GRANT UPDATE (x) ON shop.t TO 'clerk'@'%';
+GRANT auditor TO 'clerk'@'%';
+";
+
+fn grants(db: &MariaDb) -> String {
+    db.sql("SHOW GRANTS FOR 'clerk'@'%'; SHOW GRANTS FOR auditor")
+}
+
+fn has_clerk(db: &MariaDb) -> bool {
+    db.sql("SELECT COUNT(*) FROM mysql.user WHERE user = 'clerk'")
+        .trim()
+        == "1"
+}
+
+#[test]
+fn users_and_grants_survive_a_round_trip_only_when_asked() {
+    let Some(p) = programs() else {
+        return;
+    };
+    let source = MariaDb::start(&p);
+    source.sql(USERS);
+    let before = grants(&source);
+    assert!(
+        before.contains("GRANT SELECT, INSERT ON `shop`.*"),
+        "{before}"
+    );
+    let v = Vault::init();
+    assert_success(
+        &snapshot_mysql(&v, &p, source.socket(), ROOT_PASSWORD, &["--all"]),
+        "snapshot mysql --all",
+    );
+    drop(source);
+
+    let target = MariaDb::start(&p);
+    let restore = |extra: &[&str]| restore_mysql(&v, &p, target.socket(), ROOT_PASSWORD, extra);
+    let out = restore(&["--users", "--dry-run"]);
+    assert_success(&out, "restore mysql --users --dry-run");
+    assert!(stdout(&out).contains("would restore users and grants from system/users.sql"));
+    assert!(!has_clerk(&target), "a dry run created users");
+
+    assert_success(&restore(&[]), "restore mysql without --users");
+    assert_eq!(target.sql("SHOW TABLES FROM shop").trim(), "t");
+    assert!(!has_clerk(&target), "users restored without --users");
+
+    assert_success(&restore(&["--users"]), "restore mysql --users");
+    assert!(has_clerk(&target), "--users did not create the user");
+    assert_eq!(grants(&target), before);
+    // root exists on both servers: its CREATE USER must not stop the restore.
+    assert_eq!(target.sql("SELECT 1").trim(), "1");
+    let login = target
+        .client_command("clerk secret")
+        .args(["--user=clerk", "--batch", "--skip-column-names"])
+        .arg("--execute=SELECT COUNT(*) FROM shop.t")
+        .watched_output();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+}
+
+#[test]
+fn users_left_out_are_refused_on_restore_not_skipped() {
+    let Some(p) = programs() else {
+        return;
+    };
+    let db = MariaDb::start(&p);
+    db.sql("CREATE DATABASE shop");
+    let v = Vault::init();
+    assert_success(
+        &snapshot_mysql(&v, &p, db.socket(), ROOT_PASSWORD, &["--all", "--no-users"]),
+        "snapshot mysql --all --no-users",
+    );
+    assert_eq!(stdout(&v.ok(&["ls", "latest"])).trim(), "/shop.sql");
+    let out = restore_mysql(&v, &p, db.socket(), ROOT_PASSWORD, &["--users"]);
+    assert_code(&out, 2, "restore mysql --users of a snapshot without users");
+    assert!(one_line_error(&out).contains("this snapshot holds no users"));
 }

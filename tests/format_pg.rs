@@ -1,10 +1,11 @@
-//! Property tests for the PostgreSQL-related bytes: drill records and the
-//! table list a snapshot records round trip, reject trailing bytes and
+//! Property tests for the PostgreSQL-related bytes: drill records, the
+//! table list and the database facts a snapshot records round trip, reject trailing bytes and
 //! never panic on arbitrary input.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use vault::format::drill::{Check, Drill};
+use vault::format::pg_facts::{self, DatabaseFacts};
 use vault::format::pg_tables::{self, TableRows};
 use vault::format::{Id, Timestamp};
 
@@ -17,6 +18,25 @@ fn table() -> impl Strategy<Value = TableRows> {
             rows,
         }
     })
+}
+
+fn facts() -> impl Strategy<Value = DatabaseFacts> {
+    (
+        ".{0,12}",
+        "[0-9a-f]{32}",
+        any::<u64>(),
+        any::<u64>(),
+        vec((".{0,8}", ".{1,8}"), 0..4),
+    )
+        .prop_map(
+            |(database, fingerprint, large_objects, large_object_bytes, matviews)| DatabaseFacts {
+                database,
+                fingerprint,
+                large_objects,
+                large_object_bytes,
+                matviews,
+            },
+        )
 }
 
 fn drill() -> impl Strategy<Value = Drill> {
@@ -61,6 +81,16 @@ proptest! {
     }
 
     #[test]
+    fn database_facts_round_trip(databases in vec(facts(), 0..5)) {
+        let bytes = pg_facts::encode(&databases);
+        prop_assert_eq!(pg_facts::decode(&bytes).unwrap(), databases);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        prop_assert!(pg_facts::decode(&longer).is_err());
+        prop_assert!(pg_facts::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
     fn drill_round_trips(d in drill()) {
         let bytes = d.encode();
         prop_assert_eq!(Drill::decode(&bytes).unwrap(), d);
@@ -74,6 +104,7 @@ proptest! {
     fn decoders_never_panic(bytes in vec(any::<u8>(), 0..300)) {
         let _ = Drill::decode(&bytes);
         let _ = pg_tables::decode(&bytes);
+        let _ = pg_facts::decode(&bytes);
     }
 
     #[test]
@@ -91,6 +122,8 @@ fn unknown_versions_are_unsupported() {
     assert_eq!(d.kind(), vault::ErrorKind::Unsupported);
     let t = pg_tables::decode(&[2, 0]).unwrap_err();
     assert_eq!(t.kind(), vault::ErrorKind::Unsupported);
+    let f = pg_facts::decode(&[2, 0]).unwrap_err();
+    assert_eq!(f.kind(), vault::ErrorKind::Unsupported);
 }
 
 #[test]

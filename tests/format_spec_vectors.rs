@@ -157,6 +157,7 @@ const ALL_VECTORS: &[&str] = &[
     "reject-marks-unsorted",
     "reject-tree-dotdot",
     "reject-tree-nanos",
+    "pg-databases",
 ];
 
 #[test]
@@ -785,4 +786,18 @@ fn rejections() {
         "nanoseconds out of range",
         Tree::decode(hex_vector("reject-tree-nanos")).map(drop),
     );
+}
+
+#[test]
+fn pg_database_facts_vector() {
+    use vault::format::pg_facts::{self, DatabaseFacts};
+    let facts = vec![DatabaseFacts {
+        database: "zoo".into(),
+        fingerprint: "0123456789abcdef0123456789abcdef".into(),
+        large_objects: 3,
+        large_object_bytes: 1_300_003,
+        matviews: vec![("public".into(), "stats".into())],
+    }];
+    check("pg-databases", &pg_facts::encode(&facts));
+    assert_eq!(pg_facts::decode(hex_vector("pg-databases")).unwrap(), facts);
 }

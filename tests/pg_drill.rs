@@ -49,8 +49,8 @@ fn drill_passes_on_a_good_snapshot_and_fails_on_a_false_assertion() {
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["passed"], true);
     let checks = report["checks"].as_array().unwrap();
-    // restore, four row counts, two assertions
-    assert_eq!(checks.len(), 7, "{report}");
+    // restore, four row counts, schema, large objects, two assertions
+    assert_eq!(checks.len(), 9, "{report}");
     assert!(checks
         .iter()
         .any(|c| c["name"] == "rows bench.public.pgbench_accounts"

@@ -12,6 +12,7 @@ pub mod lock;
 pub mod marks;
 pub mod pack;
 pub mod payload;
+pub mod pg_facts;
 pub mod pg_tables;
 pub mod sealed;
 pub mod snapshot;

@@ -10,9 +10,11 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 
 use super::content::write_file;
+use super::walk::file_entry;
 use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::tree::{Entry, EntryKind, Tree};
+use crate::format::Id;
 use crate::repo::Repository;
 use crate::sources::command::CommandSource;
 use crate::sources::mysql::{self, MysqlConnection};
@@ -121,17 +123,38 @@ pub fn plan_mysql_restore(root: &Tree, wanted: &[String]) -> Result<Vec<MysqlRes
         .collect())
 }
 
-/// Feed each planned dump to the client; stops at the first failure,
-/// naming the database (the ones before it are restored).
+/// The stored users, roles and grants of a snapshot taken with them.
+pub fn mysql_users_entry(repo: &Repository, root: &Id) -> Result<Entry> {
+    file_entry(repo, root, Some(mysql::USERS_STREAM.as_bytes())).map_err(|e| {
+        if e.kind() == ErrorKind::NotFound {
+            Error::invalid(format!(
+                "this snapshot holds no users ({}): it was taken without --all, or with --no-users",
+                mysql::USERS_STREAM
+            ))
+        } else {
+            e
+        }
+    })
+}
+
+/// Feed the users (when given) and then each planned dump to the client;
+/// stops at the first failure, naming what failed (what came before it is
+/// restored). Users go first, so the accounts named as views' and
+/// routines' definers exist when those are created.
 pub fn restore_mysql(
     repo: &Repository,
     conn: &MysqlConnection,
+    users: Option<&Entry>,
     plan: &[MysqlRestoreStep],
     progress: &Progress,
 ) -> Result<u64> {
-    let sizes: u64 = plan.iter().map(|s| s.entry.size).sum();
+    let sizes: u64 = plan.iter().map(|s| s.entry.size).sum::<u64>() + users.map_or(0, |u| u.size);
     progress.bytes_total.store(sizes, Ordering::Relaxed);
     let mut total = 0;
+    if let Some(users) = users {
+        total += feed_command(repo, users, conn.restore_command(), progress)
+            .map_err(|e| e.at("restoring the users"))?;
+    }
     for step in plan {
         total += feed_command(repo, &step.entry, conn.restore_command(), progress)
             .map_err(|e| e.at(format!("restoring database {}", step.database)))?;

@@ -51,9 +51,12 @@ pub fn snapshot_redis(
 pub struct MysqlSelection {
     pub all: bool,
     pub databases: Vec<String>,
+    /// Also store the server's users, roles and grants.
+    pub users: bool,
 }
 
-/// One `<database>.sql` per chosen database.
+/// One `<database>.sql` per chosen database, and the users in
+/// `system/users.sql` when asked.
 pub fn snapshot_mysql(
     repo: &Arc<Repository>,
     conn: &MysqlConnection,
@@ -89,6 +92,16 @@ pub fn snapshot_mysql(
             Stderr::Capture,
             progress,
         )?;
+    }
+    if selection.users {
+        add_process_output(
+            &set,
+            mysql::USERS_STREAM,
+            conn.users_dump_command(),
+            Stderr::Capture,
+            progress,
+        )
+        .map_err(|e| e.at("dumping the users (--system=users)"))?;
     }
     set.commit(&opts)
 }

@@ -164,6 +164,16 @@ impl StreamSet {
 
     /// Build the trees, flush the data and index, then record the snapshot.
     pub fn commit(self, opts: &SnapshotOptions) -> Result<SnapshotOutcome> {
+        self.commit_with_warnings(opts, vec![])
+    }
+
+    /// Store the snapshot, reporting what the source could not carry (the
+    /// snapshot is recorded; the command exits 3).
+    pub fn commit_with_warnings(
+        self,
+        opts: &SnapshotOptions,
+        warnings: Vec<String>,
+    ) -> Result<SnapshotOutcome> {
         let files: Vec<_> = self
             .files
             .lock()
@@ -180,7 +190,7 @@ impl StreamSet {
             self.draft,
             root,
             (count, dirs, bytes),
-            vec![],
+            warnings,
             opts,
         )
     }

@@ -15,6 +15,10 @@ use std::process::Command;
 use crate::error::{Error, Result};
 use crate::sources::command::query;
 
+/// Where the server's users, roles and grants are stored in a snapshot: in
+/// a folder, so no database's `<database>.sql` can take the name.
+pub const USERS_STREAM: &str = "system/users.sql";
+
 /// Schemas the server maintains itself: not user data, and not restorable
 /// into another server as plain SQL.
 pub const SYSTEM_SCHEMAS: &[&str] = &["information_schema", "performance_schema", "mysql", "sys"];
@@ -109,10 +113,9 @@ impl MysqlConnection {
     /// creates the database if missing (`--databases`), so a restore is
     /// `vault dump SNAP DB.sql | mariadb`.
     pub fn dump_command(&self, database: &str) -> Command {
-        let mut cmd = Command::new(self.dump_program());
-        cmd.args(self.connection_args()).args([
+        let mut cmd = self.dump_base();
+        cmd.args([
             "--single-transaction",
-            "--skip-dump-date",
             "--routines",
             "--events",
             "--triggers",
@@ -120,6 +123,24 @@ impl MysqlConnection {
         ]);
         // After `--`, a name starting with '-' stays a name.
         cmd.arg("--").arg(database);
+        cmd
+    }
+
+    /// The command whose standard output is the server's users, roles and
+    /// grants as SQL (`mariadb-dump --system=users`; MySQL's `mysqldump`
+    /// has no such option and fails, naming it). `--insert-ignore` makes
+    /// it `CREATE USER IF NOT EXISTS`, so replaying it onto a server that
+    /// has some of the accounts (root at least) does not stop at the first;
+    /// their GRANTs still carry the stored password.
+    pub fn users_dump_command(&self) -> Command {
+        let mut cmd = self.dump_base();
+        cmd.args(["--system=users", "--insert-ignore"]);
+        cmd
+    }
+
+    fn dump_base(&self) -> Command {
+        let mut cmd = Command::new(self.dump_program());
+        cmd.args(self.connection_args()).arg("--skip-dump-date");
         cmd
     }
 }
@@ -273,5 +294,14 @@ mod tests {
         assert!(args.contains(&"--skip-dump-date".to_string()));
         assert_eq!(&args[args.len() - 2..], ["--", "shop"]);
         assert!(!args.iter().any(|a| a.contains("password")));
+        let users: Vec<String> = c
+            .users_dump_command()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(users[0], "--defaults-extra-file=/etc/vault/my.cnf");
+        assert!(users.contains(&"--system=users".to_string()));
+        // Without it a restore stops at the first account the target has.
+        assert!(users.contains(&"--insert-ignore".to_string()));
     }
 }

@@ -140,6 +140,15 @@ impl Postgres {
         c
     }
 
+    /// How vault's library reaches this server, as the superuser.
+    pub fn conn(&self) -> vault::sources::pg::PgConn {
+        vault::sources::pg::PgConn {
+            host: Some(self.socket_dir().display().to_string()),
+            user: Some("postgres".to_string()),
+            ..Default::default()
+        }
+    }
+
     /// The environment `vault` needs to reach this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -200,9 +209,19 @@ impl Postgres {
     /// A plain schema-and-data dump, for comparing databases. The random
     /// `\restrict` keys of newer pg_dump releases are left out.
     pub fn pg_dump(&self, db: &str) -> String {
+        self.pg_dump_with(db, &["--no-owner", "--no-privileges"])
+    }
+
+    /// Everything `pg_dump --create` writes: the database's own properties,
+    /// owners, grants, large objects.
+    pub fn pg_dump_create(&self, db: &str) -> String {
+        self.pg_dump_with(db, &["--create"])
+    }
+
+    fn pg_dump_with(&self, db: &str, args: &[&str]) -> String {
         let dump = check(
             self.client("pg_dump", db)
-                .args(["--no-owner", "--no-privileges"])
+                .args(args)
                 .output()
                 .expect("pg_dump"),
             "pg_dump",

@@ -45,6 +45,9 @@ pub struct DrillPgArgs {
     /// Tables loaded at once
     #[arg(short, long, default_value_t = 2)]
     pub jobs: usize,
+    /// Do not create the roles the snapshot's objects need
+    #[arg(long)]
+    pub no_roles: bool,
     #[command(flatten)]
     pub filter: Filter,
 }
@@ -61,6 +64,7 @@ pub(super) fn drill(g: &Global, a: DrillArgs) -> Result<i32> {
         asserts: a.asserts,
         assert_database: a.assert_db,
         jobs: a.jobs.max(1),
+        roles: !a.no_roles,
     };
     let progress = Arc::new(Progress::default());
     let (drill_id, d) = {

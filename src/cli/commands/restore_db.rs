@@ -8,9 +8,11 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::{ArgAction, Args};
 use serde_json::json;
+use vault::format::tree::Entry;
 use vault::ops::db_restore::{self, MysqlRestoreStep, SqliteRestorePlan};
 use vault::ops::walk::file_entry;
 use vault::ops::Progress;
+use vault::sources::mysql;
 
 use super::snapshot_db::MysqlConnectionArgs;
 use super::{filter, open, print_json};
@@ -26,6 +28,10 @@ pub struct RestoreMysqlArgs {
     /// Restore only this database (repeatable; all by default)
     #[arg(long = "database", value_name = "DB")]
     pub databases: Vec<String>,
+    /// Also create the stored users and roles that the server lacks, and
+    /// add their stored grants (first, before the databases)
+    #[arg(long)]
+    pub users: bool,
     /// Print what would be restored, and stop
     #[arg(long)]
     pub dry_run: bool,
@@ -58,7 +64,14 @@ pub struct RestoreSqliteArgs {
     pub filter: Filter,
 }
 
-fn print_mysql_plan(plan: &[MysqlRestoreStep]) {
+fn print_mysql_plan(users: Option<&Entry>, plan: &[MysqlRestoreStep]) {
+    if let Some(u) = users {
+        println!(
+            "would restore users and grants from {} ({})",
+            mysql::USERS_STREAM,
+            human_bytes(u.size)
+        );
+    }
     for step in plan {
         println!(
             "would restore database {} from {} ({})",
@@ -73,14 +86,21 @@ pub(super) fn mysql(g: &Global, a: RestoreMysqlArgs) -> Result<i32> {
     let repo = open(g)?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
     let plan = db_restore::plan_mysql_restore(&repo.read_tree(&snap.root)?, &a.databases)?;
+    let users = match a.users {
+        true => Some(db_restore::mysql_users_entry(&repo, &snap.root)?),
+        false => None,
+    };
     let databases: Vec<&str> = plan.iter().map(|s| s.database.as_str()).collect();
     if a.dry_run {
         if g.json {
-            print_json(
-                &json!({ "snapshot": id.to_hex(), "dry_run": true, "databases": databases }),
-            )?;
+            print_json(&json!({
+                "snapshot": id.to_hex(),
+                "dry_run": true,
+                "users": a.users,
+                "databases": databases,
+            }))?;
         } else {
-            print_mysql_plan(&plan);
+            print_mysql_plan(users.as_ref(), &plan);
         }
         return Ok(exit::OK);
     }
@@ -88,18 +108,26 @@ pub(super) fn mysql(g: &Global, a: RestoreMysqlArgs) -> Result<i32> {
     let progress = Arc::new(Progress::default());
     let bytes = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore");
-        db_restore::restore_mysql(&repo, &a.conn.connection(), &plan, &progress)?
+        db_restore::restore_mysql(
+            &repo,
+            &a.conn.connection(),
+            users.as_ref(),
+            &plan,
+            &progress,
+        )?
     };
     if g.json {
         print_json(&json!({
             "snapshot": id.to_hex(),
+            "users": a.users,
             "databases": databases,
             "bytes": bytes,
             "duration_ms": started.elapsed().as_millis() as u64,
         }))?;
     } else if !g.quiet {
+        let users = if a.users { "users and grants, " } else { "" };
         println!(
-            "restored {} from snapshot {}: {} in {:.1}s",
+            "restored {users}{} from snapshot {}: {} in {:.1}s",
             databases.join(", "),
             id.short(),
             human_bytes(bytes),

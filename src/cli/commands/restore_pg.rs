@@ -6,7 +6,10 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
-use vault::ops::pg::restore::{plan, restore_pg, Parts, PgRestoreOptions, RestorePlan};
+use vault::ops::pg::dependents::Dependent;
+use vault::ops::pg::restore::{
+    plan, plan_dependents, restore_pg, Parts, PgRestoreOptions, RestorePlan,
+};
 use vault::ops::Progress;
 use vault::sources::pg::parse_table;
 
@@ -38,6 +41,12 @@ pub struct PgRestoreArgs {
     /// Rows only, into existing tables
     #[arg(long)]
     pub data_only: bool,
+    /// Restore the large objects (alone, or with --table)
+    #[arg(long)]
+    pub large_objects: bool,
+    /// Do not create the roles the snapshot's objects need
+    #[arg(long)]
+    pub no_roles: bool,
     /// The snapshot's database to restore, when it holds several
     #[arg(long, value_name = "DB")]
     pub from: Option<String>,
@@ -62,6 +71,8 @@ fn plan_json(p: &RestorePlan) -> serde_json::Value {
         "parts": format!("{:?}", p.parts),
         "partial": p.partial,
         "tables": p.tables.iter().map(|t| json!({"schema": t.schema, "table": t.table, "rows": t.rows})).collect::<Vec<_>>(),
+        "large_objects": p.large_objects.len(),
+        "roles": p.roles,
     })
 }
 
@@ -75,6 +86,18 @@ fn print_plan(p: &RestorePlan) {
     );
     for t in &p.tables {
         println!("  {}.{}: {} rows", t.schema, t.table, t.rows);
+    }
+    if !p.large_objects.is_empty() {
+        println!("  {} large objects", p.large_objects.len());
+    }
+}
+
+fn print_dependents(dependents: &[Dependent]) {
+    if !dependents.is_empty() {
+        println!("dropped and re-created from the snapshot:");
+    }
+    for d in dependents {
+        println!("  {d}");
     }
 }
 
@@ -93,14 +116,20 @@ pub(super) fn restore_pg_cmd(g: &Global, a: &PgRestoreArgs) -> Result<i32> {
             (_, true) => Parts::DataOnly,
             _ => Parts::All,
         },
+        large_objects: a.large_objects,
+        roles: !a.no_roles,
         jobs: a.jobs.max(1),
     };
     if a.dry_run {
-        let p = plan(&snap, &opts)?;
+        let p = plan(&repo, &snap, &opts)?;
+        let dependents = plan_dependents(&repo, &snap, &p, &opts.conn)?;
         if g.json {
-            print_json(&plan_json(&p))?;
+            let mut v = plan_json(&p);
+            v["recreated"] = json!(dependents.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+            print_json(&v)?;
         } else {
             print_plan(&p);
+            print_dependents(&dependents);
         }
         return Ok(exit::OK);
     }

@@ -51,9 +51,14 @@ pub struct MysqlArgs {
     /// Dump this database (repeatable)
     #[arg(long = "database", value_name = "DB", required_unless_present = "all")]
     pub databases: Vec<String>,
-    /// Dump every database except the server's own schemas
+    /// Dump every database except the server's own schemas, and the
+    /// users, roles and grants (mariadb-dump --system=users)
     #[arg(long, conflicts_with = "databases")]
     pub all: bool,
+    /// With --all, leave the users out (for mysqldump, which cannot dump
+    /// them, or a login that may not read them)
+    #[arg(long, requires = "all")]
+    pub no_users: bool,
     #[command(flatten)]
     pub conn: MysqlConnectionArgs,
     #[command(flatten)]
@@ -141,6 +146,7 @@ pub(super) fn mysql(
     let selection = MysqlSelection {
         all: a.all,
         databases: a.databases.clone(),
+        users: a.all && !a.no_users,
     };
     let opts = snapshot_options(&a.meta, ParentChoice::None);
     Ok(db_snapshot::snapshot_mysql(

@@ -58,5 +58,9 @@ pub(super) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs) -> Result<i32> {
         )?
     };
     report_snapshot(g, &outcome)?;
-    Ok(exit::OK)
+    Ok(if outcome.warnings.is_empty() {
+        exit::OK
+    } else {
+        exit::WARNINGS
+    })
 }

@@ -1,21 +1,23 @@
 //! `drill pg`: prove a snapshot restores. Restore it into a scratch server
 //! (or a given one), compare every table's row count with the count taken
-//! at dump time, run the caller's assertions, time the restore, and store
-//! the outcome as a drill record.
+//! at dump time, and the schema's fingerprint, the large objects and the
+//! materialized views with what the snapshot recorded, run the caller's
+//! assertions, time the restore, and store the outcome as a drill record.
 
 use std::time::Instant;
 
 use super::restore::{restore_pg, Parts, PgRestoreOptions};
-use super::{recorded_databases, recorded_tables};
+use super::{recorded_databases, recorded_facts, recorded_tables};
 use crate::error::Result;
 use crate::format::drill::{Check, Drill};
+use crate::format::pg_facts::DatabaseFacts;
 use crate::format::snapshot::Snapshot;
 use crate::format::{Id, Timestamp};
 use crate::ops::Progress;
 use crate::repo::Repository;
 use crate::sources::hostname;
 use crate::sources::pg::session::Session;
-use crate::sources::pg::{qualified, PgConn};
+use crate::sources::pg::{facts, qualified, PgConn};
 
 #[derive(Debug, Clone, Default)]
 pub struct DrillOptions {
@@ -27,6 +29,9 @@ pub struct DrillOptions {
     pub asserts: Vec<String>,
     pub assert_database: Option<String>,
     pub jobs: usize,
+    /// Create the roles the snapshot needs where missing (`--no-roles`
+    /// turns this off, for a server that has them all).
+    pub roles: bool,
 }
 
 /// The database a snapshot's database is restored into during a drill.
@@ -76,6 +81,8 @@ fn restore_and_check(
                 clean: false,
                 tables: vec![],
                 parts: Parts::All,
+                large_objects: false,
+                roles: opts.roles,
                 jobs: opts.jobs,
             },
             progress,
@@ -95,6 +102,7 @@ fn restore_and_check(
     }
     let restore_ms = started.elapsed().as_millis() as u64;
     let tables = recorded_tables(snapshot)?;
+    let recorded = recorded_facts(snapshot)?;
     for (i, db) in databases.iter().enumerate() {
         let mut session = match Session::open(conn, Some(&drill_database(i))) {
             Ok(s) => s,
@@ -104,8 +112,9 @@ fn restore_and_check(
             }
         };
         for t in tables.iter().filter(|t| &t.database == db) {
+            // ONLY: a parent's COPY held its own rows, not its children's.
             let found = session.value(&format!(
-                "SELECT count(*) FROM {}",
+                "SELECT count(*) FROM ONLY {}",
                 qualified(&t.schema, &t.table)
             ));
             checks.push(check(
@@ -117,6 +126,9 @@ fn restore_and_check(
                     )
                 }),
             ));
+        }
+        if let Some(f) = recorded.iter().find(|f| &f.database == db) {
+            checks.extend(verify_database(&mut session, f));
         }
         let assert_here = match &opts.assert_database {
             Some(a) => a == db,
@@ -139,6 +151,50 @@ fn restore_and_check(
         let _ = session.close();
     }
     Ok(restore_ms)
+}
+
+/// Compare a restored database with what its snapshot recorded at dump
+/// time: the schema's fingerprint, the large objects' count and total
+/// size, and which materialized views hold data.
+pub fn verify_database(session: &mut Session, recorded: &DatabaseFacts) -> Vec<Check> {
+    let db = &recorded.database;
+    let mut checks = vec![
+        check(
+            format!("schema {db}"),
+            facts::fingerprint(session).map(|found| {
+                (
+                    found == recorded.fingerprint,
+                    format!(
+                        "fingerprint expected {}, found {found}",
+                        recorded.fingerprint
+                    ),
+                )
+            }),
+        ),
+        check(
+            format!("large objects {db}"),
+            facts::large_object_totals(session).map(|(count, bytes)| {
+                (
+                    (count, bytes) == (recorded.large_objects, recorded.large_object_bytes),
+                    format!(
+                        "expected {} objects of {} bytes, found {count} of {bytes}",
+                        recorded.large_objects, recorded.large_object_bytes
+                    ),
+                )
+            }),
+        ),
+    ];
+    for (schema, name) in &recorded.matviews {
+        checks.push(check(
+            format!("materialized view {db}.{schema}.{name}"),
+            facts::matview_populated(session, schema, name).map(|found| match found {
+                Some(true) => (true, "populated".to_string()),
+                Some(false) => (false, "not populated".to_string()),
+                None => (false, "missing".to_string()),
+            }),
+        ));
+    }
+    checks
 }
 
 /// Drop the drill's databases from a server that outlives the drill.

@@ -1,12 +1,14 @@
 //! PostgreSQL backups: a consistent parallel dump into a snapshot, restores
 //! of whole databases or single tables, and restore drills.
 
+pub mod dependents;
 pub mod drill;
 pub mod restore;
 pub mod scratch;
 pub mod snapshot;
 
 use crate::error::Result;
+use crate::format::pg_facts::{self, DatabaseFacts, PG_FACTS_KEY};
 use crate::format::pg_tables::{self, TableRows, PG_TABLES_KEY};
 use crate::format::snapshot::Snapshot;
 
@@ -28,6 +30,15 @@ pub fn check_source(snapshot: &Snapshot) -> Result<()> {
 pub fn recorded_tables(snapshot: &Snapshot) -> Result<Vec<TableRows>> {
     match snapshot.meta.iter().find(|(k, _)| k == PG_TABLES_KEY) {
         Some((_, bytes)) => pg_tables::decode(bytes),
+        None => Ok(vec![]),
+    }
+}
+
+/// What a snapshot recorded about its databases (nothing for snapshots
+/// made before vault recorded it).
+pub fn recorded_facts(snapshot: &Snapshot) -> Result<Vec<DatabaseFacts>> {
+    match snapshot.meta.iter().find(|(k, _)| k == PG_FACTS_KEY) {
+        Some((_, bytes)) => pg_facts::decode(bytes),
         None => Ok(vec![]),
     }
 }

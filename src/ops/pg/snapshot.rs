@@ -7,12 +7,18 @@
 //! ... TO STDOUT`) and the schema dumps (`pg_dump --snapshot`) all see that
 //! one snapshot. Any failure (a worker, pg_dump, the leader's connection)
 //! fails the whole run before the set is committed: no snapshot is recorded.
+//!
+//! The schema is what `pg_dump --create` writes (the database's own
+//! properties included), its post-data section with the refreshes of
+//! materialized views. Large objects are stored one file each, read by
+//! psql's `\lo_export` in the same snapshot.
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::pg_facts::{self, DatabaseFacts, PG_FACTS_KEY};
 use crate::format::pg_tables::{self, TableRows, PG_SERVER_VERSION_KEY, PG_TABLES_KEY};
 use crate::ops::jobs::run_jobs;
 use crate::ops::snapshot::{
@@ -22,7 +28,8 @@ use crate::ops::stream_set::StreamSet;
 use crate::ops::Progress;
 use crate::repo::Repository;
 use crate::sources::command::Stderr;
-use crate::sources::pg::names::{self, GLOBALS, POST_DATA, PRE_DATA, SEQUENCES};
+use crate::sources::pg::facts;
+use crate::sources::pg::names::{self, GLOBALS, POST_DATA, PRE_DATA, ROLES, SEQUENCES};
 use crate::sources::pg::session::Session;
 use crate::sources::pg::toc::sequence_trailer;
 use crate::sources::pg::{from_hex, program, qualified, quote_literal, PgConn, CLIENT_ENV};
@@ -79,6 +86,12 @@ struct Plan {
     snapshot_id: String,
     tables: Vec<Table>,
     sequences_sql: String,
+    large_objects: Vec<u32>,
+    roles_sql: String,
+    fingerprint: String,
+    matviews: Vec<(String, String)>,
+    /// What the database holds that the snapshot will not.
+    uncarried: Vec<String>,
 }
 
 fn lead(session: &mut Session, lock_wait_timeout: &str) -> Result<Plan> {
@@ -138,12 +151,18 @@ fn lead(session: &mut Session, lock_wait_timeout: &str) -> Result<Plan> {
         snapshot_id,
         tables,
         sequences_sql,
+        large_objects: facts::large_objects(session)?,
+        roles_sql: facts::roles_sql(session)?,
+        fingerprint: facts::fingerprint(session)?,
+        matviews: facts::populated_matviews(session)?,
+        uncarried: facts::uncarried(session)?,
     })
 }
 
 enum Job<'a> {
     Schema(&'static str, &'static str),
     Table(&'a Table),
+    LargeObject(u32),
 }
 
 /// What every worker of one database's dump shares.
@@ -164,12 +183,17 @@ impl Dump<'_> {
         pg_dump: &Path,
         lock_wait_timeout: &str,
     ) -> Result<()> {
+        // Not --schema-only: the sections then also hold the large objects'
+        // metadata and the refreshes of materialized views, and no rows.
         let mut args: Vec<OsString> = vec![
-            "--schema-only".into(),
             format!("--section={section}").into(),
             format!("--snapshot={}", self.snapshot_id).into(),
             format!("--lock-wait-timeout={lock_wait_timeout}").into(),
         ];
+        if section == "pre-data" {
+            // The database's own statements, once.
+            args.push("--create".into());
+        }
         args.extend(self.conn_args.iter().cloned());
         let path = names::database_file(self.database, file);
         add_process_output(
@@ -182,9 +206,8 @@ impl Dump<'_> {
         .map(|_| ())
     }
 
-    /// One table's rows, by psql in the leader's snapshot; returns the
-    /// number of rows.
-    fn table(&self, t: &Table, psql: &Path) -> Result<u64> {
+    /// psql arguments that run `last` in the leader's snapshot.
+    fn in_snapshot(&self, last: String) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "-X".into(),
             "-q".into(),
@@ -199,10 +222,17 @@ impl Dump<'_> {
                 "SET TRANSACTION SNAPSHOT {}",
                 quote_literal(self.snapshot_id)
             ),
-            format!("COPY {} TO STDOUT", qualified(&t.schema, &t.name)),
+            last,
         ] {
             args.extend(["-c".into(), sql.into()]);
         }
+        args
+    }
+
+    /// One table's rows, by psql in the leader's snapshot; returns the
+    /// number of rows.
+    fn table(&self, t: &Table, psql: &Path) -> Result<u64> {
+        let args = self.in_snapshot(format!("COPY {} TO STDOUT", qualified(&t.schema, &t.name)));
         // COPY text ends every row with a newline and escapes newlines
         // inside values, so newlines count rows.
         let mut rows = 0u64;
@@ -217,6 +247,19 @@ impl Dump<'_> {
         )?;
         Ok(rows)
     }
+
+    /// One large object's bytes, as they are: psql's `\lo_export` writes
+    /// them to its standard output (quiet, it writes nothing else there).
+    fn large_object(&self, oid: u32, psql: &Path) -> Result<u64> {
+        let args = self.in_snapshot(format!("\\lo_export {oid} /dev/stdout"));
+        add_process_output(
+            self.set,
+            &names::large_object(self.database, oid),
+            client(psql, &args),
+            Stderr::Hold,
+            self.progress,
+        )
+    }
 }
 
 /// A PostgreSQL client program run with the environment every client gets.
@@ -226,13 +269,20 @@ fn client(program: &Path, args: &[OsString]) -> std::process::Command {
     cmd
 }
 
-/// Dump one database into `set`; returns its tables with row counts.
+/// What one database's dump recorded.
+struct Dumped {
+    tables: Vec<TableRows>,
+    facts: DatabaseFacts,
+    warnings: Vec<String>,
+}
+
+/// Dump one database into `set`.
 fn dump_database(
     set: &StreamSet,
     opts: &PgSnapshotOptions,
     database: &str,
     progress: &Progress,
-) -> Result<Vec<TableRows>> {
+) -> Result<Dumped> {
     let psql = program("psql")?;
     let pg_dump = program("pg_dump")?;
     let mut leader = Session::open(&opts.conn, Some(database))?;
@@ -242,11 +292,18 @@ fn dump_database(
         plan.sequences_sql.as_bytes(),
         progress,
     )?;
+    set.add(
+        &names::database_file(database, ROLES),
+        plan.roles_sql.as_bytes(),
+        progress,
+    )?;
     let mut jobs = vec![
         Job::Schema(PRE_DATA, "pre-data"),
         Job::Schema(POST_DATA, "post-data"),
     ];
     jobs.extend(plan.tables.iter().map(Job::Table));
+    jobs.extend(plan.large_objects.iter().copied().map(Job::LargeObject));
+    let large_object_bytes = std::sync::atomic::AtomicU64::new(0);
     let counted: Mutex<Vec<TableRows>> = Mutex::new(Vec::new());
     let dump = Dump {
         set,
@@ -270,6 +327,13 @@ fn dump_database(
                 });
             Ok(())
         }
+        Job::LargeObject(oid) => {
+            let size = dump
+                .large_object(oid, &psql)
+                .map_err(|e| e.at(format!("large object {oid}")))?;
+            large_object_bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
     })
     .map_err(|e| e.at(format!("database {database}")))?;
     // The leader held the snapshot to the end; its session ending cleanly
@@ -278,7 +342,21 @@ fn dump_database(
     leader.close()?;
     let mut tables = counted.into_inner().unwrap_or_else(|p| p.into_inner());
     tables.sort();
-    Ok(tables)
+    Ok(Dumped {
+        tables,
+        facts: DatabaseFacts {
+            database: database.to_string(),
+            fingerprint: plan.fingerprint,
+            large_objects: plan.large_objects.len() as u64,
+            large_object_bytes: large_object_bytes.into_inner(),
+            matviews: plan.matviews,
+        },
+        warnings: plan
+            .uncarried
+            .into_iter()
+            .map(|w| format!("database {database}: {w}"))
+            .collect(),
+    })
 }
 
 /// Snapshot one database or all of them.
@@ -324,8 +402,13 @@ pub fn snapshot_pg(
         )?;
     }
     let mut tables = Vec::new();
+    let mut facts = Vec::new();
+    let mut warnings = Vec::new();
     for db in &databases {
-        tables.extend(dump_database(&set, opts, db, progress)?);
+        let dumped = dump_database(&set, opts, db, progress)?;
+        tables.extend(dumped.tables);
+        facts.push(dumped.facts);
+        warnings.extend(dumped.warnings);
     }
     let mut with_meta = snapshot_opts.clone();
     with_meta.meta.push((
@@ -335,5 +418,8 @@ pub fn snapshot_pg(
     with_meta
         .meta
         .push((PG_TABLES_KEY.to_string(), pg_tables::encode(&tables)));
-    set.commit(&with_meta)
+    with_meta
+        .meta
+        .push((PG_FACTS_KEY.to_string(), pg_facts::encode(&facts)));
+    set.commit_with_warnings(&with_meta, warnings)
 }

@@ -3,6 +3,8 @@
 //! never passed on a command line: libpq reads them from `PGPASSWORD` or
 //! `~/.pgpass`, which the programs inherit.
 
+pub mod database;
+pub mod facts;
 pub mod names;
 pub mod session;
 pub mod toc;

@@ -1,6 +1,7 @@
 //! Where a PostgreSQL dump's streams live in a snapshot (README, "snapshot
 //! pg"): `/<db>/pre-data.sql`, `/<db>/sequences.sql`, `/<db>/post-data.sql`,
-//! `/<db>/data/<schema>.<table>`, and `/globals.sql` for `--all`.
+//! `/<db>/data/<schema>.<table>`, `/<db>/roles.sql`,
+//! `/<db>/large-objects/<oid>`, and `/globals.sql` for `--all`.
 //!
 //! Database, schema and table names may hold any character, but a file name
 //! may not hold `/` and the dot separates schema from table. Every byte
@@ -12,6 +13,8 @@ pub const POST_DATA: &str = "post-data.sql";
 pub const SEQUENCES: &str = "sequences.sql";
 pub const DATA_DIR: &str = "data";
 pub const GLOBALS: &str = "globals.sql";
+pub const ROLES: &str = "roles.sql";
+pub const LARGE_OBJECTS_DIR: &str = "large-objects";
 
 pub fn escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -66,6 +69,11 @@ pub fn table_data(database: &str, schema: &str, table: &str) -> String {
     )
 }
 
+/// The file holding one large object's bytes, named by its oid.
+pub fn large_object(database: &str, oid: u32) -> String {
+    format!("{}/{LARGE_OBJECTS_DIR}/{oid}", database_dir(database))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +85,7 @@ mod tests {
         assert_eq!(escape("a.b/c"), "a%2Eb%2Fc");
         assert_eq!(escape("é"), "%C3%A9");
         assert_eq!(table_data("db", "s", "t.1"), "db/data/s.t%2E1");
+        assert_eq!(large_object("d b", 16384), "d%20b/large-objects/16384");
         assert_eq!(unescape("a%2e"), None);
         assert_eq!(unescape("a%2"), None);
     }

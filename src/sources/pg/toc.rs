@@ -114,6 +114,20 @@ pub fn select(sql: &str, tables: &BTreeSet<Name>, sequences: &BTreeSet<Name>) ->
     out
 }
 
+/// The blocks of `sql` that create the large objects: `lo_create`, owner,
+/// comments, grants.
+pub fn select_large_objects(sql: &str) -> String {
+    let (_, all) = blocks(sql);
+    all.iter()
+        .filter(|b| match b.kind {
+            "BLOB" => true,
+            "COMMENT" | "ACL" | "SECURITY LABEL" => b.name.starts_with("LARGE OBJECT "),
+            _ => false,
+        })
+        .map(|b| b.text)
+        .collect()
+}
+
 /// The `-- vault:` trailer of a sequences line.
 pub fn sequence_trailer(sequence: &(String, String), owner: Option<&(String, String)>) -> String {
     let hex = |(s, n): &(String, String)| format!("{}.{}", hex::encode(s), hex::encode(n));
@@ -188,6 +202,14 @@ mod tests {
         let post = select(POST, &tables, &BTreeSet::new());
         assert!(post.contains("t_pkey") && post.contains("CREATE INDEX t_i"));
         assert!(!post.contains("u_x"));
+    }
+
+    #[test]
+    fn large_objects_come_with_their_owner_and_grants() {
+        let pre = "SET x = 1;\n\n--\n-- Name: 16400; Type: BLOB; Schema: -; Owner: app\n--\n\nSELECT pg_catalog.lo_create('16400');\n\n--\n-- Name: LARGE OBJECT 16400; Type: ACL; Schema: -; Owner: app\n--\n\nGRANT SELECT ON LARGE OBJECT 16400 TO r;\n\n--\n-- Name: TABLE t; Type: ACL; Schema: public; Owner: app\n--\n\nGRANT SELECT ON TABLE public.t TO r;\n";
+        let picked = select_large_objects(pre);
+        assert!(picked.contains("lo_create('16400')") && picked.contains("ON LARGE OBJECT 16400"));
+        assert!(!picked.contains("SET x") && !picked.contains("public.t"));
     }
 
     #[test]
