@@ -26,6 +26,7 @@ use vault::format::keyfile::{KeyFile, KeySet};
 use vault::format::pack::{self, TRAILER_LEN};
 use vault::format::payload::{self, ENCODING_RAW};
 use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION};
+use vault::format::run::RunRecord;
 use vault::format::snapshot::Snapshot;
 use vault::format::tree::{self, Content, Tree, FLAG_DAMAGED};
 use vault::format::Id;
@@ -43,6 +44,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("snapshot", snapshot),
     ("sealed", sealed),
     ("payload", payload),
+    ("run_record", run_record),
 ];
 
 /// Seed of the master keys the `sealed` target opens boxes with. The seed
@@ -53,7 +55,7 @@ pub const KEY_SEED: u64 = 0x7661_756c_7446_757a;
 /// The blob id the `sealed` target tries besides "no id".
 pub const BLOB_ID: Id = Id::from_bytes([0xb1; 32]);
 
-pub const BOX_KINDS: [BoxKind; 10] = [
+pub const BOX_KINDS: [BoxKind; 11] = [
     BoxKind::Config,
     BoxKind::KeySet,
     BoxKind::Index,
@@ -64,6 +66,7 @@ pub const BOX_KINDS: [BoxKind; 10] = [
     BoxKind::Lock,
     BoxKind::Drill,
     BoxKind::CheckState,
+    BoxKind::RunRecord,
 ];
 
 /// Largest decoded payload the `payload` target allows (a decompression bomb
@@ -223,6 +226,16 @@ pub fn snapshot(data: &[u8]) -> bool {
     let again = Snapshot::decode(&s.encode())
         .unwrap_or_else(|e| panic!("re-encoded snapshot does not decode: {e:?}"));
     assert_eq!(again, s, "snapshot changed through encode/decode");
+    true
+}
+
+pub fn run_record(data: &[u8]) -> bool {
+    let Ok(r) = RunRecord::decode(data) else {
+        return false;
+    };
+    let again = RunRecord::decode(&r.encode())
+        .unwrap_or_else(|e| panic!("re-encoded run record does not decode: {e:?}"));
+    assert_eq!(again, r, "run record changed through encode/decode");
     true
 }
 

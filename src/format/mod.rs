@@ -11,6 +11,7 @@ pub mod lock;
 pub mod pack;
 pub mod payload;
 pub mod pg_tables;
+pub mod run;
 pub mod sealed;
 pub mod snapshot;
 pub mod tree;
@@ -113,6 +114,7 @@ pub mod magic {
     pub const LOCK: &[u8; 4] = b"VLTL";
     pub const DRILL: &[u8; 4] = b"VLTD";
     pub const VERIFIED: &[u8; 4] = b"VLTV";
+    pub const RUN: &[u8; 4] = b"VLTR";
     /// Packs end with this, after the header length.
     pub const PACK: &[u8; 4] = b"VLTP";
 }
@@ -130,6 +132,8 @@ pub mod layout {
     pub const DRILLS: &str = "drills/";
     /// Which packs `check` read in full, and when (format version 2).
     pub const VERIFIED: &str = "verified/";
+    /// Outcomes of `vault run`'s tasks, failures included.
+    pub const RUNS: &str = "runs/";
 
     pub fn key(id: &Id) -> String {
         format!("{KEYS}{id}")

@@ -32,6 +32,9 @@ pub enum BoxKind {
     Drill = 9,
     /// A verification record of `check --rotate` (`verified/`).
     CheckState = 10,
+    /// A run record of `vault run` (`runs/`). Kinds 11 and 12 are taken by
+    /// prune's records.
+    RunRecord = 13,
 }
 
 pub struct SealedParts<'a> {

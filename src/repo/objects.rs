@@ -15,6 +15,7 @@ pub enum ObjectKind {
     Lock,
     Drill,
     Verified,
+    Run,
 }
 
 impl ObjectKind {
@@ -25,6 +26,7 @@ impl ObjectKind {
             ObjectKind::Lock => layout::LOCKS,
             ObjectKind::Drill => layout::DRILLS,
             ObjectKind::Verified => layout::VERIFIED,
+            ObjectKind::Run => layout::RUNS,
         }
     }
 
@@ -39,6 +41,7 @@ impl ObjectKind {
             ObjectKind::Lock => magic::LOCK,
             ObjectKind::Drill => magic::DRILL,
             ObjectKind::Verified => magic::VERIFIED,
+            ObjectKind::Run => magic::RUN,
         }
     }
 
@@ -49,6 +52,7 @@ impl ObjectKind {
             ObjectKind::Lock => BoxKind::Lock,
             ObjectKind::Drill => BoxKind::Drill,
             ObjectKind::Verified => BoxKind::CheckState,
+            ObjectKind::Run => BoxKind::RunRecord,
         }
     }
 
@@ -59,6 +63,7 @@ impl ObjectKind {
             ObjectKind::Lock => "lock",
             ObjectKind::Drill => "drill",
             ObjectKind::Verified => "verification record",
+            ObjectKind::Run => "run record",
         }
     }
 }
