@@ -343,7 +343,9 @@ impl Plan {
                 )));
             }
             if let Some(keep) = &s.keep {
-                let rules = keep.rules().map_err(|e| e.at(format!("source {}", s.name)))?;
+                let rules = keep
+                    .rules()
+                    .map_err(|e| e.at(format!("source {}", s.name)))?;
                 if rules.is_empty() {
                     return Err(Error::invalid(format!(
                         "source {}: [keep] has no rule",

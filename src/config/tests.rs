@@ -67,11 +67,23 @@ fn plan_with_a_password_is_refused() {
 fn plan_mistakes_are_named() {
     for (edit, expect) in [
         (("kind = \"pg\"", "kind = \"oracle\""), "unknown variant"),
-        (("schedule = \"1h\"", "schedule = \"hourly\""), "not a duration"),
-        (("copy_to = []", "copy_to = [\"nowhere\"]"), "no [[copy]] target named 'nowhere'"),
+        (
+            ("schedule = \"1h\"", "schedule = \"hourly\""),
+            "not a duration",
+        ),
+        (
+            ("copy_to = []", "copy_to = [\"nowhere\"]"),
+            "no [[copy]] target named 'nowhere'",
+        ),
         (("name = \"uploads\"", "name = \"app-db\""), "defined twice"),
-        (("rpo = \"1d\"", "rpo = \"1d\"\ncolour = 1"), "unknown field"),
-        (("keep = { hourly = 24, daily = 7 }", "keep = {}"), "has no rule"),
+        (
+            ("rpo = \"1d\"", "rpo = \"1d\"\ncolour = 1"),
+            "unknown field",
+        ),
+        (
+            ("keep = { hourly = 24, daily = 7 }", "keep = {}"),
+            "has no rule",
+        ),
     ] {
         let text = EXAMPLE.replace(edit.0, edit.1);
         assert_ne!(text, EXAMPLE, "{edit:?}");

@@ -33,7 +33,11 @@ pub fn route(path: &str, status: &dyn Fn() -> Result<Status>) -> Response {
                 Response::text(503, &format!("{}\n", st.breaches.join("\n")))
             }
         }
-        "/metrics" => Response::new(200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(&st)),
+        "/metrics" => Response::new(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics::render(&st),
+        ),
         "/api/status" => match serde_json::to_string_pretty(&st) {
             Ok(body) => Response::new(200, "application/json", body),
             Err(e) => Response::text(500, &format!("{e}\n")),
@@ -49,8 +53,8 @@ pub fn serve(
     status: &dyn Fn() -> Result<Status>,
     ready: &mut dyn FnMut(std::net::SocketAddr),
 ) -> Result<()> {
-    let listener = TcpListener::bind(listen)
-        .map_err(|e| Error::io(format!("listening on {listen}"), e))?;
+    let listener =
+        TcpListener::bind(listen).map_err(|e| Error::io(format!("listening on {listen}"), e))?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io(format!("listening on {listen}"), e))?;

@@ -61,17 +61,28 @@ fn row(s: &SourceStatus) -> String {
         esc(&s.name),
         if s.healthy { "ok" } else { "bad" }
     );
-    out += &format!("<th>{}<br><small>{}</small></th>", esc(&s.name), esc(&s.kind));
+    out += &format!(
+        "<th>{}<br><small>{}</small></th>",
+        esc(&s.name),
+        esc(&s.kind)
+    );
     out += &cell(
         "healthy",
         Some(s.healthy.to_string()),
-        if s.healthy { "OK".into() } else { "BREACH".into() },
+        if s.healthy {
+            "OK".into()
+        } else {
+            "BREACH".into()
+        },
         if s.healthy { "ok" } else { "bad" },
     );
     out += &cell(
         "last_success",
         s.last_success.as_ref().map(|r| r.time_seconds.to_string()),
-        s.last_success.as_ref().map(|r| r.time.clone()).unwrap_or("never".into()),
+        s.last_success
+            .as_ref()
+            .map(|r| r.time.clone())
+            .unwrap_or("never".into()),
         "",
     );
     out += &cell(
@@ -138,11 +149,28 @@ fn row(s: &SourceStatus) -> String {
         .collect();
     out += &cell(
         "copies",
-        Some(s.copies.iter().filter(|c| c.passed == Some(true)).count().to_string()),
-        if copies.is_empty() { "-".into() } else { copies.join(", ") },
-        if s.copies.iter().any(|c| c.passed == Some(false)) { "bad" } else { "" },
+        Some(
+            s.copies
+                .iter()
+                .filter(|c| c.passed == Some(true))
+                .count()
+                .to_string(),
+        ),
+        if copies.is_empty() {
+            "-".into()
+        } else {
+            copies.join(", ")
+        },
+        if s.copies.iter().any(|c| c.passed == Some(false)) {
+            "bad"
+        } else {
+            ""
+        },
     );
-    out += &format!("<td>{}</td></tr>\n", chart(&s.history, s.rpo.target_seconds));
+    out += &format!(
+        "<td>{}</td></tr>\n",
+        chart(&s.history, s.rpo.target_seconds)
+    );
     out
 }
 
@@ -154,7 +182,11 @@ fn chart(points: &[Point], rpo_target: u64) -> String {
         return "no runs".into();
     }
     let t0 = points.first().map(|p| p.time_seconds).unwrap_or(0);
-    let t1 = points.last().map(|p| p.time_seconds).unwrap_or(0).max(t0 + 1);
+    let t1 = points
+        .last()
+        .map(|p| p.time_seconds)
+        .unwrap_or(0)
+        .max(t0 + 1);
     let x = |t: i64| (t - t0) as f64 / (t1 - t0) as f64 * (W - 4.0) + 2.0;
     let max_bytes = points.iter().map(|p| p.bytes).max().unwrap_or(0).max(1) as f64;
     let max_age = points
@@ -194,7 +226,11 @@ fn chart(points: &[Point], rpo_target: u64) -> String {
             )
         })
         .collect();
-    let _ = write!(svg, "<polyline class=\"size\" points=\"{}\"/>", line.join(" "));
+    let _ = write!(
+        svg,
+        "<polyline class=\"size\" points=\"{}\"/>",
+        line.join(" ")
+    );
     for p in points.iter().filter(|p| !p.passed) {
         let _ = write!(
             svg,
@@ -213,7 +249,8 @@ td.ok{color:#176b2c}td.bad{color:#b00020;font-weight:600}tr.bad th{border-left:4
 .chart .fail{fill:#b00020}small{color:#666}.legend span{margin-right:1.5em}";
 
 pub fn render(st: &Status) -> String {
-    let mut html = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    let mut html =
+        String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     html += "<meta name=\"viewport\" content=\"width=device-width\"><title>vault status</title>";
     // An inline icon: without one the browser asks for /favicon.ico.
     html += "<link rel=\"icon\" href=\"data:,\">";
@@ -222,7 +259,11 @@ pub fn render(st: &Status) -> String {
         html,
         "<h1>vault: <span id=\"overall\" data-value=\"{}\">{}</span></h1>",
         st.healthy,
-        if st.healthy { "all targets met" } else { "targets breached" }
+        if st.healthy {
+            "all targets met"
+        } else {
+            "targets breached"
+        }
     );
     let _ = write!(
         html,
@@ -262,6 +303,9 @@ pub fn render(st: &Status) -> String {
 mod tests {
     #[test]
     fn markup_is_escaped() {
-        assert_eq!(super::esc("<a href=\"x\">&"), "&lt;a href=&quot;x&quot;&gt;&amp;");
+        assert_eq!(
+            super::esc("<a href=\"x\">&"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;"
+        );
     }
 }

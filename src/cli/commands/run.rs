@@ -111,7 +111,12 @@ pub(super) fn run_cmd(g: &Global, a: RunArgs) -> Result<i32> {
     // beats recording a failure for it.
     repo.set_lock_wait(Duration::from_secs(300));
     let open_target = |t: &CopyTarget| -> vault::Result<Arc<Repository>> {
-        let side = with_repo(g, &t.location, t.password_file.as_ref(), t.password_command.as_ref());
+        let side = with_repo(
+            g,
+            &t.location,
+            t.password_file.as_ref(),
+            t.password_command.as_ref(),
+        );
         open(&side).map_err(to_lib)
     };
     let pg = plan_global(g, &plan);

@@ -28,7 +28,10 @@ pub struct ScheduleArgs {
 
 /// Quote for systemd's and sh's word splitting alike.
 fn quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@".contains(&b))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -46,7 +49,6 @@ pub fn service(vault: &str, plan: &str) -> String {
     format!(
         "[Unit]\n\
 Description=vault: run the backup plan {plan}\n\
-Documentation=man:vault(1)\n\
 Wants=network-online.target\n\
 After=network-online.target\n\
 \n\
@@ -93,7 +95,8 @@ pub(super) fn schedule_cmd(_g: &Global, a: ScheduleArgs) -> Result<i32> {
         Some(dir) => {
             for (name, body) in [("vault-run.service", &svc), ("vault-run.timer", &tmr)] {
                 let path = dir.join(name);
-                std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, body)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 println!("{}", path.display());
             }
         }

@@ -48,7 +48,8 @@ fn age(secs: u64) -> String {
 }
 
 fn percent(r: Option<f64>) -> String {
-    r.map(|r| format!("{:.0}%", r * 100.0)).unwrap_or("-".into())
+    r.map(|r| format!("{:.0}%", r * 100.0))
+        .unwrap_or("-".into())
 }
 
 fn print(st: &Status) {
@@ -60,7 +61,11 @@ fn print(st: &Status) {
             if s.healthy { "ok" } else { "BREACHED" }
         );
         match &s.last_success {
-            Some(r) => println!("  last success  {} ({:.1}s)", r.time, r.duration_ms as f64 / 1000.0),
+            Some(r) => println!(
+                "  last success  {} ({:.1}s)",
+                r.time,
+                r.duration_ms as f64 / 1000.0
+            ),
             None => println!("  last success  never"),
         }
         if let Some(r) = &s.last_failure {
@@ -78,7 +83,10 @@ fn print(st: &Status) {
                 d.time,
                 if d.passed { "passed" } else { "FAILED" },
                 d.restore_ms as f64 / 1000.0,
-                s.rto.target_seconds.map(|t| format!(", RTO target {}", age(t))).unwrap_or_default(),
+                s.rto
+                    .target_seconds
+                    .map(|t| format!(", RTO target {}", age(t)))
+                    .unwrap_or_default(),
                 if s.rto.breached { "  BREACHED" } else { "" }
             );
         }
@@ -86,7 +94,10 @@ fn print(st: &Status) {
             println!(
                 "  size          {}{}{}",
                 human_bytes(b),
-                s.size.percent.map(|p| format!(", {p}% of the recent average")).unwrap_or_default(),
+                s.size
+                    .percent
+                    .map(|p| format!(", {p}% of the recent average"))
+                    .unwrap_or_default(),
                 if s.size.anomaly { "  ANOMALY" } else { "" }
             );
         }
@@ -106,7 +117,10 @@ fn print(st: &Status) {
                     Some(false) => "FAILED",
                     None => "never run",
                 },
-                c.time.as_ref().map(|t| format!(" at {t}")).unwrap_or_default()
+                c.time
+                    .as_ref()
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default()
             );
         }
     }

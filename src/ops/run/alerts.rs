@@ -198,13 +198,19 @@ mod tests {
         let t = |secs| Timestamp { secs, nanos: 0 };
         let mut state = AlertState::default();
         let steps: Vec<(Vec<Condition>, Vec<(Event, &str)>)> = vec![
-            (vec![cond("db", "failure")], vec![(Event::Alert, "db/failure")]),
+            (
+                vec![cond("db", "failure")],
+                vec![(Event::Alert, "db/failure")],
+            ),
             (vec![cond("db", "failure")], vec![]),
             (
                 vec![cond("db", "failure"), cond("db", "size")],
                 vec![(Event::Alert, "db/size")],
             ),
-            (vec![cond("db", "size")], vec![(Event::Recovery, "db/failure")]),
+            (
+                vec![cond("db", "size")],
+                vec![(Event::Recovery, "db/failure")],
+            ),
             (vec![], vec![(Event::Recovery, "db/size")]),
             (vec![], vec![]),
         ];

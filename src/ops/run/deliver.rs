@@ -69,7 +69,12 @@ pub fn deliver(alerts: &Alerts, n: &Notice, host: &str, now: Timestamp) -> Resul
 }
 
 fn run_hook(cmd: &str, n: &Notice, body: &str) -> Result<()> {
-    let failed = |e: String| Error::new(ErrorKind::SourceFailed, format!("alert command '{cmd}': {e}"));
+    let failed = |e: String| {
+        Error::new(
+            ErrorKind::SourceFailed,
+            format!("alert command '{cmd}': {e}"),
+        )
+    };
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -102,7 +107,12 @@ fn post(url: &str, body: &str) -> Result<()> {
         .header("Content-Type", "application/json")
         .send(body)
         .map(|_| ())
-        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("webhook {}: {e}", redact(url))))
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("webhook {}: {e}", redact(url)),
+            )
+        })
 }
 
 /// A webhook URL is itself a credential (Slack's are): errors show only

@@ -95,7 +95,10 @@ pub fn run_task(ctx: &Context<'_>, task: &Task) -> RunRecord {
                 }
             }
             None => {
-                s.step::<()>("plan", Err(Error::invalid(format!("no source named {source}"))));
+                s.step::<()>(
+                    "plan",
+                    Err(Error::invalid(format!("no source named {source}"))),
+                );
             }
         },
         Task::Drill { source } => {
@@ -145,7 +148,13 @@ fn backup(ctx: &Context<'_>, src: &Source, s: &mut Steps) -> Option<(Id, u64)> {
     let id = outcome.id;
     if src.verify {
         let verified = verify_snapshot(ctx.repo, &outcome.snapshot.root).map(|v| {
-            ((), format!("{} trees, {} data blobs, {} bytes read back", v.trees, v.blobs, v.bytes))
+            (
+                (),
+                format!(
+                    "{} trees, {} data blobs, {} bytes read back",
+                    v.trees, v.blobs, v.bytes
+                ),
+            )
         });
         if s.step("verify", verified).is_none() {
             // A snapshot that does not read back is not copied anywhere.
@@ -294,11 +303,7 @@ fn copy_to(ctx: &Context<'_>, src: &Source, target: &CopyTarget) -> Result<((), 
 }
 
 /// Forget by the source's rules, then prune if that removed anything.
-fn retain(
-    repo: &Arc<Repository>,
-    src: &Source,
-    rules: &policy::KeepRules,
-) -> Result<((), String)> {
+fn retain(repo: &Arc<Repository>, src: &Source, rules: &policy::KeepRules) -> Result<((), String)> {
     let selection = Selection {
         tags: vec![source_tag(&src.name)],
         ..Selection::default()
@@ -361,7 +366,11 @@ fn drill_step(ctx: &Context<'_>, src: &Source, snapshot: Option<Id>, s: &mut Ste
         if !d.passed {
             return Err(Error::new(
                 crate::ErrorKind::SourceFailed,
-                format!("drill of snapshot {} failed: {}", id.short(), failed.join("; ")),
+                format!(
+                    "drill of snapshot {} failed: {}",
+                    id.short(),
+                    failed.join("; ")
+                ),
             ));
         }
         Ok((

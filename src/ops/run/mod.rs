@@ -115,7 +115,10 @@ pub fn notify(plan: &Plan, status: &Status, state_dir: &Path) -> Vec<String> {
     let mut warnings = Vec::new();
     let now = Timestamp::now();
     let host = crate::sources::hostname();
-    if plan.alerts.command.is_some() || plan.alerts.webhook.is_some() || plan.alerts.webhook_file.is_some() {
+    if plan.alerts.command.is_some()
+        || plan.alerts.webhook.is_some()
+        || plan.alerts.webhook_file.is_some()
+    {
         let mut state = state::load_alerts(state_dir);
         let notices = alerts::evaluate(&state, &alerts::conditions(status), now);
         for n in &notices {

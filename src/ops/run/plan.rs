@@ -53,8 +53,7 @@ pub fn last_times(records: &[RunRecord]) -> HashMap<&str, Last> {
         if is_backup && last.attempt.is_none_or(|(t, _)| t < r.time) {
             last.attempt = Some((r.time, r.passed));
         }
-        if r.steps.iter().any(|s| s.name == DRILL_STEP) && last.drill.is_none_or(|t| t < r.time)
-        {
+        if r.steps.iter().any(|s| s.name == DRILL_STEP) && last.drill.is_none_or(|t| t < r.time) {
             last.drill = Some(r.time);
         }
     }
@@ -116,7 +115,11 @@ pub fn due(plan: &Plan, records: &[RunRecord], now: Timestamp, only: &[String]) 
 /// Run records old enough to delete: older than `keep`, except each task's
 /// newest passed and newest failed record, which status always shows.
 /// Keeps the `runs/` folder bounded by the schedule times `keep`.
-pub fn expired(records: &[(crate::Id, RunRecord)], now: Timestamp, keep: Interval) -> Vec<crate::Id> {
+pub fn expired(
+    records: &[(crate::Id, RunRecord)],
+    now: Timestamp,
+    keep: Interval,
+) -> Vec<crate::Id> {
     let mut newest: HashMap<(&str, bool), Timestamp> = HashMap::new();
     for (_, r) in records {
         let t = newest.entry((r.task.as_str(), r.passed)).or_insert(r.time);

@@ -186,7 +186,12 @@ pub fn status(input: Inputs<'_>) -> Status {
                 .find(|src| s.tags.contains(&source_tag(&src.name)))
                 .map(|src| (*id, src.name.as_str()))
         })
-        .chain(input.records.iter().filter_map(|r| Some((r.snapshot?, r.task.as_str()))))
+        .chain(
+            input
+                .records
+                .iter()
+                .filter_map(|r| Some((r.snapshot?, r.task.as_str()))),
+        )
         .collect();
     let sources: Vec<SourceStatus> = input
         .plan
@@ -280,10 +285,17 @@ fn source_status(
     let size = size_trend(&sizes, plan);
 
     let window = |days: u64| {
-        let recent: Vec<_> = runs.iter().filter(|r| age(r.time, now) <= days * DAY).collect();
+        let recent: Vec<_> = runs
+            .iter()
+            .filter(|r| age(r.time, now) <= days * DAY)
+            .collect();
         let passed = recent.iter().filter(|r| r.passed).count() as u64;
         let total = recent.len() as u64;
-        (total, passed, (total > 0).then(|| passed as f64 / total as f64))
+        (
+            total,
+            passed,
+            (total > 0).then(|| passed as f64 / total as f64),
+        )
     };
     let (runs_7d, passed_7d, rate_7d) = window(7);
     let (runs_30d, passed_30d, rate_30d) = window(30);
@@ -329,7 +341,10 @@ fn source_status(
     }
     if rpo.breached {
         breaches.push(match rpo_age {
-            Some(a) => format!("RPO breached: newest snapshot is {a}s old, target {}s", rpo.target_seconds),
+            Some(a) => format!(
+                "RPO breached: newest snapshot is {a}s old, target {}s",
+                rpo.target_seconds
+            ),
             None => "RPO breached: no snapshot yet".to_string(),
         });
     }

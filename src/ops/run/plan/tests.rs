@@ -40,7 +40,8 @@ fn record(task: &str, time: i64, passed: bool, steps: &[&str]) -> RunRecord {
         passed,
         duration_ms: 1,
         message: String::new(),
-        snapshot: (!steps.is_empty() && steps[0] == "snapshot").then(|| crate::Id::from_bytes([1; 32])),
+        snapshot: (!steps.is_empty() && steps[0] == "snapshot")
+            .then(|| crate::Id::from_bytes([1; 32])),
         bytes: 0,
         steps: steps
             .iter()
