@@ -616,3 +616,26 @@ fn status_page_in_headless_chromium_matches_status_json() {
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
 }
+
+#[test]
+fn check_copy_and_prune_tolerate_run_records() {
+    let v = Vault::init();
+    let password = write_password(&v);
+    let env = base_env(&v);
+    let plan = files_plan(&v, &password, "1h", "plan.toml", "keep = { last = 1 }\n");
+    run_json(&env, &plan, &[]);
+    run_json(&env, &plan, &["files"]);
+    assert_eq!(v.objects("runs").len(), 2);
+    assert_eq!(v.snapshots().len(), 1, "keep last = 1 forgot the older one");
+    v.ok(&["check", "--read-data"]);
+    v.ok(&["prune"]);
+    let other = Vault::init();
+    v.ok(&["copy", "--to", other.repo.to_str().unwrap()]);
+    assert!(
+        other.objects("runs").is_empty(),
+        "run records are not copied"
+    );
+    let (exit, status) = status_json(&env, &plan);
+    assert_eq!(exit, 0, "{status}");
+    assert_eq!(source(&status, "files")["success"]["runs_7d"], 2);
+}

@@ -59,11 +59,9 @@ pub fn serve(
         .local_addr()
         .map_err(|e| Error::io(format!("listening on {listen}"), e))?;
     ready(addr);
-    for stream in listener.incoming() {
-        // A client that fails mid-request is its own problem.
-        if let Ok(stream) = stream {
-            let _ = http::handle(stream, &|path| route(path, status));
-        }
+    // A client that fails to connect or mid-request is its own problem.
+    for stream in listener.incoming().flatten() {
+        let _ = http::handle(stream, &|path| route(path, status));
     }
     Ok(())
 }

@@ -222,7 +222,7 @@ fn chart(points: &[Point], rpo_target: u64) -> String {
             format!(
                 "{:.1},{:.1}",
                 x(p.time_seconds),
-                H - 2.0 - p.bytes as f64 / max_bytes * (H - 4.0)
+                H - 2.0 - p.bytes as f64 / max_bytes * (H - 12.0)
             )
         })
         .collect();

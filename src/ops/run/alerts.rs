@@ -197,7 +197,8 @@ mod tests {
     fn an_outage_alerts_once_and_recovers_once() {
         let t = |secs| Timestamp { secs, nanos: 0 };
         let mut state = AlertState::default();
-        let steps: Vec<(Vec<Condition>, Vec<(Event, &str)>)> = vec![
+        type Step<'a> = (Vec<Condition>, Vec<(Event, &'a str)>);
+        let steps: Vec<Step> = vec![
             (
                 vec![cond("db", "failure")],
                 vec![(Event::Alert, "db/failure")],

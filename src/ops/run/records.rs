@@ -11,9 +11,12 @@ pub fn save(repo: &Repository, record: &RunRecord) -> Result<Id> {
     repo.write_object(ObjectKind::Run, &record.encode())
 }
 
+/// Run records with their object ids, oldest first.
+pub type Records = Vec<(Id, RunRecord)>;
+
 /// Every readable run record, oldest first, and a message for each one
 /// that could not be read: a damaged record must not hide the others.
-pub fn load(repo: &Repository) -> Result<(Vec<(Id, RunRecord)>, Vec<String>)> {
+pub fn load(repo: &Repository) -> Result<(Records, Vec<String>)> {
     let ids = repo.list_objects(ObjectKind::Run)?;
     let read: Vec<(Id, Result<RunRecord>)> = ids
         .par_iter()

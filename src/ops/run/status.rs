@@ -401,14 +401,10 @@ pub fn size_trend(sizes: &[u64], plan: &Plan) -> SizeTrend {
         };
     }
     let average = window.iter().map(|&b| u128::from(b)).sum::<u128>() / window.len() as u128;
-    let percent = if average == 0 {
-        if latest == 0 {
-            100
-        } else {
-            u64::MAX
-        }
-    } else {
-        u64::try_from(u128::from(latest) * 100 / average).unwrap_or(u64::MAX)
+    let percent = match (u128::from(latest) * 100).checked_div(average) {
+        Some(p) => u64::try_from(p).unwrap_or(u64::MAX),
+        None if latest == 0 => 100,
+        None => u64::MAX,
     };
     SizeTrend {
         latest_bytes: Some(latest),
@@ -416,5 +412,29 @@ pub fn size_trend(sizes: &[u64], plan: &Plan) -> SizeTrend {
         percent: Some(percent),
         anomaly: percent < u64::from(plan.alerts.size_low_percent)
             || percent > u64::from(plan.alerts.size_high_percent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_trend_flags_only_what_leaves_the_band() {
+        let plan = Plan::parse("[repository]\nlocation = \"/r\"\n").unwrap();
+        let cases: [(&[u64], Option<u64>, bool); 7] = [
+            (&[], None, false),
+            (&[100], None, false),
+            (&[100, 100], Some(100), false),
+            (&[100, 100, 50], Some(50), false),
+            (&[100, 100, 49], Some(49), true),
+            (&[100, 100, 201], Some(201), true),
+            // Only the last SIZE_WINDOW runs before the latest count.
+            (&[1, 100, 100, 100, 100, 100, 60], Some(60), false),
+        ];
+        for (sizes, percent, anomaly) in cases {
+            let t = size_trend(sizes, &plan);
+            assert_eq!((t.percent, t.anomaly), (percent, anomaly), "{sizes:?}");
+        }
     }
 }

@@ -65,7 +65,8 @@ fn backup(source: &str, drill: bool) -> Task {
 fn due_tasks_follow_schedules_failures_and_drills() {
     let plan = Plan::parse(PLAN).unwrap();
     let drill = |s: &str| Task::Drill { source: s.into() };
-    let cases: Vec<(&str, Vec<RunRecord>, i64, Vec<&str>, Vec<Task>)> = vec![
+    type Case<'a> = (&'a str, Vec<RunRecord>, i64, Vec<&'a str>, Vec<Task>);
+    let cases: Vec<Case> = vec![
         (
             "nothing ever ran: everything is due",
             vec![],
