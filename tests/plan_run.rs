@@ -262,6 +262,7 @@ rpo = "1h"
 rto = "10m"
 keep = {{ last = 10 }}
 copy_to = ["offsite"]
+drill = {{ every = "7d", asserts = ["SELECT count(*) = 20000 FROM big"] }}
 
 [[source]]
 name = "files"
@@ -328,7 +329,10 @@ textfile = "{metrics}"
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["snapshot", "verify", "copy offsite", "forget"]);
+    assert_eq!(
+        steps,
+        ["snapshot", "verify", "copy offsite", "forget", "drill"]
+    );
     assert_eq!(
         hook.count("alert", "flaky", "failure"),
         1,
@@ -372,6 +376,9 @@ textfile = "{metrics}"
     let db = source(&status, "db");
     assert_eq!(db["copies"][0]["target"], "offsite");
     assert_eq!(db["copies"][0]["passed"], true, "{db}");
+    assert_eq!(db["rto"]["drill"]["passed"], true, "{db}");
+    assert_eq!(db["rto"]["target_seconds"], 600);
+    assert_eq!(db["rto"]["breached"], false, "{db}");
     assert!(status["repository"]["size_bytes"].as_u64().unwrap() > 0);
     assert!(status["repository"]["free_bytes"].as_u64().unwrap() > 0);
     // The copies are in the S3 repository, tagged with their source.
