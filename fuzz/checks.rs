@@ -29,6 +29,7 @@ use vault::format::lock::Lock;
 use vault::format::pack::{self, TRAILER_LEN};
 use vault::format::payload::{self, ENCODING_RAW};
 use vault::format::pg_tables;
+use vault::format::run::RunRecord;
 use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION};
 use vault::format::snapshot::Snapshot;
 use vault::format::tree::{self, Content, Tree, FLAG_DAMAGED};
@@ -53,6 +54,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("drill", drill),
     ("verified", verified),
     ("pg_tables", pg_tables),
+    ("run_record", run_record),
 ];
 
 /// Seed of the master keys the `sealed` target opens boxes with. The seed
@@ -63,7 +65,7 @@ pub const KEY_SEED: u64 = 0x7661_756c_7446_757a;
 /// The blob id the `sealed` target tries besides "no id".
 pub const BLOB_ID: Id = Id::from_bytes([0xb1; 32]);
 
-pub const BOX_KINDS: [BoxKind; 11] = [
+pub const BOX_KINDS: [BoxKind; 12] = [
     BoxKind::Config,
     BoxKind::KeySet,
     BoxKind::Index,
@@ -75,6 +77,7 @@ pub const BOX_KINDS: [BoxKind; 11] = [
     BoxKind::Drill,
     BoxKind::CheckState,
     BoxKind::Marks,
+    BoxKind::RunRecord,
 ];
 
 /// Largest decoded payload the `payload` target allows (a decompression bomb
@@ -296,6 +299,16 @@ pub fn pg_tables(data: &[u8]) -> bool {
         |t: &Vec<pg_tables::TableRows>| pg_tables::encode(t),
         data
     )
+}
+
+pub fn run_record(data: &[u8]) -> bool {
+    let Ok(r) = RunRecord::decode(data) else {
+        return false;
+    };
+    let again = RunRecord::decode(&r.encode())
+        .unwrap_or_else(|e| panic!("re-encoded run record does not decode: {e:?}"));
+    assert_eq!(again, r, "run record changed through encode/decode");
+    true
 }
 
 /// Sealed boxes: split, then open under fixed master keys as every kind, with

@@ -2,6 +2,7 @@
 //! of database dumps and file trees.
 
 pub mod chunker;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod format;
@@ -14,6 +15,7 @@ pub mod mount;
 pub mod ops;
 pub mod policy;
 pub mod repo;
+pub mod serve;
 pub mod sources;
 
 pub use repo::Repository;

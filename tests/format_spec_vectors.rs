@@ -158,6 +158,7 @@ const ALL_VECTORS: &[&str] = &[
     "reject-tree-dotdot",
     "reject-tree-nanos",
     "pg-databases",
+    "run-record-body",
 ];
 
 #[test]
@@ -486,6 +487,36 @@ fn marks_body_vector() {
     );
     check("marks-body", &m.encode());
     assert_eq!(Marks::decode(hex_vector("marks-body")).unwrap(), m);
+fn run_record_body_vector() {
+    use vault::format::run::{RunRecord, Step};
+    let r = RunRecord {
+        time: ts(1_700_000_100, 250_000_000),
+        host: "db1".into(),
+        task: "app-db".into(),
+        passed: false,
+        duration_ms: 1234,
+        message: "copy offsite: down".into(),
+        snapshot: Some(fill(0x44)),
+        bytes: 5 << 20,
+        steps: vec![
+            Step {
+                name: "snapshot".into(),
+                passed: true,
+                detail: String::new(),
+            },
+            Step {
+                name: "copy offsite".into(),
+                passed: false,
+                detail: "down".into(),
+            },
+        ],
+    };
+    check("run-record-body", &r.encode());
+    assert_eq!(RunRecord::decode(hex_vector("run-record-body")).unwrap(), r);
+    // A passed flag other than 0 or 1 is corrupt.
+    let mut bad = r.encode();
+    bad[1 + 12 + 4 + 7] = 2;
+    assert!(RunRecord::decode(&bad).is_err());
 }
 
 // ---------------------------------------------------------------------------

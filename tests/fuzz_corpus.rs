@@ -127,7 +127,8 @@ corpus_tests!(
     lock,
     drill,
     verified,
-    pg_tables
+    pg_tables,
+    run_record
 );
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -206,6 +207,7 @@ mod seeds {
     use vault::format::keyfile::{KdfParams, KeyHeader, KeySet};
     use vault::format::pack::{self, PackEntry};
     use vault::format::payload;
+    use vault::format::run::{RunRecord, Step as RunStep};
     use vault::format::sealed::BoxKind;
     use vault::format::snapshot::{Snapshot, Summary};
     use vault::format::tree::{ChunkRef, Content, Entry, EntryKind, Tree, FLAG_DAMAGED};
@@ -266,6 +268,7 @@ mod seeds {
             ("drill", drill()),
             ("verified", verified()),
             ("pg_tables", pg_tables()),
+            ("run_record", run_record()),
         ]
     }
 
@@ -716,6 +719,61 @@ mod seeds {
                 ("rows".into(), vec![0; 8]),
             ],
         }
+    }
+
+    fn run_record() -> Files {
+        let full = RunRecord {
+            time: T,
+            host: "db1".into(),
+            task: "app-db".into(),
+            passed: false,
+            duration_ms: 1234,
+            message: "copy offsite: unreachable".into(),
+            snapshot: Some(id(0x44)),
+            bytes: 5 << 20,
+            steps: vec![
+                RunStep {
+                    name: "snapshot".into(),
+                    passed: true,
+                    detail: "snapshot 44444444".into(),
+                },
+                RunStep {
+                    name: "copy offsite".into(),
+                    passed: false,
+                    detail: "unreachable".into(),
+                },
+            ],
+        };
+        let minimal = RunRecord {
+            time: Timestamp::default(),
+            host: String::new(),
+            task: "@check".into(),
+            passed: true,
+            duration_ms: 0,
+            message: String::new(),
+            snapshot: None,
+            bytes: 0,
+            steps: vec![],
+        };
+        let encoded = full.encode();
+        // The passed flag follows version, time, host and task (all short).
+        let flag_pos = 1 + 12 + 1 + full.host.len() + 1 + full.task.len();
+        let mut bad_flag = encoded.clone();
+        bad_flag[flag_pos] = 2;
+        let mut trailing = encoded.clone();
+        trailing.push(0);
+        let mut version = encoded.clone();
+        version[0] = 2;
+        vec![
+            ("valid-full".into(), encoded.clone()),
+            ("valid-minimal".into(), minimal.encode()),
+            ("invalid-empty".into(), vec![]),
+            ("invalid-flag".into(), bad_flag),
+            ("invalid-trailing".into(), trailing),
+            ("invalid-version".into(), version),
+            ("invalid-truncated".into(), half(&encoded)),
+            ("invalid-garbage".into(), garbage(13, 200)),
+        ]
     }
 
     fn snapshot() -> Files {

@@ -89,6 +89,14 @@ pub enum Command {
     Repair(super::commands::repair::RepairCommand),
     /// Copy snapshots into another repository (an off-site copy)
     Copy(super::commands::copy::CopyArgs),
+    /// Do what the plan file says is due: back up, verify, copy, forget, drill
+    Run(super::commands::run::RunArgs),
+    /// Each source of the plan against its targets (RPO, RTO, size, success)
+    Status(super::commands::status::StatusArgs),
+    /// Serve /health, /metrics, /api/status and a status page (read-only)
+    Serve(super::commands::serve::ServeArgs),
+    /// Print the systemd units or crontab line that drive `vault run`
+    Schedule(super::commands::schedule::ScheduleArgs),
 }
 
 #[derive(Args, Debug)]

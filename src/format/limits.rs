@@ -15,5 +15,8 @@ pub const MAX_LOCK_OBJECT: u64 = 64 * KIB;
 pub const MAX_SNAPSHOT_OBJECT: u64 = 64 * MIB;
 pub const MAX_DRILL_OBJECT: u64 = 16 * MIB;
 pub const MAX_VERIFIED_OBJECT: u64 = 256 * MIB;
+/// A marks object lists packs, like an index without its blobs.
+pub const MAX_MARKS_OBJECT: u64 = 256 * MIB;
+pub const MAX_RUN_OBJECT: u64 = 16 * MIB;
 /// An index body may reach the plaintext cap of any non-blob payload.
 pub const MAX_INDEX_OBJECT: u64 = super::payload::MAX_OBJECT_PLAINTEXT as u64 + SEAL_OVERHEAD;

@@ -14,6 +14,7 @@ pub mod pack;
 pub mod payload;
 pub mod pg_facts;
 pub mod pg_tables;
+pub mod run;
 pub mod sealed;
 pub mod snapshot;
 pub mod tree;
@@ -117,6 +118,7 @@ pub mod magic {
     pub const DRILL: &[u8; 4] = b"VLTD";
     pub const VERIFIED: &[u8; 4] = b"VLTV";
     pub const MARKS: &[u8; 4] = b"VLTM";
+    pub const RUN: &[u8; 4] = b"VLTR";
     /// Packs end with this, after the header length.
     pub const PACK: &[u8; 4] = b"VLTP";
 }
@@ -136,6 +138,8 @@ pub mod layout {
     pub const VERIFIED: &str = "verified/";
     /// Packs prune marked for deletion (format version 3).
     pub const MARKS: &str = "marks/";
+    /// Outcomes of `vault run`'s tasks, failures included.
+    pub const RUNS: &str = "runs/";
 
     pub fn key(id: &Id) -> String {
         format!("{KEYS}{id}")

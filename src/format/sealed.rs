@@ -34,6 +34,8 @@ pub enum BoxKind {
     CheckState = 10,
     /// Packs prune marked for deletion (`marks/`, format version 3).
     Marks = 11,
+    /// A run record of `vault run` (`runs/`). Kind 12 stays reserved.
+    RunRecord = 13,
 }
 
 pub struct SealedParts<'a> {

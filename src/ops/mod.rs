@@ -16,6 +16,7 @@ pub mod prune;
 pub mod reachable;
 pub mod repair;
 pub mod restore;
+pub mod run;
 pub mod snapshot;
 pub mod stream_set;
 pub mod walk;

@@ -16,6 +16,7 @@ pub enum ObjectKind {
     Drill,
     Verified,
     Marks,
+    Run,
 }
 
 impl ObjectKind {
@@ -27,6 +28,7 @@ impl ObjectKind {
             ObjectKind::Drill => layout::DRILLS,
             ObjectKind::Verified => layout::VERIFIED,
             ObjectKind::Marks => layout::MARKS,
+            ObjectKind::Run => layout::RUNS,
         }
     }
 
@@ -42,6 +44,7 @@ impl ObjectKind {
             ObjectKind::Drill => magic::DRILL,
             ObjectKind::Verified => magic::VERIFIED,
             ObjectKind::Marks => magic::MARKS,
+            ObjectKind::Run => magic::RUN,
         }
     }
 
@@ -53,6 +56,7 @@ impl ObjectKind {
             ObjectKind::Drill => BoxKind::Drill,
             ObjectKind::Verified => BoxKind::CheckState,
             ObjectKind::Marks => BoxKind::Marks,
+            ObjectKind::Run => BoxKind::RunRecord,
         }
     }
 
@@ -65,6 +69,8 @@ impl ObjectKind {
             ObjectKind::Lock => MAX_LOCK_OBJECT,
             ObjectKind::Drill => MAX_DRILL_OBJECT,
             ObjectKind::Verified => MAX_VERIFIED_OBJECT,
+            ObjectKind::Marks => MAX_MARKS_OBJECT,
+            ObjectKind::Run => MAX_RUN_OBJECT,
         }
     }
 
@@ -76,6 +82,7 @@ impl ObjectKind {
             ObjectKind::Drill => "drill",
             ObjectKind::Verified => "verification record",
             ObjectKind::Marks => "marks",
+            ObjectKind::Run => "run record",
         }
     }
 }

@@ -27,10 +27,14 @@ pub(crate) mod repair;
 pub(crate) mod restore;
 pub(crate) mod restore_db;
 pub(crate) mod restore_pg;
+pub(crate) mod run;
+pub(crate) mod schedule;
+pub(crate) mod serve;
 pub(crate) mod snapshot;
 pub(crate) mod snapshot_db;
 pub(crate) mod snapshot_pg;
 pub(crate) mod snapshots;
+pub(crate) mod status;
 pub(crate) mod unlock;
 
 use super::password::repository_password;
@@ -136,5 +140,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::check_cmd(g, a),
         Command::Repair(c) => repair::repair(g, c),
         Command::Copy(a) => copy::copy(g, a),
+        Command::Run(a) => run::run_cmd(g, a),
+        Command::Status(a) => status::status_cmd(g, a),
+        Command::Serve(a) => serve::serve_cmd(g, a),
+        Command::Schedule(a) => schedule::schedule_cmd(g, a),
     }
 }

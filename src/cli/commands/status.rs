@@ -1,0 +1,149 @@
+//! `vault status`: the plan's targets against what the repository holds.
+
+use anyhow::Result;
+use clap::Args;
+use vault::format::Timestamp;
+use vault::ops::run::{self, Status};
+
+use super::run::{open_plan_repo, PlanFileArgs};
+use crate::cli::args::Global;
+use crate::cli::exit;
+use crate::cli::output::human_bytes;
+
+/// Exit code of `status` when a target is breached (README, "Exit codes").
+pub const TARGET_BREACHED: i32 = 12;
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub plan: PlanFileArgs,
+}
+
+pub(super) fn status_cmd(g: &Global, a: StatusArgs) -> Result<i32> {
+    let (_, plan) = a.plan.load()?;
+    let repo = open_plan_repo(g, &plan)?;
+    let st = run::gather(&plan, &repo, Timestamp::now())?;
+    if g.json {
+        super::print_json(&serde_json::to_value(&st)?)?;
+    } else if !g.quiet {
+        print(&st);
+    }
+    for w in &st.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(if st.healthy {
+        exit::OK
+    } else {
+        TARGET_BREACHED
+    })
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86_400 => format!("{:.1}h", s as f64 / 3600.0),
+        s => format!("{:.1}d", s as f64 / 86_400.0),
+    }
+}
+
+fn percent(r: Option<f64>) -> String {
+    r.map(|r| format!("{:.0}%", r * 100.0))
+        .unwrap_or("-".into())
+}
+
+fn print(st: &Status) {
+    for s in &st.sources {
+        println!(
+            "{} ({}): {}",
+            s.name,
+            s.kind,
+            if s.healthy { "ok" } else { "BREACHED" }
+        );
+        match &s.last_success {
+            Some(r) => println!(
+                "  last success  {} ({:.1}s)",
+                r.time,
+                r.duration_ms as f64 / 1000.0
+            ),
+            None => println!("  last success  never"),
+        }
+        if let Some(r) = &s.last_failure {
+            println!("  last failure  {}: {}", r.time, r.message);
+        }
+        println!(
+            "  RPO           {} old, target {}{}",
+            s.rpo.age_seconds.map(age).unwrap_or("no snapshot".into()),
+            age(s.rpo.target_seconds),
+            if s.rpo.breached { "  BREACHED" } else { "" }
+        );
+        if let Some(d) = &s.rto.drill {
+            println!(
+                "  drill         {} {}, restore {:.1}s{}{}",
+                d.time,
+                if d.passed { "passed" } else { "FAILED" },
+                d.restore_ms as f64 / 1000.0,
+                s.rto
+                    .target_seconds
+                    .map(|t| format!(", RTO target {}", age(t)))
+                    .unwrap_or_default(),
+                if s.rto.breached { "  BREACHED" } else { "" }
+            );
+        }
+        if let Some(b) = s.size.latest_bytes {
+            println!(
+                "  size          {}{}{}",
+                human_bytes(b),
+                s.size
+                    .percent
+                    .map(|p| format!(", {p}% of the recent average"))
+                    .unwrap_or_default(),
+                if s.size.anomaly { "  ANOMALY" } else { "" }
+            );
+        }
+        println!(
+            "  success       {} of 7 days' runs ({}), {} of 30 days' ({})",
+            percent(s.success.rate_7d),
+            s.success.runs_7d,
+            percent(s.success.rate_30d),
+            s.success.runs_30d
+        );
+        for c in &s.copies {
+            println!(
+                "  copy {:<8} {}{}",
+                c.target,
+                match c.passed {
+                    Some(true) => "ok",
+                    Some(false) => "FAILED",
+                    None => "never run",
+                },
+                c.time
+                    .as_ref()
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if let Some(c) = &st.check {
+        println!(
+            "repository check: {}",
+            match (&c.last_success, c.failing) {
+                (_, true) => "FAILED".to_string(),
+                (Some(r), false) => format!("ok at {}", r.time),
+                (None, false) => "never run".to_string(),
+            }
+        );
+    }
+    println!(
+        "repository {}: {}{}",
+        st.repository.location,
+        human_bytes(st.repository.size_bytes),
+        st.repository
+            .free_bytes
+            .map(|f| format!(", {} free on its disk", human_bytes(f)))
+            .unwrap_or_default()
+    );
+    if !st.healthy {
+        println!("{} targets breached", st.breaches.len());
+    }
+}
