@@ -1,10 +1,8 @@
-use clap::Parser;
-
 mod cli;
 
 fn main() {
     limit_allocator_caching();
-    let parsed = cli::Cli::parse();
+    let parsed = cli::parse();
     let code = match cli::run(parsed) {
         Ok(code) => code,
         Err(err) => {

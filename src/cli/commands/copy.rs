@@ -56,6 +56,8 @@ pub(super) fn copy(g: &Global, a: CopyArgs) -> Result<i32> {
         .context("opening the source repository")?;
     let target = open(&side(g, Some(&a.to), a.to_password_file.as_ref()))
         .context("opening the target repository")?;
+    // An off-site copy is a scheduled backup too: it waits out a prune.
+    target.set_lock_wait(super::lock_wait(g, super::WaitFor::Backup));
     let selected = select(&source, &a.snapshots, &filter(&a.filter))?;
     let plan = copy::plan(&source, &target, selected)?;
     if a.dry_run {
