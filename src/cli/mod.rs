@@ -95,6 +95,7 @@ pub mod exit {
     pub const DRILL_FAILED: i32 = 9;
     pub const STORAGE_UNAVAILABLE: i32 = 10;
     pub const STORAGE_DENIED: i32 = 11;
+    pub const NO_SPACE: i32 = 12;
 }
 
 /// The exit code for an error that reached the top.
@@ -112,6 +113,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         Locked => exit::LOCKED,
         Unavailable => exit::STORAGE_UNAVAILABLE,
         PermissionDenied => exit::STORAGE_DENIED,
+        NoSpace => exit::NO_SPACE,
         _ => exit::FAILURE,
     }
 }
