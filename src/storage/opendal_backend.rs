@@ -106,9 +106,16 @@ impl OpendalBackend {
         };
         let _guard = runtime()?.enter();
         let op = blocking::Operator::new(op).map_err(|e| map_err(e, "open", "storage"))?;
+        let name = match location {
+            Location::Remote(r) => match remote::endpoint(r, &remote::process_env) {
+                Some(e) => format!("{location} at {e}"),
+                None => location.to_string(),
+            },
+            _ => location.to_string(),
+        };
         Ok(OpendalBackend {
             op,
-            name: location.to_string(),
+            name,
             local_root,
             requests,
         })

@@ -76,6 +76,8 @@ fn storage(global: &Global, loc: &Location, create: bool) -> Result<Arc<OpendalB
     if let Some(n) = global.retries {
         transport.retries = usize::from(n);
     }
+    transport.announce_retries =
+        !global.quiet && !global.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     Ok(Arc::new(OpendalBackend::open_with(
         loc, create, &transport,
     )?))
