@@ -400,3 +400,29 @@ fn backup_waits_for_prune_lock_and_says_what_it_waits_for() {
     assert_eq!(v.snapshots().len(), 1);
     let _: Option<Output> = None;
 }
+
+#[test]
+fn copy_since_and_latest_limit_what_is_copied_again() {
+    let from = Vault::init();
+    let to = Vault::init();
+    let _first = stdin_snapshot(&from, "s", b"one");
+    let second = stdin_snapshot(&from, "s", b"two");
+    let _third = stdin_snapshot(&from, "s", b"three");
+    let target = to.repo.display().to_string();
+    from.ok(&["copy", "--to", &target, "--latest"]);
+    assert_eq!(to.snapshots().len(), 1, "--latest copies the newest only");
+    from.ok(&[
+        "copy",
+        "--to",
+        &target,
+        "--since",
+        json_str(&second, "time"),
+    ]);
+    assert_eq!(
+        to.snapshots().len(),
+        2,
+        "--since leaves older snapshots out"
+    );
+    let out = to.ok(&["dump", "latest", "s"]);
+    assert_eq!(out.stdout, b"three");
+}
