@@ -278,9 +278,16 @@ fn holds(s: &Snapshot, path: &[u8]) -> bool {
     let want = trim(path);
     s.paths.iter().any(|root| {
         let root = trim(root);
+        // A database source records its databases (`crm`), stored as a
+        // file or folder of that name (`crm.sql`, `shop/`).
         root.is_empty()
             || want == root
-            || (want.starts_with(&root) && want.get(root.len()) == Some(&b'/'))
+            || (want.starts_with(&root)
+                && match want.get(root.len()) {
+                    Some(b'/') => true,
+                    Some(b'.') => s.source != "files",
+                    _ => false,
+                })
     })
 }
 
