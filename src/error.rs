@@ -34,6 +34,8 @@ pub enum ErrorKind {
     Unavailable,
     /// Remote storage refused access: bad credentials or missing permission.
     PermissionDenied,
+    /// A disk (the repository's, or a restore's target) is full.
+    NoSpace,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.
@@ -89,10 +91,11 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        let kind = if source.kind() == std::io::ErrorKind::NotFound {
-            ErrorKind::NotFound
-        } else {
-            ErrorKind::Io
+        let kind = match source.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            std::io::ErrorKind::StorageFull => ErrorKind::NoSpace,
+            _ if source.raw_os_error() == Some(libc::ENOSPC) => ErrorKind::NoSpace,
+            _ => ErrorKind::Io,
         };
         Error::with_source(kind, context, source)
     }

@@ -1,11 +1,10 @@
-use clap::Parser;
 use vault::ops::walk::WALK_STACK;
 
 mod cli;
 
 fn main() {
     limit_allocator_caching();
-    let parsed = cli::Cli::parse();
+    let parsed = cli::parse();
     cli::password::take_secrets_from_environment();
     let code = run_on_deep_stacks(parsed);
     std::process::exit(code);

@@ -83,7 +83,7 @@ fn mounted_snapshots_match_sources_and_new_snapshots_appear() {
         src.to_str().unwrap(),
         "--tag",
         "nightly",
-        "--host",
+        "--record-host",
         "web1",
     ]);
     // Keep what the first snapshot saw, then change the source.
@@ -92,7 +92,7 @@ fn mounted_snapshots_match_sources_and_new_snapshots_appear() {
     write_gen(&src.join("data/mixed.bin"), Gen::mixed(3, 2 * MIB));
     fs::remove_file(src.join("top.txt")).unwrap();
     write(&src.join("added.txt"), b"added later");
-    v.ok(&["snapshot", src.to_str().unwrap(), "--host", "web1"]);
+    v.ok(&["snapshot", src.to_str().unwrap(), "--record-host", "web1"]);
 
     let mp = v.dir("mnt");
     let mount = Mount::start(&v, &mp, &[]);
@@ -150,7 +150,7 @@ fn mounted_snapshots_match_sources_and_new_snapshots_appear() {
 
     // A snapshot taken while mounted shows up without remounting.
     write(&src.join("third.txt"), b"third");
-    v.ok(&["snapshot", src.to_str().unwrap(), "--host", "web1"]);
+    v.ok(&["snapshot", src.to_str().unwrap(), "--record-host", "web1"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while only_snapshot_dir(&mp).len() < 3 {
         assert!(Instant::now() < deadline, "new snapshot did not appear");

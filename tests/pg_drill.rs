@@ -71,8 +71,13 @@ fn drill_passes_on_a_good_snapshot_and_fails_on_a_false_assertion() {
     );
     assert_eq!(code, Some(9), "{report}");
     assert_eq!(report["passed"], false);
-    // The earlier passing drill still proves the snapshot.
-    assert!(v.snapshots()[0]["proven"]["time"].is_string());
+    // A failed drill after a passing one is what `snapshots` shows: the
+    // snapshot is no longer known to restore.
+    let listed = &v.snapshots()[0];
+    assert_eq!(listed["last_drill"]["passed"], false, "{listed}");
+    assert!(listed["proven"].is_null(), "{listed}");
+    let table = common::stdout(&v.ok(&["snapshots"]));
+    assert!(table.contains("FAILED"), "{table}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use common::{code, parse_json, stderr, stdout, Vault, BIN};
 use serde_json::Value;
 
 /// Exit code of `status` when a target is breached (README).
-const TARGET_BREACHED: i32 = 12;
+const TARGET_BREACHED: i32 = 13;
 
 /// Records every JSON body POSTed to it.
 struct Webhook {

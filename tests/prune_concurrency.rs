@@ -37,7 +37,7 @@ fn body() {
                 "--stdin",
                 "--name",
                 &format!("o{n}"),
-                "--host",
+                "--record-host",
                 "old",
             ]),
             old(n),

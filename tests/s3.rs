@@ -238,11 +238,54 @@ fn storage_errors_name_the_backend_and_have_their_own_exit_codes() {
     c.env("VAULT_RETRIES", "1");
     let out = output(c);
     assert_code(&out, 10, "no server");
+    let err = one_line_error(&out);
+    assert!(err.contains("cannot reach"), "{err}");
     assert!(
-        one_line_error(&out).contains("cannot reach"),
-        "{}",
-        one_line_error(&out)
+        err.contains(&format!("127.0.0.1:{nowhere}")),
+        "no endpoint named: {err}"
     );
+}
+
+#[test]
+fn s3_without_credentials_exits_11_before_any_request() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.port);
+    let mut r = S3Repo::new(&server, "nocreds", &proxy.endpoint());
+    r.vault
+        .env
+        .retain(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY");
+    for args in [
+        vec!["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"],
+        vec!["snapshots"],
+    ] {
+        let out = r.run(&args);
+        assert_code(&out, 11, &format!("{args:?} without credentials"));
+        let err = one_line_error(&out);
+        assert!(err.contains("AWS_ACCESS_KEY_ID"), "no hint: {err}");
+        assert!(err.contains(&proxy.endpoint()), "no endpoint named: {err}");
+    }
+    assert_eq!(
+        proxy.faults.requests.load(Ordering::SeqCst),
+        0,
+        "a request was sent without credentials"
+    );
+    // Keys in a shared credentials file are credentials too.
+    let creds = r.vault.path().join("credentials");
+    write(
+        &creds,
+        b"[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    );
+    r.vault
+        .env
+        .retain(|(k, _)| k != "AWS_SHARED_CREDENTIALS_FILE");
+    r.vault.env.push((
+        "AWS_SHARED_CREDENTIALS_FILE".into(),
+        creds.display().to_string(),
+    ));
+    let out = r.run(&["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    assert_success(&out, "init with a shared credentials file");
 }
 
 fn password_file(dir: &Path, name: &str, password: &str) -> std::path::PathBuf {

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
     about = "Deduplicating, encrypted backups of databases and file trees"
 )]
 pub struct Cli {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Global options")]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
@@ -49,6 +49,26 @@ pub struct Global {
     /// Retries of a failed remote request before giving up [default: 8]
     #[arg(long, global = true, env = "VAULT_RETRIES")]
     pub retries: Option<u8>,
+    /// Wait this long for a conflicting lock (`90s`, `10m`, `0` to fail at
+    /// once) [default: 30m for snapshots, 0 otherwise]
+    #[arg(long, global = true, env = "VAULT_LOCK_WAIT", value_name = "DURATION", value_parser = parse_wait)]
+    pub lock_wait: Option<std::time::Duration>,
+}
+
+/// A wait: a number of seconds, or a number with a unit (`s`, `m`, `h`).
+pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 10m, 1h, 0)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m or h)")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,32 +150,65 @@ pub struct KdfArgs {
     pub kdf_iterations: Option<u32>,
 }
 
+/// Options of every snapshot source. They are global to `snapshot`, so they
+/// may come before or after the source keyword.
 #[derive(Args, Debug, Clone)]
 pub struct SnapshotMeta {
     /// Tag the snapshot (repeatable)
-    #[arg(long = "tag")]
+    #[arg(long = "tag", global = true)]
     pub tags: Vec<String>,
-    /// Record this host name instead of the machine's
-    #[arg(long)]
-    pub host: Option<String>,
+    /// Record this host name in the snapshot instead of the machine's
+    #[arg(long, global = true, value_name = "NAME")]
+    pub record_host: Option<String>,
     /// zstd level for this run, 0 (off) to 22
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub compression: Option<i32>,
 }
 
+/// `--host` once named the host recorded in a snapshot; it now names a
+/// database server. Where no server is involved, it is refused rather than
+/// silently read either way.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RetiredHost {
+    #[arg(long = "host", hide = true, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+impl RetiredHost {
+    pub fn refuse(&self) -> Result<(), vault::Error> {
+        match &self.host {
+            None => Ok(()),
+            Some(_) => Err(vault::Error::invalid(
+                "--host names a database server (`vault snapshot pg --host HOST`); \
+                 the host recorded in a snapshot is --record-host NAME",
+            )),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct SnapshotArgs {
     #[command(subcommand)]
     pub source: Option<SnapshotSource>,
-    /// Files and folders to store
-    pub paths: Vec<PathBuf>,
+    /// Files and folders to store (`vault snapshot files PATH...` is the
+    /// unambiguous form)
+    #[command(flatten)]
+    pub files: FilesArgs,
     /// Store standard input as one stream (needs --name)
     #[arg(long)]
     pub stdin: bool,
     /// Name of the stream stored with --stdin
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub meta: SnapshotMeta,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilesArgs {
+    /// Files and folders to store
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
     /// Compare against this snapshot instead of the newest of the same paths
     #[arg(long)]
     pub parent: Option<String>,
@@ -163,11 +216,13 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub meta: SnapshotMeta,
+    pub retired: RetiredHost,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum SnapshotSource {
+    /// Store files and folders (PATH...)
+    Files(FilesArgs),
     /// Store the standard output of a program; fails if the program fails
     Cmd(CmdArgs),
     /// Store a Redis server's RDB file (redis-cli --rdb)
@@ -186,7 +241,7 @@ pub struct CmdArgs {
     #[arg(long)]
     pub name: String,
     #[command(flatten)]
-    pub meta: SnapshotMeta,
+    pub retired: RetiredHost,
     /// The program and its arguments (after --)
     #[arg(last = true, required = true)]
     pub command: Vec<OsString>,
@@ -194,8 +249,8 @@ pub struct CmdArgs {
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct Filter {
-    /// Only snapshots from this host (repeatable)
-    #[arg(long = "host")]
+    /// Only snapshots recorded from this host (repeatable)
+    #[arg(long = "host", value_name = "NAME")]
     pub hosts: Vec<String>,
     /// Only snapshots with this tag (repeatable; all must match)
     #[arg(long = "tag")]
@@ -203,6 +258,36 @@ pub struct Filter {
     /// Only snapshots of this path or stream name (repeatable)
     #[arg(long = "path")]
     pub paths: Vec<String>,
+    /// Only snapshots taken at or before this time (`2026-12-01T03:00`,
+    /// `2026-12-01`, local time unless an offset is given)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<vault::format::Timestamp>,
+}
+
+/// A point in time as people write it: RFC 3339, or a local date and time
+/// (`2026-12-01T03:00`, `2026-12-01 03:00`, `2026-12-01` for its end).
+pub fn parse_time(s: &str) -> Result<vault::format::Timestamp, String> {
+    let bad = || format!("'{s}' is not a time (e.g. 2026-12-01T03:00 or 2026-12-01)");
+    let t = s.trim();
+    let ts = if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        ts
+    } else if let Ok(dt) = t.replacen(' ', "T", 1).parse::<jiff::civil::DateTime>() {
+        dt.to_zoned(jiff::tz::TimeZone::system())
+            .map_err(|_| bad())?
+            .timestamp()
+    } else if let Ok(d) = t.parse::<jiff::civil::Date>() {
+        // A day means the whole day: its last second.
+        d.at(23, 59, 59, 999_999_999)
+            .to_zoned(jiff::tz::TimeZone::system())
+            .map_err(|_| bad())?
+            .timestamp()
+    } else {
+        return Err(bad());
+    };
+    Ok(vault::format::Timestamp {
+        secs: ts.as_second(),
+        nanos: ts.subsec_nanosecond().max(0) as u32,
+    })
 }
 
 #[derive(Args, Debug)]

@@ -24,12 +24,40 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `30m`, `90s`, `2h`: a wait as people write it.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s >= 3600 && s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ if s >= 60 && s.is_multiple_of(60) => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
+/// `1 table`, `2 tables`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Snapshot paths (raw bytes) for display.
 pub fn lossy_paths(paths: &[Vec<u8>]) -> Vec<String> {
     paths
         .iter()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect()
+}
+
+/// One line naming a snapshot a command chose: id, time, host, source and
+/// what it holds.
+pub fn describe_snapshot(id: &vault::Id, s: &vault::format::snapshot::Snapshot) -> String {
+    format!(
+        "using snapshot {} of {} from {}, {}: {}",
+        id.short(),
+        local_time(s.time),
+        s.host,
+        s.source,
+        lossy_paths(&s.paths).join(" ")
+    )
 }
 
 /// Local time as `YYYY-MM-DD HH:MM:SS`.

@@ -26,6 +26,11 @@ fn with_meta(opts: &SnapshotOptions, facts: &[(&str, String)]) -> SnapshotOption
     opts
 }
 
+/// What each database source records as the snapshot's source.
+pub const REDIS_SOURCE: &str = "redis";
+pub const MYSQL_SOURCE: &str = "mysql";
+pub const SQLITE_SOURCE: &str = "sqlite";
+
 /// The server's RDB file, stored as `dump.rdb`.
 pub fn snapshot_redis(
     repo: &Arc<Repository>,
@@ -35,7 +40,12 @@ pub fn snapshot_redis(
 ) -> Result<SnapshotOutcome> {
     let version = conn.server_version()?;
     let opts = with_meta(opts, &[("redis_version", version)]);
-    let set = StreamSet::begin(repo, "redis", vec![RDB_NAME.as_bytes().to_vec()], &opts)?;
+    let set = StreamSet::begin(
+        repo,
+        REDIS_SOURCE,
+        vec![RDB_NAME.as_bytes().to_vec()],
+        &opts,
+    )?;
     add_process_output(
         &set,
         RDB_NAME,
@@ -82,7 +92,7 @@ pub fn snapshot_mysql(
         ],
     );
     let labels = chosen.iter().map(|d| d.as_bytes().to_vec()).collect();
-    let set = StreamSet::begin(repo, "mysql", labels, &opts)?;
+    let set = StreamSet::begin(repo, MYSQL_SOURCE, labels, &opts)?;
     for db in &chosen {
         let name = mysql::stream_name(db);
         add_process_output(
@@ -130,7 +140,7 @@ pub fn snapshot_sqlite(
     );
     use std::os::unix::ffi::OsStrExt;
     let label = absolute.as_os_str().as_bytes().to_vec();
-    let set = StreamSet::begin(repo, "sqlite", vec![label], &opts)?;
+    let set = StreamSet::begin(repo, SQLITE_SOURCE, vec![label], &opts)?;
     set.add(&name, copy, progress)?;
     set.commit(&opts)
 }

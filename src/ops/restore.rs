@@ -181,7 +181,12 @@ fn execute(
         .filter(usable)
         .collect();
     let reader = BlobReader::new(repo, SEQUENTIAL_READAHEAD);
+    // A full disk fails every later file too: stop at the first.
+    let full = Mutex::new(None::<Error>);
     others.par_iter().for_each(|item| {
+        if full.lock().map_or(true, |f| f.is_some()) {
+            return;
+        }
         let path = opts.target.join(&item.rel);
         let result = match &item.entry.content {
             Content::File { .. } => restore_file(&reader, &path, item, progress),
@@ -195,9 +200,23 @@ fn execute(
         };
         match result.and_then(|()| set_metadata(&path, &item.entry)) {
             Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NoSpace => {
+                if let Ok(mut f) = full.lock() {
+                    f.get_or_insert(e);
+                }
+            }
             Err(e) => report(item, e),
         }
     });
+    if let Some(e) = full.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(Error::new(
+            ErrorKind::NoSpace,
+            format!(
+                "restore target {}: no space left on device ({e})",
+                opts.target.display()
+            ),
+        ));
+    }
     for item in others.iter().filter(|i| i.entry.kind == EntryKind::File) {
         outcome.files += 1;
         outcome.bytes += item.entry.size;

@@ -6,7 +6,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::index::IndexBody;
 use crate::format::sealed::BoxKind;
 use crate::format::snapshot::Snapshot;
-use crate::format::{layout, magic, payload, Id};
+use crate::format::{layout, magic, payload, Id, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
@@ -182,7 +182,9 @@ impl Repository {
     }
 
     /// Resolve a user's snapshot reference: a unique id prefix, or `latest`
-    /// (newest among `candidates` after filtering).
+    /// (the newest snapshot the filter lets through). An id names one
+    /// snapshot whatever the filter says, but one the filter rules out
+    /// (a files snapshot given to a pg command) is refused.
     pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
         let all = self.snapshots()?;
         if spec == "latest" {
@@ -193,7 +195,7 @@ impl Repository {
                 .ok_or_else(|| {
                     Error::new(
                         ErrorKind::NotFound,
-                        "no snapshot matches (repository empty or filters exclude all)",
+                        format!("no snapshot matches {}", filter.describe()),
                     )
                 });
         }
@@ -207,7 +209,17 @@ impl Repository {
             .into_iter()
             .filter(|(id, _)| id.to_hex().starts_with(&spec));
         match (matches.next(), matches.next()) {
-            (Some(found), None) => Ok(found),
+            (Some(found), None) => {
+                if !filter.sources.is_empty() && !filter.sources.contains(&found.1.source) {
+                    return Err(Error::invalid(format!(
+                        "snapshot {} is a {} snapshot; this command takes {}",
+                        found.0.short(),
+                        found.1.source,
+                        filter.sources.join(" or ")
+                    )));
+                }
+                Ok(found)
+            }
             (None, _) => Err(Error::new(
                 ErrorKind::NotFound,
                 format!("no snapshot with id {spec}"),
@@ -219,12 +231,18 @@ impl Repository {
     }
 }
 
-/// Narrows `latest` (and listings) to some hosts, tags or paths.
+/// Narrows `latest` (and listings) to the snapshots a command can use.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotFilter {
     pub hosts: Vec<String>,
     pub tags: Vec<String>,
     pub paths: Vec<Vec<u8>>,
+    /// Sources the command can read ("postgres", "files", ...); any if empty.
+    pub sources: Vec<String>,
+    /// A path (or stream name) the snapshot must hold.
+    pub holding: Option<Vec<u8>>,
+    /// Only snapshots taken at or before this time.
+    pub at: Option<Timestamp>,
 }
 
 impl SnapshotFilter {
@@ -232,7 +250,70 @@ impl SnapshotFilter {
         (self.hosts.is_empty() || self.hosts.contains(&s.host))
             && self.tags.iter().all(|t| s.tags.contains(t))
             && (self.paths.is_empty() || self.paths.iter().all(|p| s.paths.contains(p)))
+            && (self.sources.is_empty() || self.sources.contains(&s.source))
+            && self.holding.as_ref().is_none_or(|p| holds(s, p))
+            && self.at.is_none_or(|at| s.time <= at)
     }
+
+    /// What the filter asks for, for a message about finding nothing.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.sources.is_empty() {
+            parts.push(format!("source {}", self.sources.join(" or ")));
+        }
+        if let Some(p) = &self.holding {
+            parts.push(format!("holding {}", String::from_utf8_lossy(p)));
+        }
+        if !self.hosts.is_empty() {
+            parts.push(format!("host {}", self.hosts.join(" or ")));
+        }
+        if !self.tags.is_empty() {
+            parts.push(format!("tags {}", self.tags.join(",")));
+        }
+        for p in &self.paths {
+            parts.push(format!("path {}", String::from_utf8_lossy(p)));
+        }
+        if let Some(at) = self.at {
+            parts.push(format!("taken at or before {}", {
+                let (y, mo, d, h, mi, se) = at.utc();
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}Z")
+            }));
+        }
+        if parts.is_empty() {
+            "(the repository holds no snapshot)".into()
+        } else {
+            format!("({})", parts.join(", "))
+        }
+    }
+}
+
+/// Whether a snapshot's recorded paths (absolute roots of a file tree, or
+/// stream and database names at the top) cover `path`.
+fn holds(s: &Snapshot, path: &[u8]) -> bool {
+    let trim = |p: &[u8]| -> Vec<u8> {
+        let mut p = p;
+        while let [b'/', rest @ ..] = p {
+            p = rest;
+        }
+        while let [rest @ .., b'/'] = p {
+            p = rest;
+        }
+        p.to_vec()
+    };
+    let want = trim(path);
+    s.paths.iter().any(|root| {
+        let root = trim(root);
+        // A database source records its databases (`crm`), stored as a
+        // file or folder of that name (`crm.sql`, `shop/`).
+        root.is_empty()
+            || want == root
+            || (want.starts_with(&root)
+                && match want.get(root.len()) {
+                    Some(b'/') => true,
+                    Some(b'.') => s.source != "files",
+                    _ => false,
+                })
+    })
 }
 
 impl Repository {

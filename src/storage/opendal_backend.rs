@@ -106,9 +106,16 @@ impl OpendalBackend {
         };
         let _guard = runtime()?.enter();
         let op = blocking::Operator::new(op).map_err(|e| map_err(e, "open", "storage"))?;
+        let name = match location {
+            Location::Remote(r) => match remote::endpoint(r, &remote::process_env) {
+                Some(e) => format!("{location} at {e}"),
+                None => location.to_string(),
+            },
+            _ => location.to_string(),
+        };
         Ok(OpendalBackend {
             op,
-            name: location.to_string(),
+            name,
             local_root,
             requests,
         })
@@ -138,12 +145,36 @@ impl OpendalBackend {
     /// A failed request as the user should read it. Remote failures name
     /// the backend, the operation and the object, and say what to check.
     fn fail(&self, e: opendal::Error, op: &str, path: &str) -> Error {
+        if is_no_space(&e) {
+            return Error::new(
+                ErrorKind::NoSpace,
+                format!("{}: no space left on device ({op} {path})", self.name),
+            );
+        }
         if self.requests.is_none() {
             return map_err(e, op, path);
         }
         let (kind, reason) = remote::classify(&e);
         Error::new(kind, format!("{}: {op} {path}: {reason}", self.name))
     }
+}
+
+/// A full disk, which opendal reports as an unexpected (temporary) error
+/// around the system's own.
+fn is_no_space(e: &opendal::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull
+                || io.raw_os_error() == Some(libc::ENOSPC)
+            {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    let text = e.to_string();
+    text.contains("No space left on device") || text.contains("os error 28")
 }
 
 fn map_err(e: opendal::Error, op: &str, path: &str) -> Error {

@@ -27,6 +27,8 @@ pub struct Transport {
     pub timeout: Duration,
     /// Longest a read or write may go without progress.
     pub io_timeout: Duration,
+    /// Say on stderr what is retried, and when (for a person watching).
+    pub announce_retries: bool,
 }
 
 impl Default for Transport {
@@ -36,6 +38,7 @@ impl Default for Transport {
             retries: 8,
             timeout: Duration::from_secs(60),
             io_timeout: Duration::from_secs(60),
+            announce_retries: false,
         }
     }
 }
@@ -67,6 +70,67 @@ fn required(remote: &Remote, env: Env<'_>, name: &str) -> Result<String> {
     })
 }
 
+/// The endpoint a remote location's requests go to, when the environment
+/// names one (the service's default otherwise).
+pub fn endpoint(remote: &Remote, env: Env<'_>) -> Option<String> {
+    match remote.service {
+        Service::S3 => first(env, &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]),
+        Service::Gcs => env("VAULT_GCS_ENDPOINT"),
+        Service::Azblob => env("AZURE_STORAGE_ENDPOINT"),
+        Service::Sftp | Service::Webdav { .. } => None,
+    }
+}
+
+/// Whether the S3 signer will find credentials without asking a server:
+/// keys in the environment, a web identity or container credentials
+/// setting, or a shared credentials or config file that holds some.
+fn s3_credentials_configured(env: Env<'_>) -> bool {
+    if env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_SECRET_ACCESS_KEY").is_some() {
+        return true;
+    }
+    if [
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ]
+    .iter()
+    .any(|v| env(v).is_some())
+    {
+        return true;
+    }
+    let home = env("HOME");
+    let in_home = |name: &str| home.as_ref().map(|h| format!("{h}/.aws/{name}"));
+    [
+        env("AWS_SHARED_CREDENTIALS_FILE").or_else(|| in_home("credentials")),
+        env("AWS_CONFIG_FILE").or_else(|| in_home("config")),
+    ]
+    .iter()
+    .flatten()
+    .any(|file| {
+        std::fs::read_to_string(file).is_ok_and(|text| {
+            [
+                "aws_access_key_id",
+                "role_arn",
+                "credential_process",
+                "sso_",
+            ]
+            .iter()
+            .any(|k| text.contains(k))
+        })
+    })
+}
+
+/// An EC2 instance, whose role credentials come from the metadata service.
+/// Asked of the local firmware tables, so no request leaves the machine.
+fn on_ec2() -> bool {
+    [
+        "/sys/devices/virtual/dmi/id/sys_vendor",
+        "/sys/devices/virtual/dmi/id/board_asset_tag",
+    ]
+    .iter()
+    .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("Amazon") || t.starts_with("i-")))
+}
+
 /// The bare service operator, before transport layers.
 fn service_operator(remote: &Remote, env: Env<'_>) -> Result<Operator> {
     let root = format!("/{}", remote.root);
@@ -95,6 +159,27 @@ fn service_operator(remote: &Remote, env: Env<'_>) -> Result<Operator> {
             }
             if let Some(v) = env("AWS_SESSION_TOKEN") {
                 b = b.session_token(&v);
+            }
+            // The metadata service exists only on EC2 and only for AWS
+            // itself; asked anywhere else it costs every retry in silence.
+            let metadata = endpoint.is_none()
+                && env("AWS_EC2_METADATA_DISABLED").is_none_or(|v| v != "true")
+                && on_ec2();
+            if !metadata {
+                b = b.disable_ec2_metadata();
+                if !s3_credentials_configured(env) {
+                    return Err(Error::new(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "{remote}{}: no S3 credentials: set AWS_ACCESS_KEY_ID and \
+                             AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials",
+                            endpoint
+                                .as_deref()
+                                .map(|e| format!(" at {e}"))
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
             }
             if env("VAULT_S3_VIRTUAL_HOST_STYLE").is_some_and(|v| v == "1" || v == "true") {
                 b = b.enable_virtual_host_style();
@@ -172,6 +257,11 @@ pub(super) fn operator(
 ) -> Result<(Operator, Arc<Counters>)> {
     let counters = Arc::new(Counters::default());
     let client = HttpClient::with(CountingClient::new(counters.clone()));
+    let announce = transport.announce_retries;
+    let place = match endpoint(remote, env) {
+        Some(e) => format!("{remote} at {e}"),
+        None => remote.to_string(),
+    };
     let op = service_operator(remote, env)?
         // Innermost: every HTTP request, retried ones included, is counted.
         .layer(HttpClientLayer::new(client))
@@ -187,7 +277,16 @@ pub(super) fn operator(
                 .with_jitter()
                 .with_min_delay(Duration::from_millis(100))
                 .with_max_delay(Duration::from_secs(10))
-                .with_max_times(transport.retries),
+                .with_max_times(transport.retries)
+                .with_notify(move |e: &opendal::Error, wait: Duration| {
+                    if announce {
+                        eprintln!(
+                            "vault: {place}: {}; retrying in {:.1}s",
+                            retry_reason(e),
+                            wait.as_secs_f64()
+                        );
+                    }
+                }),
         );
     Ok((op, counters))
 }
@@ -230,6 +329,18 @@ pub(super) fn classify(e: &opendal::Error) -> (ErrorKind, String) {
             ErrorKind::Unavailable,
             with_code("the server refused the request"),
         ),
+    }
+}
+
+/// Why a request is being retried, in a few words.
+fn retry_reason(e: &opendal::Error) -> String {
+    let text = e.to_string();
+    if looks_like_network(&text) {
+        return "cannot reach the server".into();
+    }
+    match service_error_code(&text) {
+        Some(code) => format!("the server answered {code}"),
+        None => format!("{} error", e.kind()).to_lowercase(),
     }
 }
 

@@ -36,6 +36,12 @@ pub struct CopyArgs {
     /// Print what would be copied, copy nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Only snapshots taken at or after this time (`2026-12-01T03:00`)
+    #[arg(long, value_name = "TIME", value_parser = crate::cli::args::parse_time)]
+    pub since: Option<vault::format::Timestamp>,
+    /// Only the newest of the snapshots chosen
+    #[arg(long, conflicts_with = "snapshots")]
+    pub latest: bool,
 }
 
 /// The global options with one side's repository and password.
@@ -56,7 +62,18 @@ pub(super) fn copy(g: &Global, a: CopyArgs) -> Result<i32> {
         .context("opening the source repository")?;
     let target = open(&side(g, Some(&a.to), a.to_password_file.as_ref()))
         .context("opening the target repository")?;
-    let selected = select(&source, &a.snapshots, &filter(&a.filter))?;
+    // An off-site copy is a scheduled backup too: it waits out a prune.
+    target.set_lock_wait(super::lock_wait(g, super::WaitFor::Backup));
+    let mut selected = select(&source, &a.snapshots, &filter(&a.filter))?;
+    // A snapshot forgotten on the target is copied again unless left out
+    // here: the target keeps no record of what it once held.
+    if let Some(since) = a.since {
+        selected.retain(|(_, s)| s.time >= since);
+    }
+    if a.latest {
+        let newest = selected.len().saturating_sub(1);
+        selected.drain(..newest);
+    }
     let plan = copy::plan(&source, &target, selected)?;
     if a.dry_run {
         report(g, &plan, None, &source, &target)?;

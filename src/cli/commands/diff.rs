@@ -6,7 +6,7 @@ use serde_json::json;
 use vault::format::tree::EntryKind;
 use vault::ops::diff::{diff_snapshots, summarize, Change, ChangeKind};
 
-use super::{filter, open, print_json};
+use super::{filter, open, print_json, resolve_snapshot};
 use crate::cli::args::{Filter, Global};
 use crate::cli::exit;
 use crate::cli::output::human_bytes;
@@ -80,8 +80,8 @@ fn change_json(c: &Change) -> serde_json::Value {
 pub(super) fn diff_cmd(g: &Global, a: DiffArgs) -> Result<i32> {
     let repo = open(g)?;
     let f = filter(&a.filter);
-    let (old_id, old) = repo.find_snapshot(&a.old, &f)?;
-    let (new_id, new) = repo.find_snapshot(&a.new, &f)?;
+    let (old_id, old) = resolve_snapshot(g, &repo, &a.old, &f)?;
+    let (new_id, new) = resolve_snapshot(g, &repo, &a.new, &f)?;
     let path = a.path.as_deref().unwrap_or("/");
     let changes = diff_snapshots(&repo, &old.root, &new.root, path.as_bytes())?;
     let sum = summarize(&changes);

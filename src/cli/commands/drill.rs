@@ -10,7 +10,7 @@ use vault::ops::pg::drill::{drill_pg, DrillOptions};
 use vault::ops::Progress;
 use vault::sources::pg::PgConn;
 
-use super::{filter, open, print_json};
+use super::{open, postgres_only, print_json, resolve_snapshot};
 use crate::cli::args::{Filter, Global};
 use crate::cli::exit;
 use crate::cli::output::{rfc3339_utc, ProgressGuard};
@@ -29,7 +29,7 @@ pub enum DrillKind {
 
 #[derive(Args, Debug)]
 pub struct DrillPgArgs {
-    /// Snapshot id (or unique prefix), or 'latest' [default: latest]
+    /// Snapshot id (or unique prefix), or 'latest' (the newest pg snapshot)
     #[arg(default_value = "latest")]
     pub snapshot: String,
     /// Restore into this server (a postgresql:// URI or key=value string
@@ -55,7 +55,7 @@ pub struct DrillPgArgs {
 pub(super) fn drill(g: &Global, a: DrillArgs) -> Result<i32> {
     let DrillKind::Pg(a) = a.kind;
     let repo = open(g)?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
+    let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &postgres_only(&a.filter))?;
     let opts = DrillOptions {
         server: a.scratch_url.map(|url| PgConn {
             dbname: Some(url),

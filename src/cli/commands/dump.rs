@@ -3,14 +3,20 @@ use std::io::IsTerminal;
 use anyhow::Result;
 use vault::ops::walk::file_entry;
 
-use super::{filter, open};
+use vault::repo::SnapshotFilter;
+
+use super::{filter, open, resolve_snapshot};
 use crate::cli::args::*;
 use crate::cli::exit;
 use crate::cli::output::human_bytes;
 
 pub(super) fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     let repo = open(g)?;
-    let (_, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
+    let scope = SnapshotFilter {
+        holding: a.path.as_ref().map(|p| p.as_bytes().to_vec()),
+        ..filter(&a.filter)
+    };
+    let (_, snap) = resolve_snapshot(g, &repo, &a.snapshot, &scope)?;
     let entry = file_entry(&repo, &snap.root, a.path.as_deref().map(str::as_bytes))?;
     let stdout = std::io::stdout();
     if stdout.is_terminal() && !g.quiet {

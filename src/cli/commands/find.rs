@@ -7,7 +7,7 @@ use vault::ops::find::find;
 use vault::ops::pattern::Patterns;
 
 use super::ls::entry_json;
-use super::{filter, open, print_json};
+use super::{filter, open, print_json, resolve_snapshot};
 use crate::cli::args::{Filter, Global};
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, local_time};
@@ -40,7 +40,7 @@ pub(super) fn find_cmd(g: &Global, a: FindArgs) -> Result<i32> {
     } else {
         let mut chosen = Vec::new();
         for spec in &a.snapshots {
-            let found = repo.find_snapshot(spec, &f)?;
+            let found = resolve_snapshot(g, &repo, spec, &f)?;
             if !chosen.iter().any(|(id, _)| *id == found.0) {
                 chosen.push(found);
             }

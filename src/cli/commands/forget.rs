@@ -112,7 +112,6 @@ impl ForgetArgs {
 
 pub(super) fn forget(g: &Global, a: ForgetArgs) -> Result<i32> {
     let repo = open(g)?;
-    repo.set_lock_wait(a.prune_options.wait());
     let tz = if a.utc {
         jiff::tz::TimeZone::UTC
     } else {

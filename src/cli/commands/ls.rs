@@ -5,7 +5,9 @@ use serde_json::json;
 use vault::format::tree::{Entry, EntryKind};
 use vault::ops::walk::{resolve, walk, Resolved};
 
-use super::{filter, open};
+use vault::repo::SnapshotFilter;
+
+use super::{filter, open, resolve_snapshot};
 use crate::cli::args::*;
 use crate::cli::exit;
 use crate::cli::output::{local_time, mode_string, rfc3339_utc};
@@ -27,7 +29,11 @@ pub(super) fn entry_json(path: &[u8], e: &Entry) -> serde_json::Value {
 
 pub(super) fn ls(g: &Global, a: LsArgs) -> Result<i32> {
     let repo = open(g)?;
-    let (_, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
+    let scope = SnapshotFilter {
+        holding: a.path.as_ref().map(|p| p.as_bytes().to_vec()),
+        ..filter(&a.filter)
+    };
+    let (_, snap) = resolve_snapshot(g, &repo, &a.snapshot, &scope)?;
     let start = a.path.as_deref().unwrap_or("/");
     let resolved = resolve(&repo, &snap.root, start.as_bytes())?;
     let mut rows: Vec<(Vec<u8>, Entry)> = Vec::new();

@@ -37,6 +37,7 @@ pub(crate) mod snapshots;
 pub(crate) mod status;
 pub(crate) mod unlock;
 
+use super::output;
 use super::password::repository_password;
 
 fn data_home(var: &str, fallback: &str) -> Option<PathBuf> {
@@ -79,6 +80,8 @@ fn storage(global: &Global, loc: &Location, create: bool) -> Result<Arc<OpendalB
     if let Some(n) = global.retries {
         transport.retries = usize::from(n);
     }
+    transport.announce_retries =
+        !global.quiet && !global.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     Ok(Arc::new(OpendalBackend::open_with(
         loc, create, &transport,
     )?))
@@ -87,11 +90,35 @@ fn storage(global: &Global, loc: &Location, create: bool) -> Result<Arc<OpendalB
 fn open(global: &Global) -> Result<Arc<Repository>> {
     let backend = storage(global, &location(global)?, false)?;
     let password = repository_password(global)?;
-    Ok(Arc::new(Repository::open(
+    let repo = Arc::new(Repository::open(
         backend,
         &password,
         &cache_options(global),
-    )?))
+    )?);
+    repo.set_lock_wait(lock_wait(global, WaitFor::Other));
+    Ok(repo)
+}
+
+/// How long a scheduled backup waits by default for a conflicting lock
+/// (a prune) before it gives up: long enough for a routine prune, short
+/// enough that a stuck one is noticed the same day.
+pub(super) const BACKUP_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Who is waiting, which decides the default wait.
+#[derive(Clone, Copy)]
+pub(super) enum WaitFor {
+    /// Snapshots and copies: they run unattended and should not fail
+    /// because a prune happened to run.
+    Backup,
+    /// Everything else fails at once unless told to wait.
+    Other,
+}
+
+pub(super) fn lock_wait(global: &Global, who: WaitFor) -> std::time::Duration {
+    global.lock_wait.unwrap_or(match who {
+        WaitFor::Backup => BACKUP_LOCK_WAIT,
+        WaitFor::Other => std::time::Duration::ZERO,
+    })
 }
 
 fn kdf(args: &KdfArgs) -> KdfParams {
@@ -108,7 +135,45 @@ fn filter(f: &Filter) -> SnapshotFilter {
         hosts: f.hosts.clone(),
         tags: f.tags.clone(),
         paths: f.paths.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        at: f.at,
+        ..SnapshotFilter::default()
     }
+}
+
+/// A database client's password option, typed out of habit: refused with
+/// where the password goes instead, since a command line shows in `ps`.
+fn refuse_password_option(given: bool, option: &str, instead: &str) -> Result<()> {
+    if given {
+        anyhow::bail!(vault::Error::invalid(format!(
+            "{option}: vault takes no password on the command line (other users see it in `ps`); \
+             use {instead}"
+        )));
+    }
+    Ok(())
+}
+
+/// The filter of a command that reads PostgreSQL snapshots only.
+fn postgres_only(f: &Filter) -> SnapshotFilter {
+    SnapshotFilter {
+        sources: vec![vault::ops::pg::SOURCE.into()],
+        ..filter(f)
+    }
+}
+
+/// Resolve a snapshot reference among the snapshots `scope` admits, and
+/// say on stderr which snapshot that is: `latest` changes meaning as
+/// backups run, and a restore should never surprise.
+fn resolve_snapshot(
+    g: &Global,
+    repo: &Repository,
+    spec: &str,
+    scope: &SnapshotFilter,
+) -> Result<(vault::Id, vault::format::snapshot::Snapshot)> {
+    let found = repo.find_snapshot(spec, scope)?;
+    if !g.quiet {
+        eprintln!("{}", output::describe_snapshot(&found.0, &found.1));
+    }
+    Ok(found)
 }
 
 fn print_json(value: &serde_json::Value) -> Result<()> {

@@ -1,5 +1,4 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
@@ -23,14 +22,6 @@ pub struct PruneOptions {
     /// Repack at most this much per run (`500M`, `2G`; bytes without a unit)
     #[arg(long, value_parser = parse_size)]
     pub max_repack_size: Option<u64>,
-    /// Seconds to wait for other processes' locks to go away
-    #[arg(
-        long,
-        env = "VAULT_LOCK_WAIT",
-        value_name = "SECONDS",
-        default_value_t = 0
-    )]
-    pub lock_wait: u64,
     /// How long a pack stays marked before a later prune may delete it
     /// (`30m`, `1h`, `2d`; seconds without a unit)
     #[arg(long, default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
@@ -57,10 +48,6 @@ impl PruneOptions {
             max_unused: self.max_unused,
             max_repack_bytes: self.max_repack_size,
         }
-    }
-
-    pub(super) fn wait(&self) -> Duration {
-        Duration::from_secs(self.lock_wait)
     }
 }
 
@@ -133,7 +120,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 pub(super) fn prune_cmd(g: &Global, a: PruneArgs) -> Result<i32> {
     let repo = open(g)?;
-    repo.set_lock_wait(a.options.wait());
     if a.dry_run {
         let value = if a.options.exclusive {
             report(g, &prune::plan_prune(&repo, &a.options.rules())?, None)
@@ -147,6 +133,12 @@ pub(super) fn prune_cmd(g: &Global, a: PruneArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     super::unlock::warn_stale_locks(g, &repo)?;
+    let mode = if a.options.exclusive {
+        vault::format::lock::LockMode::Exclusive
+    } else {
+        vault::format::lock::LockMode::Prune
+    };
+    super::unlock::announce_lock_wait(g, &repo, mode, super::lock_wait(g, super::WaitFor::Other))?;
     let lock = a.options.take_lock(&repo, "prune")?;
     let value = run(g, &repo, &lock, &a.options)?;
     if g.json {

@@ -5,7 +5,9 @@ use serde_json::json;
 use vault::ops::restore::{restore, RestoreOptions};
 use vault::ops::Progress;
 
-use super::{filter, open, print_json, restore_db};
+use vault::repo::SnapshotFilter;
+
+use super::{filter, open, print_json, resolve_snapshot, restore_db};
 use crate::cli::args::*;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
@@ -31,7 +33,11 @@ pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
     };
     let repo = open(g)?;
     let (snap_spec, sub_path) = split_snapshot_path(spec);
-    let (id, snap) = repo.find_snapshot(snap_spec, &filter(&a.filter))?;
+    let scope = SnapshotFilter {
+        holding: sub_path.map(|p| p.as_bytes().to_vec()),
+        ..filter(&a.filter)
+    };
+    let (id, snap) = resolve_snapshot(g, &repo, snap_spec, &scope)?;
     let opts = RestoreOptions {
         target: target.clone(),
         include: a.include.clone(),

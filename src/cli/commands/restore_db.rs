@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use clap::{ArgAction, Args};
+use clap::Args;
 use serde_json::json;
 use vault::format::tree::Entry;
 use vault::ops::db_restore::{self, MysqlRestoreStep, SqliteRestorePlan};
@@ -15,18 +15,19 @@ use vault::ops::Progress;
 use vault::sources::mysql;
 
 use super::snapshot_db::MysqlConnectionArgs;
-use super::{filter, open, print_json};
+use vault::repo::SnapshotFilter;
+
+use super::{filter, open, print_json, resolve_snapshot};
 use crate::cli::args::{Filter, Global};
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
 
 #[derive(Args, Debug)]
-#[command(disable_help_flag = true)]
 pub struct RestoreMysqlArgs {
     /// Snapshot id (or unique prefix), or 'latest'
     pub snapshot: String,
     /// Restore only this database (repeatable; all by default)
-    #[arg(long = "database", value_name = "DB")]
+    #[arg(short = 'D', long = "database", value_name = "DB")]
     pub databases: Vec<String>,
     /// Also create the stored users and roles that the server lacks, and
     /// add their stored grants (first, before the databases)
@@ -39,9 +40,6 @@ pub struct RestoreMysqlArgs {
     pub conn: MysqlConnectionArgs,
     #[command(flatten)]
     pub filter: Filter,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    pub help: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -83,8 +81,13 @@ fn print_mysql_plan(users: Option<&Entry>, plan: &[MysqlRestoreStep]) {
 }
 
 pub(super) fn mysql(g: &Global, a: RestoreMysqlArgs) -> Result<i32> {
+    let conn = a.conn.connection()?;
     let repo = open(g)?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
+    let scope = SnapshotFilter {
+        sources: vec![vault::ops::db_snapshot::MYSQL_SOURCE.into()],
+        ..filter(&a.filter)
+    };
+    let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &scope)?;
     let plan = db_restore::plan_mysql_restore(&repo.read_tree(&snap.root)?, &a.databases)?;
     let users = match a.users {
         true => Some(db_restore::mysql_users_entry(&repo, &snap.root)?),
@@ -108,13 +111,7 @@ pub(super) fn mysql(g: &Global, a: RestoreMysqlArgs) -> Result<i32> {
     let progress = Arc::new(Progress::default());
     let bytes = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore");
-        db_restore::restore_mysql(
-            &repo,
-            &a.conn.connection(),
-            users.as_ref(),
-            &plan,
-            &progress,
-        )?
+        db_restore::restore_mysql(&repo, &conn, users.as_ref(), &plan, &progress)?
     };
     if g.json {
         print_json(&json!({
@@ -151,7 +148,11 @@ fn describe_sqlite_plan(plan: &SqliteRestorePlan) -> String {
 
 pub(super) fn sqlite(g: &Global, a: RestoreSqliteArgs) -> Result<i32> {
     let repo = open(g)?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
+    let scope = SnapshotFilter {
+        sources: vec![vault::ops::db_snapshot::SQLITE_SOURCE.into()],
+        ..filter(&a.filter)
+    };
+    let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &scope)?;
     let entry = file_entry(&repo, &snap.root, a.file.as_deref().map(str::as_bytes))?;
     let plan = db_restore::plan_sqlite_restore(&a.to, a.force)?;
     if a.dry_run {

@@ -14,7 +14,7 @@ use vault::ops::Progress;
 use vault::sources::pg::parse_table;
 
 use super::pg_conn::PgConnArgs;
-use super::{filter, open, print_json};
+use super::{open, postgres_only, print_json, resolve_snapshot};
 use crate::cli::args::{Filter, Global};
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
@@ -103,9 +103,9 @@ fn print_dependents(dependents: &[Dependent]) {
 
 pub(super) fn restore_pg_cmd(g: &Global, a: &PgRestoreArgs) -> Result<i32> {
     let repo = open(g)?;
-    let (_, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
+    let (_, snap) = resolve_snapshot(g, &repo, &a.snapshot, &postgres_only(&a.filter))?;
     let opts = PgRestoreOptions {
-        conn: a.conn.conn(None),
+        conn: a.conn.conn(None)?,
         target: a.dbname.clone(),
         from: a.from.clone(),
         create: a.create,
@@ -145,8 +145,8 @@ pub(super) fn restore_pg_cmd(g: &Global, a: &PgRestoreArgs) -> Result<i32> {
         print_json(&v)?;
     } else if !g.quiet {
         println!(
-            "restored {} tables ({}) into {} in {:.1}s",
-            outcome.plan.tables.len(),
+            "restored {} ({}) into {} in {:.1}s",
+            crate::cli::output::count(outcome.plan.tables.len(), "table", "tables"),
             human_bytes(outcome.bytes),
             outcome.plan.target,
             outcome.duration_ms as f64 / 1000.0

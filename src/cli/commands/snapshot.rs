@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+use vault::format::lock::LockMode;
 use vault::ops::snapshot::{self, ParentChoice, SnapshotOptions, SnapshotOutcome};
 use vault::ops::Progress;
 use vault::repo::SnapshotFilter;
@@ -13,7 +14,7 @@ use crate::cli::output::{human_bytes, rfc3339_utc, ProgressGuard};
 
 pub(super) fn snapshot_options(meta: &SnapshotMeta, parent: ParentChoice) -> SnapshotOptions {
     SnapshotOptions {
-        host: meta.host.clone(),
+        host: meta.record_host.clone(),
         tags: meta.tags.clone(),
         compression: meta.compression,
         parent,
@@ -21,30 +22,101 @@ pub(super) fn snapshot_options(meta: &SnapshotMeta, parent: ParentChoice) -> Sna
     }
 }
 
+/// The names of `snapshot`'s sources: a plain path spelled like one of
+/// them is ambiguous.
+fn source_keywords() -> Vec<String> {
+    use clap::CommandFactory;
+    let cli = crate::cli::Cli::command();
+    cli.find_subcommand("snapshot")
+        .map(|c| {
+            c.get_subcommands()
+                .map(|s| s.get_name().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Plain paths without the `files` keyword, kept for old scripts: only
+/// when none of them could be read as a source.
+fn legacy_paths(files: &FilesArgs) -> Result<()> {
+    let keywords = source_keywords();
+    if let Some(p) = files
+        .paths
+        .iter()
+        .find(|p| keywords.iter().any(|k| p.as_os_str() == k.as_str()))
+    {
+        bail!(vault::Error::invalid(format!(
+            "'{}' is a source keyword and a path here: write `vault snapshot files ./{}` \
+             for the folder, or put the source first (`vault snapshot {} ...`)",
+            p.display(),
+            p.display(),
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
+    a.files.retired.refuse()?;
+    let files_given_before_source = a.files.force || a.files.parent.is_some();
+    if a.source.is_some() && (a.stdin || a.name.is_some()) {
+        bail!(vault::Error::invalid(
+            "--stdin and --name go without a source keyword (`vault snapshot --stdin --name NAME`)"
+        ));
+    }
+    // Options that cannot work are refused before the repository is opened.
+    match &a.source {
+        Some(SnapshotSource::Redis(r)) => r.check()?,
+        Some(SnapshotSource::Mysql(m)) => drop(m.conn.connection()?),
+        _ => {}
+    }
     if let Some(SnapshotSource::Pg(pg)) = &a.source {
-        return super::snapshot_pg::snapshot_pg_cmd(g, pg);
+        return super::snapshot_pg::snapshot_pg_cmd(g, pg, &a.meta);
+    }
+    if files_given_before_source && !matches!(a.source, None | Some(SnapshotSource::Files(_))) {
+        bail!(vault::Error::invalid(
+            "--parent and --force apply to file trees (`vault snapshot files PATH...`)"
+        ));
     }
     let repo = open(g)?;
-    repo.set_lock_wait(super::unlock::env_lock_wait()?);
+    let wait = super::lock_wait(g, super::WaitFor::Backup);
+    repo.set_lock_wait(wait);
+    super::unlock::announce_lock_wait(g, &repo, LockMode::Shared, wait)?;
     let progress = Arc::new(Progress::default());
     let outcome = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "snapshot");
         match (&a.source, a.stdin) {
             (Some(SnapshotSource::Pg(_)), _) => unreachable!("dispatched above"),
             (Some(SnapshotSource::Cmd(c)), _) => {
-                let opts = snapshot_options(&c.meta, ParentChoice::None);
+                c.retired.refuse()?;
+                let opts = snapshot_options(&a.meta, ParentChoice::None);
                 let (program, args) = c
                     .command
                     .split_first()
                     .context("no program given after --")?;
                 snapshot::snapshot_command(&repo, &c.name, program, args, &opts, &progress)?
             }
-            (Some(SnapshotSource::Redis(r)), _) => snapshot_db::redis(&repo, r, &progress)?,
-            (Some(SnapshotSource::Mysql(m)), _) => snapshot_db::mysql(&repo, m, &progress)?,
-            (Some(SnapshotSource::Sqlite(s)), _) => snapshot_db::sqlite(&repo, s, &progress)?,
+            (Some(SnapshotSource::Redis(r)), _) => {
+                snapshot_db::redis(&repo, r, &a.meta, &progress)?
+            }
+            (Some(SnapshotSource::Mysql(m)), _) => {
+                snapshot_db::mysql(&repo, m, &a.meta, &progress)?
+            }
+            (Some(SnapshotSource::Sqlite(s)), _) => {
+                snapshot_db::sqlite(&repo, s, &a.meta, &progress)?
+            }
+            (Some(SnapshotSource::Files(f)), _) => {
+                f.retired.refuse()?;
+                let merged = FilesArgs {
+                    paths: f.paths.clone(),
+                    parent: f.parent.clone().or(a.files.parent.clone()),
+                    force: f.force || a.files.force,
+                    retired: RetiredHost::default(),
+                };
+                files(&repo, &merged, &a.meta, &progress)?
+            }
             (None, true) => {
-                if !a.paths.is_empty() {
+                if !a.files.paths.is_empty() {
                     bail!(vault::Error::invalid("--stdin takes no paths"));
                 }
                 let name = a
@@ -63,24 +135,8 @@ pub(super) fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
                 snapshot::snapshot_stream(&repo, name, stdin, "stdin", &opts, &progress)?
             }
             (None, false) => {
-                if a.paths.is_empty() {
-                    bail!(vault::Error::invalid(
-                        "nothing to snapshot: give paths, --stdin --name NAME, or 'cmd'"
-                    ));
-                }
-                let parent = match (&a.parent, a.force) {
-                    (_, true) => ParentChoice::None,
-                    (Some(p), false) => {
-                        ParentChoice::Id(repo.find_snapshot(p, &SnapshotFilter::default())?.0)
-                    }
-                    (None, false) => ParentChoice::Auto,
-                };
-                snapshot::snapshot_files(
-                    &repo,
-                    &a.paths,
-                    &snapshot_options(&a.meta, parent),
-                    &progress,
-                )?
+                legacy_paths(&a.files)?;
+                files(&repo, &a.files, &a.meta, &progress)?
             }
         }
     };
@@ -90,6 +146,31 @@ pub(super) fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
     } else {
         exit::WARNINGS
     })
+}
+
+fn files(
+    repo: &Arc<vault::Repository>,
+    f: &FilesArgs,
+    meta: &SnapshotMeta,
+    progress: &Arc<Progress>,
+) -> Result<SnapshotOutcome> {
+    if f.paths.is_empty() {
+        bail!(vault::Error::invalid(
+            "nothing to snapshot: give `files PATH...`, a source (pg, redis, mysql, sqlite, cmd), \
+             or --stdin --name NAME"
+        ));
+    }
+    let parent = match (&f.parent, f.force) {
+        (_, true) => ParentChoice::None,
+        (Some(p), false) => ParentChoice::Id(repo.find_snapshot(p, &SnapshotFilter::default())?.0),
+        (None, false) => ParentChoice::Auto,
+    };
+    Ok(snapshot::snapshot_files(
+        repo,
+        &f.paths,
+        &snapshot_options(meta, parent),
+        progress,
+    )?)
 }
 
 pub(super) fn report_snapshot(g: &Global, o: &SnapshotOutcome) -> Result<()> {

@@ -1,6 +1,6 @@
 //! `vault snapshot redis|mysql|sqlite`. Connection options follow each
 //! server's own client (so `-h` is the host, as in redis-cli and mariadb;
-//! help is `--help`). Passwords are never options: they come from the
+//! help is `--help`, for every command). Passwords are never options: they come from the
 //! environment or the client's option files, where `ps` cannot see them.
 
 use std::ffi::OsString;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use clap::{ArgAction, Args};
+use clap::Args;
 use vault::ops::db_snapshot::{self, MysqlSelection};
 use vault::ops::snapshot::{ParentChoice, SnapshotOutcome};
 use vault::ops::Progress;
@@ -17,14 +17,12 @@ use vault::sources::redis::RedisConnection;
 use vault::Repository;
 
 use super::snapshot::snapshot_options;
-use crate::cli::args::SnapshotMeta;
+use crate::cli::args::{RetiredHost, SnapshotMeta};
 
 #[derive(Args, Debug)]
-#[command(disable_help_flag = true)]
 pub struct RedisArgs {
-    /// Server host (redis-cli's default: 127.0.0.1); --host names the
-    /// host recorded in the snapshot
-    #[arg(short = 'h', long = "server-host", value_name = "HOST")]
+    /// Server host (redis-cli's default: 127.0.0.1)
+    #[arg(short = 'h', long = "host", alias = "server-host", value_name = "HOST")]
     pub server_host: Option<String>,
     /// Server port (redis-cli's default: 6379)
     #[arg(short = 'p', long)]
@@ -38,22 +36,31 @@ pub struct RedisArgs {
     /// The redis-cli program to run
     #[arg(long, default_value = "redis-cli")]
     pub redis_cli: OsString,
-    #[command(flatten)]
-    pub meta: SnapshotMeta,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    pub help: Option<bool>,
+    #[arg(short = 'a', long = "pass", hide = true, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    #[arg(short = 'n', hide = true, value_name = "DB")]
+    pub db_number: Option<String>,
 }
 
 #[derive(Args, Debug)]
-#[command(disable_help_flag = true)]
 pub struct MysqlArgs {
     /// Dump this database (repeatable)
-    #[arg(long = "database", value_name = "DB", required_unless_present = "all")]
+    #[arg(
+        short = 'D',
+        long = "database",
+        alias = "databases",
+        value_name = "DB",
+        required_unless_present = "all"
+    )]
     pub databases: Vec<String>,
     /// Dump every database except the server's own schemas, and the
     /// users, roles and grants (mariadb-dump --system=users)
-    #[arg(long, conflicts_with = "databases")]
+    #[arg(
+        short = 'A',
+        long,
+        alias = "all-databases",
+        conflicts_with = "databases"
+    )]
     pub all: bool,
     /// With --all, leave the users out (for mysqldump, which cannot dump
     /// them, or a login that may not read them)
@@ -61,19 +68,14 @@ pub struct MysqlArgs {
     pub no_users: bool,
     #[command(flatten)]
     pub conn: MysqlConnectionArgs,
-    #[command(flatten)]
-    pub meta: SnapshotMeta,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    pub help: Option<bool>,
 }
 
 /// How to reach a MariaDB/MySQL server, as its own clients take it (`-h`
-/// is the host, so a command using these disables clap's `-h` for help).
+/// host, `-P` port, `-u` user).
 #[derive(Args, Debug)]
 pub struct MysqlConnectionArgs {
     /// Server host
-    #[arg(short = 'h', long = "server-host", value_name = "HOST")]
+    #[arg(short = 'h', long = "host", alias = "server-host", value_name = "HOST")]
     pub server_host: Option<String>,
     /// Server port
     #[arg(short = 'P', long)]
@@ -93,11 +95,38 @@ pub struct MysqlConnectionArgs {
     /// Dump program [default: mariadb-dump, or mysqldump if that is missing]
     #[arg(long)]
     pub dump_program: Option<OsString>,
+    /// `-p` of the MariaDB clients (ask for, or give, the password)
+    #[arg(
+        short = 'p',
+        long = "password",
+        hide = true,
+        num_args = 0..=1,
+        value_name = "PASSWORD"
+    )]
+    pub password: Option<Option<String>>,
+}
+
+impl RedisArgs {
+    /// Refuse redis-cli options that have no safe meaning here.
+    pub fn check(&self) -> Result<()> {
+        super::refuse_password_option(self.password.is_some(), "-a", "REDISCLI_AUTH")?;
+        if self.db_number.is_some() {
+            anyhow::bail!(vault::Error::invalid(
+                "-n: the RDB file holds every database of the server; leave -n out"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl MysqlConnectionArgs {
-    pub fn connection(&self) -> MysqlConnection {
-        MysqlConnection {
+    pub fn connection(&self) -> Result<MysqlConnection> {
+        super::refuse_password_option(
+            self.password.is_some(),
+            "-p/--password",
+            "MYSQL_PWD or an option file (--defaults-extra-file)",
+        )?;
+        Ok(MysqlConnection {
             client: self.client.clone(),
             dump_program: self.dump_program.clone(),
             defaults_extra_file: self.defaults_extra_file.clone(),
@@ -105,7 +134,7 @@ impl MysqlConnectionArgs {
             port: self.port,
             socket: self.socket.clone(),
             user: self.user.clone(),
-        }
+        })
     }
 }
 
@@ -118,12 +147,13 @@ pub struct SqliteArgs {
     #[arg(long)]
     pub temp_dir: Option<PathBuf>,
     #[command(flatten)]
-    pub meta: SnapshotMeta,
+    pub retired: RetiredHost,
 }
 
 pub(super) fn redis(
     repo: &Arc<Repository>,
     a: &RedisArgs,
+    meta: &SnapshotMeta,
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
     let conn = RedisConnection {
@@ -133,22 +163,23 @@ pub(super) fn redis(
         socket: a.socket.clone(),
         user: a.user.clone(),
     };
-    let opts = snapshot_options(&a.meta, ParentChoice::None);
+    let opts = snapshot_options(meta, ParentChoice::None);
     Ok(db_snapshot::snapshot_redis(repo, &conn, &opts, progress)?)
 }
 
 pub(super) fn mysql(
     repo: &Arc<Repository>,
     a: &MysqlArgs,
+    meta: &SnapshotMeta,
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
-    let conn = a.conn.connection();
+    let conn = a.conn.connection()?;
     let selection = MysqlSelection {
         all: a.all,
         databases: a.databases.clone(),
         users: a.all && !a.no_users,
     };
-    let opts = snapshot_options(&a.meta, ParentChoice::None);
+    let opts = snapshot_options(meta, ParentChoice::None);
     Ok(db_snapshot::snapshot_mysql(
         repo, &conn, &selection, &opts, progress,
     )?)
@@ -157,10 +188,12 @@ pub(super) fn mysql(
 pub(super) fn sqlite(
     repo: &Arc<Repository>,
     a: &SqliteArgs,
+    meta: &SnapshotMeta,
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
+    a.retired.refuse()?;
     let staging = a.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let opts = snapshot_options(&a.meta, ParentChoice::None);
+    let opts = snapshot_options(meta, ParentChoice::None);
     Ok(db_snapshot::snapshot_sqlite(
         repo, &a.file, &staging, &opts, progress,
     )?)
@@ -170,7 +203,6 @@ pub(super) fn sqlite(
 mod tests {
     #[test]
     fn command_line_is_well_formed() {
-        use clap::CommandFactory;
-        crate::cli::Cli::command().debug_assert();
+        crate::cli::command().debug_assert();
     }
 }

@@ -20,6 +20,9 @@ pub struct PgSnapshotArgs {
     /// Database name, or a postgresql:// URI or key=value connection string (PGDATABASE)
     #[arg(short = 'd', long, conflicts_with = "all")]
     pub dbname: Option<String>,
+    /// The database, as pg_dump takes it (same as -d)
+    #[arg(value_name = "DBNAME", conflicts_with_all = ["all", "dbname"])]
+    pub database: Option<String>,
     /// Every database that accepts connections, and the roles and tablespaces
     #[arg(long)]
     pub all: bool,
@@ -31,14 +34,16 @@ pub struct PgSnapshotArgs {
     pub lock_wait_timeout: String,
     #[command(flatten)]
     pub conn: PgConnArgs,
-    #[command(flatten)]
-    pub meta: SnapshotMeta,
 }
 
-pub(super) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs) -> Result<i32> {
+pub(super) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs, meta: &SnapshotMeta) -> Result<i32> {
+    let conn = a.conn.conn(a.dbname.clone().or(a.database.clone()))?;
     let repo = open(g)?;
+    let wait = super::lock_wait(g, super::WaitFor::Backup);
+    repo.set_lock_wait(wait);
+    super::unlock::announce_lock_wait(g, &repo, vault::format::lock::LockMode::Shared, wait)?;
     let opts = PgSnapshotOptions {
-        conn: a.conn.conn(a.dbname.clone()),
+        conn,
         databases: if a.all {
             Databases::All
         } else {
@@ -53,7 +58,7 @@ pub(super) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs) -> Result<i32> {
         snapshot_pg(
             &repo,
             &opts,
-            &snapshot_options(&a.meta, ParentChoice::None),
+            &snapshot_options(meta, ParentChoice::None),
             &progress,
         )?
     };

@@ -35,11 +35,12 @@ pub(super) fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
     })
 }
 
-/// When each snapshot was last proven restorable by a passing drill.
-fn last_proven(drills: &[(Id, Drill)]) -> HashMap<Id, &Drill> {
+/// Each snapshot's newest drill, passed or failed: a failed drill after a
+/// passing one means the snapshot is no longer known to restore.
+fn last_drill(drills: &[(Id, Drill)]) -> HashMap<Id, &Drill> {
     let mut out = HashMap::new();
-    // Oldest first, so the newest passing drill wins.
-    for (_, d) in drills.iter().filter(|(_, d)| d.passed) {
+    // Oldest first, so the newest drill wins.
+    for (_, d) in drills {
         out.insert(d.snapshot, d);
     }
     out
@@ -48,7 +49,7 @@ fn last_proven(drills: &[(Id, Drill)]) -> HashMap<Id, &Drill> {
 pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
     let repo = open(g)?;
     let drills = repo.drills()?;
-    let proven = last_proven(&drills);
+    let proven = last_drill(&drills);
     let f = filter(&a.filter);
     let list: Vec<_> = repo
         .snapshots()?
@@ -60,8 +61,13 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
             list.iter()
                 .map(|(id, s)| {
                     let mut v = snapshot_json(id, s);
-                    v["proven"] = match proven.get(id) {
+                    let last = proven.get(id);
+                    v["proven"] = match last.filter(|d| d.passed) {
                         Some(d) => json!({"time": rfc3339_utc(d.time), "restore_ms": d.restore_ms}),
+                        None => serde_json::Value::Null,
+                    };
+                    v["last_drill"] = match last {
+                        Some(d) => json!({"time": rfc3339_utc(d.time), "passed": d.passed}),
                         None => serde_json::Value::Null,
                     };
                     v
@@ -73,23 +79,25 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:<19}  {:<10}  paths",
+        "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:<26}  {:<10}  paths",
         "id", "time", "host", "source", "size", "added", "proven", "tags"
     )?;
     for (id, s) in &list {
         let paths = lossy_paths(&s.paths);
         writeln!(
             out,
-            "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:<19}  {:<10}  {}",
+            "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:<26}  {:<10}  {}",
             id.short(),
             local_time(s.time),
             s.host,
             s.source,
             human_bytes(s.summary.bytes_read),
             human_bytes(s.summary.bytes_added),
-            proven
-                .get(id)
-                .map_or("-".to_string(), |d| local_time(d.time)),
+            proven.get(id).map_or("-".to_string(), |d| if d.passed {
+                local_time(d.time)
+            } else {
+                format!("FAILED {}", local_time(d.time))
+            }),
             s.tags.join(","),
             paths.join(" ")
         )?;

@@ -10,9 +10,6 @@ use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::human_bytes;
 
-/// Exit code of `status` when a target is breached (README, "Exit codes").
-pub const TARGET_BREACHED: i32 = 12;
-
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -34,7 +31,7 @@ pub(super) fn status_cmd(g: &Global, a: StatusArgs) -> Result<i32> {
     Ok(if st.healthy {
         exit::OK
     } else {
-        TARGET_BREACHED
+        exit::TARGET_BREACHED
     })
 }
 

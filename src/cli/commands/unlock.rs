@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
@@ -16,20 +14,6 @@ pub struct UnlockArgs {
     pub all: bool,
 }
 
-/// Seconds to wait for a conflicting lock, for commands without a
-/// `--lock-wait` option of their own.
-pub(super) fn env_lock_wait() -> Result<Duration> {
-    match std::env::var("VAULT_LOCK_WAIT") {
-        Ok(v) if !v.trim().is_empty() => {
-            let secs: u64 = v.trim().parse().map_err(|_| {
-                vault::Error::invalid(format!("VAULT_LOCK_WAIT='{v}' is not a number of seconds"))
-            })?;
-            Ok(Duration::from_secs(secs))
-        }
-        _ => Ok(Duration::ZERO),
-    }
-}
-
 /// Say which stale locks a command is about to ignore: they name a run that
 /// crashed, which someone may want to know about.
 pub(super) fn warn_stale_locks(g: &Global, repo: &vault::Repository) -> Result<()> {
@@ -43,6 +27,35 @@ pub(super) fn warn_stale_locks(g: &Global, repo: &vault::Repository) -> Result<(
             info.id.short(),
             info.describe(now),
             info.stale.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Say what a command is about to wait for, and for how long, when a live
+/// lock conflicts with the one it needs: a scheduled backup that sits
+/// silent behind a prune looks hung.
+pub(super) fn announce_lock_wait(
+    g: &Global,
+    repo: &vault::Repository,
+    mode: vault::format::lock::LockMode,
+    wait: std::time::Duration,
+) -> Result<()> {
+    if g.quiet || wait.is_zero() {
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    let blocker = repo.locks()?.into_iter().find(|l| {
+        !l.is_stale()
+            && l.lock
+                .as_ref()
+                .is_none_or(|other| mode.conflicts_with(other.mode))
+    });
+    if let Some(l) = blocker {
+        eprintln!(
+            "waiting up to {} for the lock held by {} to go away (--lock-wait)",
+            crate::cli::output::human_duration(wait),
+            l.describe(now)
         );
     }
     Ok(())

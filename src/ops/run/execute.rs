@@ -252,6 +252,7 @@ fn take_snapshot(
             let selection = MysqlSelection {
                 all: *all,
                 databases: databases.clone(),
+                users: *all,
             };
             db_snapshot::snapshot_mysql(repo, &conn, &selection, &streams, progress)
         }
@@ -355,6 +356,7 @@ fn drill_step(ctx: &Context<'_>, src: &Source, snapshot: Option<Id>, s: &mut Ste
             asserts: drill.asserts.clone(),
             assert_database: drill.assert_database.clone(),
             jobs: 2,
+            roles: true,
         };
         let (_, d) = drill_pg(ctx.repo, &id, &snap, &opts, &Progress::default())?;
         let failed: Vec<String> = d
