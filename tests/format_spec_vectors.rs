@@ -487,6 +487,9 @@ fn marks_body_vector() {
     );
     check("marks-body", &m.encode());
     assert_eq!(Marks::decode(hex_vector("marks-body")).unwrap(), m);
+}
+
+#[test]
 fn run_record_body_vector() {
     use vault::format::run::{RunRecord, Step};
     let r = RunRecord {
