@@ -21,7 +21,7 @@ fn forgotten_data() -> Vault {
     let v = Vault::init_with(SMALL_REPO);
     for (name, seed, len) in [("a", 1, LEN), ("b", 2, 200 << 10)] {
         let out = run_with_stdin(
-            v.cmd(&["snapshot", "--stdin", "--name", name, "--host", "old"]),
+            v.cmd(&["snapshot", "--stdin", "--name", name, "--record-host", "old"]),
             Gen::random(seed, len),
         );
         assert_success(&out, name);
@@ -42,7 +42,7 @@ fn forgotten_data() -> Vault {
 fn back_up_again_and_check(v: &Vault) {
     let again = v.snapshot_stdin("again", Gen::random(1, LEN));
     v.ok(&["check", "--read-data"]);
-    v.ok(&["prune", "--max-unused", "0%"]);
+    v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
     v.ok(&["check", "--read-data"]);
     v.assert_dump_matches(json_str(&again, "snapshot"), None, Gen::random(1, LEN));
 }
@@ -75,7 +75,7 @@ fn superseded_index_objects_that_reappear_are_ignored() {
     for p in &old {
         fs::copy(index.join(p), saved.join(p)).unwrap();
     }
-    v.ok(&["prune", "--max-unused", "0%"]);
+    v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
     // A storage restore brings the superseded objects back.
     for p in &old {
         fs::copy(saved.join(p), index.join(p)).unwrap();
@@ -96,7 +96,7 @@ fn a_reader_whose_index_predates_a_prune_finds_repacked_blobs() {
     // share is partly unused and prune repacks it.
     for (name, len) in [("a", 3 * LEN), ("b", 600 << 10)] {
         let out = run_with_stdin(
-            v.cmd(&["snapshot", "--stdin", "--name", name, "--host", "old"]),
+            v.cmd(&["snapshot", "--stdin", "--name", name, "--record-host", "old"]),
             Gen::random(1, len),
         );
         assert_success(&out, name);
@@ -112,7 +112,7 @@ fn a_reader_whose_index_predates_a_prune_finds_repacked_blobs() {
         "--keep-last",
         "1",
     ]);
-    v.ok(&["prune", "--max-unused", "0%"]);
+    v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
 
     let root = stale.read_tree(&b.root).unwrap();
     let chunks: Vec<_> = root

@@ -33,11 +33,11 @@ fn stream() -> impl Read + Send + 'static {
 fn a_backup_that_lost_its_lock_to_unlock_all_and_prune_stores_no_snapshot() {
     let mut v = Vault::init_with(SMALL_REPO);
     run_with_stdin(
-        v.cmd(&["snapshot", "--stdin", "--name", "old", "--host", "old"]),
+        v.cmd(&["snapshot", "--stdin", "--name", "old", "--record-host", "old"]),
         Gen::random(1, OLD),
     );
     run_with_stdin(
-        v.cmd(&["snapshot", "--stdin", "--name", "newer", "--host", "old"]),
+        v.cmd(&["snapshot", "--stdin", "--name", "newer", "--record-host", "old"]),
         Gen::random(3, 100 << 10),
     );
     // Refresh every second, so a refresh surely falls between the prune
@@ -66,7 +66,7 @@ fn a_backup_that_lost_its_lock_to_unlock_all_and_prune_stores_no_snapshot() {
         "--keep-last",
         "1",
     ]);
-    let pruned = v.json(&["prune", "--max-unused", "0%"]);
+    let pruned = v.json(&["prune", "--exclusive", "--max-unused", "0%"]);
     assert!(json_u64(&pruned, "packs_deleted") > 0, "{pruned}");
     signal(held.pid(), "-CONT");
     // Its refresher writes a new lock: that must not make it trusted again.

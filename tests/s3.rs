@@ -118,6 +118,7 @@ fn init_snapshot_restore_on_s3() {
         "--group-by",
         "",
         "--prune",
+        "--exclusive",
         "--max-unused",
         "0%",
     ]);
