@@ -21,7 +21,14 @@ fn forgotten_data() -> Vault {
     let v = Vault::init_with(SMALL_REPO);
     for (name, seed, len) in [("a", 1, LEN), ("b", 2, 200 << 10)] {
         let out = run_with_stdin(
-            v.cmd(&["snapshot", "--stdin", "--name", name, "--record-host", "old"]),
+            v.cmd(&[
+                "snapshot",
+                "--stdin",
+                "--name",
+                name,
+                "--record-host",
+                "old",
+            ]),
             Gen::random(seed, len),
         );
         assert_success(&out, name);
@@ -96,7 +103,14 @@ fn a_reader_whose_index_predates_a_prune_finds_repacked_blobs() {
     // share is partly unused and prune repacks it.
     for (name, len) in [("a", 3 * LEN), ("b", 600 << 10)] {
         let out = run_with_stdin(
-            v.cmd(&["snapshot", "--stdin", "--name", name, "--record-host", "old"]),
+            v.cmd(&[
+                "snapshot",
+                "--stdin",
+                "--name",
+                name,
+                "--record-host",
+                "old",
+            ]),
             Gen::random(1, len),
         );
         assert_success(&out, name);

@@ -33,11 +33,25 @@ fn stream() -> impl Read + Send + 'static {
 fn a_backup_that_lost_its_lock_to_unlock_all_and_prune_stores_no_snapshot() {
     let mut v = Vault::init_with(SMALL_REPO);
     run_with_stdin(
-        v.cmd(&["snapshot", "--stdin", "--name", "old", "--record-host", "old"]),
+        v.cmd(&[
+            "snapshot",
+            "--stdin",
+            "--name",
+            "old",
+            "--record-host",
+            "old",
+        ]),
         Gen::random(1, OLD),
     );
     run_with_stdin(
-        v.cmd(&["snapshot", "--stdin", "--name", "newer", "--record-host", "old"]),
+        v.cmd(&[
+            "snapshot",
+            "--stdin",
+            "--name",
+            "newer",
+            "--record-host",
+            "old",
+        ]),
         Gen::random(3, 100 << 10),
     );
     // Refresh every second, so a refresh surely falls between the prune

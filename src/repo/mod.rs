@@ -271,6 +271,18 @@ impl Repository {
             self.index().unload(&stored)?;
             let effective: Vec<Id> = stored.difference(&superseded).copied().collect();
             self.load_index_objects(&effective, &stored)?;
+        } else {
+            // A process killed between unloading and reloading left effective
+            // objects known but not loaded; load them, or their blobs would
+            // look lost.
+            let unloaded: Vec<Id> = stored
+                .difference(&superseded)
+                .filter(|id| !loaded.contains(id))
+                .copied()
+                .collect();
+            if !unloaded.is_empty() {
+                self.load_index_objects(&unloaded, &stored)?;
+            }
         }
         Ok(())
     }
