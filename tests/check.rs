@@ -337,6 +337,9 @@ fn key_faults() {
 fn rotation_covers_every_pack_in_n_runs() {
     within_limit("rotation", || {
         let f = fixture();
+        // A pack holds up to its 1 MiB target plus one chunk (at most 1 MiB),
+        // so over 8 MiB in all guarantees the four packs the test divides.
+        f.v.snapshot_stdin("more", Gen::random(3, 4 * MIB));
         let status = f.v.json(&["check", "--status"]);
         let packs = json_u64(&status, "packs");
         assert!(packs >= 4, "{status:#}");
