@@ -5,22 +5,13 @@
 
 use std::fmt::Write;
 
-use crate::ops::run::status::{Point, SourceStatus, Status};
+use crate::ops::run::status::{human_duration as duration, Point, SourceStatus, Status};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn duration(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 2 * 3600 => format!("{}m", s / 60),
-        s if s < 2 * 86_400 => format!("{:.1}h", s as f64 / 3600.0),
-        s => format!("{:.1}d", s as f64 / 86_400.0),
-    }
 }
 
 fn bytes(n: u64) -> String {

@@ -9,6 +9,7 @@ use super::run::{open_plan_repo, PlanFileArgs};
 use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::human_bytes;
+use vault::ops::run::status::human_duration as age;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -33,15 +34,6 @@ pub(super) fn status_cmd(g: &Global, a: StatusArgs) -> Result<i32> {
     } else {
         exit::TARGET_BREACHED
     })
-}
-
-fn age(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 2 * 3600 => format!("{}m", s / 60),
-        s if s < 2 * 86_400 => format!("{:.1}h", s as f64 / 3600.0),
-        s => format!("{:.1}d", s as f64 / 86_400.0),
-    }
 }
 
 fn percent(r: Option<f64>) -> String {

@@ -415,6 +415,16 @@ pub fn size_trend(sizes: &[u64], plan: &Plan) -> SizeTrend {
     }
 }
 
+/// `90s`, `12m`, `3.5h`, `2.0d`: an age or target as the status shows it.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86_400 => format!("{:.1}h", s as f64 / 3600.0),
+        s => format!("{:.1}d", s as f64 / 86_400.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
