@@ -2,7 +2,6 @@
 //! Data first, then the index, then the snapshot object: a snapshot is
 //! recorded only when everything it references is stored.
 
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
@@ -62,10 +61,6 @@ pub(super) struct Draft {
     source: &'static str,
     paths: Vec<Vec<u8>>,
     parent: Option<Id>,
-    /// The index objects deduplication could use when the lock was taken,
-    /// and where this run's own index objects start: what the commit
-    /// verifies is still there.
-    relied: HashSet<Id>,
     written_mark: usize,
 }
 
@@ -106,7 +101,7 @@ pub(super) fn commit(
     // catches a prune that got past a lock anyway; the lock is checked
     // again right before the snapshot is stored.
     draft.lock.check()?;
-    repo.verify_index_kept(&draft.relied, draft.written_mark)?;
+    repo.verify_index_kept(draft.written_mark)?;
     draft.lock.check()?;
     let id = repo.save_snapshot(&snapshot)?;
     Ok(SnapshotOutcome {
@@ -126,7 +121,6 @@ pub(super) fn draft(
     parent: Option<Id>,
 ) -> Result<Draft> {
     Ok(Draft {
-        relied: repo.loaded_index_objects()?,
         written_mark: repo.index_written_mark(),
         lock,
         started: Instant::now(),
