@@ -15,11 +15,9 @@ use vault::repo::BlobReader;
 
 const LEN: u64 = 1 << 20;
 
-/// A forgotten snapshot of `Gen::random(1, LEN)` whose packs prune would
-/// delete, and a kept one.
-fn forgotten_data() -> Vault {
-    let v = Vault::init_with(SMALL_REPO);
-    for (name, seed, len) in [("a", 1, LEN), ("b", 2, 200 << 10)] {
+/// Stream snapshots `(name, seed, length)` recorded from the host `old`.
+fn store_from_old_host(v: &Vault, streams: &[(&str, u64, u64)]) {
+    for &(name, seed, len) in streams {
         let out = run_with_stdin(
             v.cmd(&[
                 "snapshot",
@@ -33,6 +31,13 @@ fn forgotten_data() -> Vault {
         );
         assert_success(&out, name);
     }
+}
+
+/// A forgotten snapshot of `Gen::random(1, LEN)` whose packs prune would
+/// delete, and a kept one.
+fn forgotten_data() -> Vault {
+    let v = Vault::init_with(SMALL_REPO);
+    store_from_old_host(&v, &[("a", 1, LEN), ("b", 2, 200 << 10)]);
     v.ok(&[
         "forget",
         "--host",
@@ -101,20 +106,7 @@ fn a_reader_whose_index_predates_a_prune_finds_repacked_blobs() {
     let v = Vault::init_with(SMALL_REPO);
     // `b` shares the start of `a`: once `a` is forgotten, the pack they
     // share is partly unused and prune repacks it.
-    for (name, len) in [("a", 3 * LEN), ("b", 600 << 10)] {
-        let out = run_with_stdin(
-            v.cmd(&[
-                "snapshot",
-                "--stdin",
-                "--name",
-                name,
-                "--record-host",
-                "old",
-            ]),
-            Gen::random(1, len),
-        );
-        assert_success(&out, name);
-    }
+    store_from_old_host(&v, &[("a", 1, 3 * LEN), ("b", 1, 600 << 10)]);
     let stale = open_library(&v);
     let (_, b) = stale.find_snapshot("latest", &Default::default()).unwrap();
     v.ok(&[
