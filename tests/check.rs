@@ -5,7 +5,7 @@
 //! reported against the snapshots and files it touches; a clean repository
 //! raises no alarm; repairs bring back everything that survived.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! failing source programs, unreadable files, usage errors; and the key
 //! management flows that decide which passwords open a repository.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::Read;

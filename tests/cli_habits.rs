@@ -3,7 +3,7 @@
 //! fails loudly: never help printed with exit 0, never a folder backed up
 //! in place of a database, never a snapshot other than the one meant.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -2,7 +2,7 @@
 //! entry and metadata, large streams through `snapshot --stdin`, `dump` and
 //! `restore`, listings, and selective restores.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::symlink;

@@ -2,7 +2,7 @@
 //! earlier snapshots all restore, which records no partial snapshot, and
 //! whose next run succeeds and reuses what the killed run stored.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};

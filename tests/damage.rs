@@ -2,7 +2,7 @@
 //! and dump, reported against the file that uses it (exit 4), and does not
 //! stop the other files from being restored.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

@@ -4,7 +4,7 @@
 //! source (a dump of each, before and after); failures record nothing.
 //! Users and grants travel with `--all` and are restored on request.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::Path;

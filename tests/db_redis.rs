@@ -2,7 +2,7 @@
 //! a client keeps writing loads in a fresh server and holds a consistent
 //! set of keys; a refused password or a missing server records nothing.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

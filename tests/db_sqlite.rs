@@ -3,7 +3,7 @@
 //! transactions committed before some instant, in WAL and in rollback
 //! journal mode. Nothing is left in the staging folder either way.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! Deduplication and change detection, measured through the `--json`
 //! summaries of `snapshot`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::time::{Duration, SystemTime};

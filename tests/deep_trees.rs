@@ -3,7 +3,7 @@
 //! trees: snapshot, ls, find, diff, check, copy, restore. It used to
 //! overflow the stack and abort the run.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! naming the place and "no space left", exit 12, and a restore that stops
 //! at the first full write instead of failing every file after it.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! present one supersedes (a prune killed before deleting them, or old
 //! objects brought back by a storage restore) name packs prune deletes.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::fs;

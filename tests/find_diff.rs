@@ -1,7 +1,7 @@
 //! `vault find` and `vault diff` on snapshots with known changes between
 //! them: exactly the expected entries, no more.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -2,8 +2,7 @@
 //! its decoder, decoders never panic on arbitrary or mutated bytes, and a
 //! sealed box opens only as it was sealed.
 
-#[path = "../fuzz/checks.rs"]
-mod checks;
+use crate::checks;
 
 use std::collections::BTreeMap;
 

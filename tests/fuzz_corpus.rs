@@ -7,11 +7,10 @@
 //! seeds after a format change with
 //!
 //! ```text
-//! cargo test --test fuzz_corpus -- --ignored --exact write_seed_corpora
+//! cargo test --test tests -- --ignored --exact fuzz_corpus::write_seed_corpora
 //! ```
 
-#[path = "../fuzz/checks.rs"]
-mod checks;
+use crate::checks;
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};

@@ -3,7 +3,7 @@
 //! before it costs memory or time (its size, its KDF parameters), and the
 //! key this host opened with last time is tried first.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

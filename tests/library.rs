@@ -1,7 +1,7 @@
 //! The library API against real backends: a local folder behind a backend
 //! that starts failing writes, and the in-memory backend.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

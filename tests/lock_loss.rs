@@ -2,7 +2,7 @@
 //! process was frozen) and a prune ran meanwhile must not store a
 //! snapshot, even after its lock refresher wrote a fresh lock.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::Command;

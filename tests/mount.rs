@@ -3,7 +3,7 @@
 //! list without data reads, new snapshots appear, and the process leaves
 //! nothing behind.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;

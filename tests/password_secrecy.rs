@@ -2,7 +2,7 @@
 //! a failing password command is not quoted, and an empty password is
 //! refused from every source.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

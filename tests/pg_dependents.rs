@@ -4,7 +4,7 @@
 //! snapshot cannot re-create makes the restore refuse before anything is
 //! dropped.
 
-mod common;
+use crate::common;
 
 use common::postgres::Postgres;
 use common::*;

@@ -2,7 +2,7 @@
 //! good snapshot (and `snapshots` then shows it proven), and fails with
 //! exit code 9 on a failing assertion or on tampered snapshot data.
 
-mod common;
+use crate::common;
 
 use common::postgres::Postgres;
 use common::Vault;

@@ -2,7 +2,7 @@
 //! server, a lock that is not granted and a server killed mid-dump each end
 //! with exit code 8, an error naming the cause, and no snapshot.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! granted to roles the target server lacks restores and drills there, and
 //! a restore that fails leaves nothing behind that would block the retry.
 
-mod common;
+use crate::common;
 
 use common::postgres::Postgres;
 use common::*;

@@ -3,7 +3,7 @@
 //! snapshot, a drop and a restore byte for byte; single tables restore into
 //! another database; an hourly second snapshot adds little.
 
-mod common;
+use crate::common;
 
 use common::postgres::Postgres;
 use common::Vault;

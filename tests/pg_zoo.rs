@@ -5,7 +5,7 @@
 //! drill's checks fail when a large object or a materialized view's data
 //! is missing from a restored copy.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

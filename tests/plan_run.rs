@@ -2,7 +2,7 @@
 //! against real PostgreSQL, Redis, an S3 server (moto), a webhook receiver
 //! on a local socket, systemd-analyze and a headless Chromium.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

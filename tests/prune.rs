@@ -1,6 +1,6 @@
 //! `vault prune`, `vault forget` and locks through the real binary.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

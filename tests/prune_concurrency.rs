@@ -1,7 +1,7 @@
 //! Backups running while prune deletes the data of forgotten snapshots
 //! lose nothing, even when they deduplicate against exactly that data.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::sync::Arc;

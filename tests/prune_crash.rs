@@ -2,7 +2,7 @@
 //! remaining snapshot restores byte for byte and every blob it uses is
 //! indexed in a stored pack; the next prune finishes the job.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;

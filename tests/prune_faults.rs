@@ -2,7 +2,7 @@
 //! connection) after each possible number of writes: whatever step fails,
 //! every snapshot still restores, and a later prune finishes the job.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! backup that deduplicated against packs before they were marked keeps
 //! them.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Restore never writes outside its target: symlinks restored earlier, or
 //! already present in the target, are replaced rather than followed.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::symlink;

@@ -2,7 +2,7 @@
 //! fault-injecting proxy in front, and `vault copy` between a local folder
 //! and S3. Skipped with a message when moto_server is not installed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

@@ -2,8 +2,7 @@
 //! through the built `vault` binary, deterministic data generators, and
 //! comparisons of restored trees and streams against their sources.
 //!
-//! Every test file includes this module and uses a different subset of it.
-#![allow(dead_code)]
+//! Every test module of `tests/tests.rs` uses a different subset of it.
 
 pub mod db_snapshots;
 pub mod mariadb;

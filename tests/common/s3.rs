@@ -264,8 +264,6 @@ fn serve(client: TcpStream, upstream: SocketAddr, faults: &Faults) -> io::Result
 pub struct S3Repo {
     pub vault: Vault,
     pub url: String,
-    pub bucket: String,
-    endpoint: String,
 }
 
 impl S3Repo {
@@ -282,12 +280,7 @@ impl S3Repo {
         let url = format!("s3://{bucket}/repo");
         vault.repo = PathBuf::from(&url);
         vault.env = s3_vars(endpoint);
-        S3Repo {
-            vault,
-            url,
-            bucket: bucket.to_string(),
-            endpoint: endpoint.to_string(),
-        }
+        S3Repo { vault, url }
     }
 
     /// An initialised repository (fast KDF), like `Vault::init`.
