@@ -64,6 +64,10 @@ pub fn plan_prune(repo: &Repository, rules: &PruneRules) -> Result<PrunePlan> {
 /// The index objects read, and the one-phase plan made from them.
 fn picture(repo: &Repository, rules: &PruneRules) -> Result<(Vec<(Id, IndexBody)>, PrunePlan)> {
     let snapshots = repo.snapshots()?;
+    // A backup may have stored its index and snapshot since the repository
+    // was opened (two-phase prune runs beside backups): its trees are only
+    // found in index objects read after the snapshot listing.
+    repo.sync_index()?;
     let reach = reachable(repo, snapshots.iter().map(|(_, s)| s.root));
     if let Some((tree, e)) = reach.unreadable.first() {
         return Err(Error::new(
