@@ -11,8 +11,8 @@ use vault::format::config::ChunkerParams;
 use vault::format::payload;
 use vault::format::sealed::BoxKind;
 use vault::ops::snapshot::{snapshot_stream, SnapshotOptions};
-use vault::ops::Progress;
-use vault::repo::{CacheOptions, InitOptions};
+use vault::progress::Progress;
+use vault::repo::{InitOptions, OpenOptions};
 use vault::storage::{Location, OpendalBackend};
 use vault::Repository;
 
@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
             opts.kdf.memory_kib = 64;
             opts.kdf.iterations = 1;
             let repo = Arc::new(
-                Repository::init(backend, b"pw", &opts, &CacheOptions::default()).expect("init"),
+                Repository::init(backend, b"pw", &opts, &OpenOptions::default()).expect("init"),
             );
             snapshot_stream(
                 &repo,

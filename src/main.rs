@@ -1,4 +1,4 @@
-use vault::ops::walk::WALK_STACK;
+use vault::system::WALK_STACK;
 
 mod cli;
 

@@ -357,16 +357,8 @@ fn latest_resolves_among_snapshots_the_command_can_use() {
 
 #[test]
 fn backup_waits_for_prune_lock_and_says_what_it_waits_for() {
-    use std::sync::Arc;
-    use vault::repo::CacheOptions;
-    use vault::storage::{Location, OpendalBackend};
-
     let v = Vault::init();
-    let backend = Arc::new(OpendalBackend::open(&Location::Local(v.repo.clone()), false).unwrap());
-    let repo = Arc::new(
-        vault::Repository::open(backend, v.password.as_bytes(), &CacheOptions { dir: None })
-            .unwrap(),
-    );
+    let repo = std::sync::Arc::new(v.library());
     let held = repo.lock_exclusive("prune").unwrap();
     // Told not to wait, a backup fails at once with exit 5.
     let out = run_with_stdin(

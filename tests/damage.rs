@@ -7,18 +7,15 @@ use crate::common;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use common::*;
 use vault::format::{layout, BlobKind};
 use vault::ops::walk::{resolve, Resolved};
-use vault::repo::{CacheOptions, SnapshotFilter};
-use vault::storage::{Location, OpendalBackend};
+use vault::repo::SnapshotFilter;
 use vault::Repository;
 
 fn open_repo(v: &Vault) -> Repository {
-    let backend = Arc::new(OpendalBackend::open(&Location::Local(v.repo.clone()), false).unwrap());
-    Repository::open(backend, v.password.as_bytes(), &CacheOptions { dir: None }).unwrap()
+    v.library()
 }
 
 fn flip_byte(path: &Path, offset: u64) {

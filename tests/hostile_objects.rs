@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::*;
 use vault::format::keyfile::{KdfParams, KeyFile};
-use vault::repo::{open_key, CacheOptions, OpenedKey};
+use vault::repo::{open_key, OpenedKey};
 use vault::storage::{Location, OpendalBackend};
 use vault::Id;
 
@@ -25,13 +25,7 @@ fn key_ids(v: &Vault) -> Vec<Id> {
 
 fn open(v: &Vault, password: &str, cache: Option<&Path>) -> vault::Result<OpenedKey> {
     let backend = OpendalBackend::open(&Location::Local(v.repo.clone()), false).unwrap();
-    open_key(
-        &backend,
-        password.as_bytes(),
-        &CacheOptions {
-            dir: cache.map(Path::to_path_buf),
-        },
-    )
+    open_key(&backend, password.as_bytes(), cache)
 }
 
 /// A copy of the repository's key with other KDF parameters in its header,

@@ -13,13 +13,13 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use vault::format::config::ChunkerParams;
 use vault::format::keyfile::KdfParams;
 use vault::format::BlobKind;
+use vault::ingest::stream_set::StreamSet;
 use vault::ops::reachable::reachable;
 use vault::ops::restore::{restore, RestoreOptions};
 use vault::ops::snapshot::{snapshot_files, snapshot_stream, SnapshotOptions};
-use vault::ops::stream_set::StreamSet;
 use vault::ops::walk::{resolve, Resolved};
-use vault::ops::Progress;
-use vault::repo::{CacheOptions, InitOptions, ObjectKind};
+use vault::progress::Progress;
+use vault::repo::{InitOptions, ObjectKind, OpenOptions};
 use vault::storage::{Backend, FaultyBackend, Location, OpendalBackend};
 use vault::{ErrorKind, Repository};
 
@@ -70,8 +70,9 @@ fn failing_writes_body() {
     for allowed in 0u64.. {
         assert!(allowed < 64, "the snapshot never succeeded");
         let dir = scratch.path().join(format!("run-{allowed}"));
-        let cache = CacheOptions {
-            dir: Some(dir.join("cache")),
+        let cache = OpenOptions {
+            cache_dir: Some(dir.join("cache")),
+            ..OpenOptions::default()
         };
         let location = Location::Local(dir.join("repo"));
         let inner: Arc<dyn Backend> = Arc::new(OpendalBackend::open(&location, true).unwrap());
@@ -156,9 +157,8 @@ fn in_memory_body() {
         },
         ..fast_options()
     };
-    let repo = Arc::new(
-        Repository::init(backend.clone(), PW, &options, &CacheOptions::default()).unwrap(),
-    );
+    let repo =
+        Arc::new(Repository::init(backend.clone(), PW, &options, &OpenOptions::default()).unwrap());
 
     let files = snapshot_files(
         &repo,
@@ -186,7 +186,7 @@ fn in_memory_body() {
     drop(repo);
 
     // Everything lives in the backend: a new session sees it all.
-    let repo = Repository::open(backend.clone(), PW, &CacheOptions::default()).unwrap();
+    let repo = Repository::open(backend.clone(), PW, &OpenOptions::default()).unwrap();
     let snaps = repo.snapshots().unwrap();
     let ids: Vec<_> = snaps.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids.len(), 2);
@@ -233,7 +233,7 @@ fn in_memory_body() {
     assert!(back == stream_data, "stream read back differs");
 
     // Wrong password and a second init are refused with their own kinds.
-    let err = Repository::open(backend.clone(), b"wrong", &CacheOptions::default())
+    let err = Repository::open(backend.clone(), b"wrong", &OpenOptions::default())
         .err()
         .unwrap();
     assert_eq!(err.kind(), ErrorKind::WrongPassword);
@@ -241,14 +241,14 @@ fn in_memory_body() {
         backend.clone(),
         PW,
         &fast_options(),
-        &CacheOptions::default(),
+        &OpenOptions::default(),
     )
     .err()
     .unwrap();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     // And an empty memory location is no repository.
     let empty: Arc<dyn Backend> = Arc::new(OpendalBackend::open(&Location::Memory, true).unwrap());
-    let err = Repository::open(empty, PW, &CacheOptions::default())
+    let err = Repository::open(empty, PW, &OpenOptions::default())
         .err()
         .unwrap();
     assert_eq!(err.kind(), ErrorKind::NotARepository);
@@ -273,7 +273,7 @@ fn streams_body() {
         },
         ..fast_options()
     };
-    let repo = Arc::new(Repository::init(backend, PW, &options, &CacheOptions::default()).unwrap());
+    let repo = Arc::new(Repository::init(backend, PW, &options, &OpenOptions::default()).unwrap());
     let streams = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..20_000),
         (any::<u64>(), 0u64..200_000).prop_map(|(seed, len)| Gen::mixed(seed, len).bytes()),
@@ -357,7 +357,7 @@ fn stream_set_body() {
     let backend: Arc<dyn Backend> =
         Arc::new(OpendalBackend::open(&Location::Memory, true).unwrap());
     let repo =
-        Arc::new(Repository::init(backend, PW, &fast_options(), &CacheOptions::default()).unwrap());
+        Arc::new(Repository::init(backend, PW, &fast_options(), &OpenOptions::default()).unwrap());
     let opts = SnapshotOptions::default();
     let streams: Vec<(&str, Vec<u8>)> = vec![
         ("globals.sql", b"CREATE ROLE app;\n".to_vec()),

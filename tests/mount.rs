@@ -10,7 +10,6 @@ use std::fs;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::mount::{fuse_available, is_mounted, Mount};
@@ -212,19 +211,7 @@ fn snapshot_of(fill: impl FnOnce(&Path)) -> (Vault, PathBuf) {
 /// Chunk lengths of a file in the latest snapshot, read through the library.
 fn chunk_lengths(v: &Vault, path: &Path) -> Vec<u64> {
     use vault::ops::walk::{resolve, Resolved};
-    let backend = Arc::new(
-        vault::storage::OpendalBackend::open(
-            &vault::storage::Location::Local(v.repo.clone()),
-            false,
-        )
-        .unwrap(),
-    );
-    let repo = vault::Repository::open(
-        backend,
-        v.password.as_bytes(),
-        &vault::repo::CacheOptions { dir: None },
-    )
-    .unwrap();
+    let repo = v.library();
     let (_, snap) = repo
         .find_snapshot("latest", &vault::repo::SnapshotFilter::default())
         .unwrap();

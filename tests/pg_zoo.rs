@@ -7,15 +7,12 @@
 
 use crate::common;
 
-use std::sync::Arc;
-
 use common::postgres::Postgres;
 use common::*;
+use vault::engines::pg::session::Session;
 use vault::ops::pg::drill::verify_database;
 use vault::ops::pg::recorded_facts;
-use vault::repo::{CacheOptions, SnapshotFilter};
-use vault::sources::pg::session::Session;
-use vault::storage::{Location, OpendalBackend};
+use vault::repo::SnapshotFilter;
 use vault::Repository;
 
 const ROLES: &str = "CREATE ROLE appuser LOGIN; CREATE ROLE reader";
@@ -84,8 +81,7 @@ fn build_zoo(pg: &Postgres) {
 }
 
 fn open_repo(v: &Vault) -> Repository {
-    let backend = Arc::new(OpendalBackend::open(&Location::Local(v.repo.clone()), false).unwrap());
-    Repository::open(backend, v.password.as_bytes(), &CacheOptions { dir: None }).unwrap()
+    v.library()
 }
 
 #[test]

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use common::prune::*;
 use common::*;
 use vault::ops::prune::{execute, plan_prune, PruneRules};
-use vault::ops::Progress;
-use vault::repo::CacheOptions;
+use vault::progress::Progress;
+use vault::repo::OpenOptions;
 use vault::storage::{Backend, FaultyBackend, Location, OpendalBackend};
 use vault::Repository;
 
@@ -29,7 +29,7 @@ fn prune_with_writes(v: &Vault, allowed: u64) -> vault::Result<()> {
     let repo = Arc::new(Repository::open(
         faulty,
         v.password.as_bytes(),
-        &CacheOptions { dir: None },
+        &OpenOptions::default(),
     )?);
     let lock = repo.lock_exclusive("prune")?;
     let rules = PruneRules {

@@ -1,10 +1,11 @@
 //! The integration tests: one binary, one module per concern (see
-//! CONTRIBUTING in README.md). Filter with `cargo test --test tests MODULE::`.
+//! ARCHITECTURE.md). Filter with `cargo test --test tests MODULE::`.
 
 #[path = "../fuzz/checks.rs"]
 mod checks;
 mod common;
 
+mod architecture;
 mod check;
 mod cli_errors;
 mod cli_habits;

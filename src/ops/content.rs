@@ -2,12 +2,18 @@
 //! parallel, a window at a time, on a helper thread, and handed over in
 //! order, so writing one window overlaps fetching the next.
 
+use std::io::Write;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::format::tree::{ChunkRef, Entry};
 use crate::format::BlobKind;
+use crate::progress::Progress;
 use crate::repo::{BlobReader, Repository};
+use crate::system::process::CommandSource;
 
 /// Chunks fetched at once: enough to keep every core busy decrypting and
 /// decompressing; a window also stops at `WINDOW_BYTES`, so memory stays
@@ -144,6 +150,66 @@ pub fn write_file(
     out.flush()
         .map_err(|e| Error::io(format!("writing {name} to {what}"), e))?;
     Ok(written)
+}
+
+/// Counts what passes through into `Progress::bytes_written`.
+pub(crate) struct Counted<'a, W> {
+    pub(crate) inner: W,
+    pub(crate) progress: &'a Progress,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.progress
+            .bytes_written
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Stream a stored file into a program's standard input. When the program
+/// dies, our write fails with a broken pipe and its own error says why; when
+/// the repository fails (a damaged chunk), the program is killed rather
+/// than left to run the truncated end of the dump.
+pub fn feed_command(
+    repo: &Repository,
+    entry: &Entry,
+    cmd: Command,
+    progress: &Progress,
+) -> Result<u64> {
+    let (sink, stdin) = CommandSource::start_fed(cmd)?;
+    let mut stdin = Counted {
+        inner: stdin,
+        progress,
+    };
+    let written = write_file(repo, entry, &mut stdin, "the client");
+    drop(stdin);
+    match written {
+        Err(e) if e.kind() != ErrorKind::Io => {
+            sink.kill();
+            Err(e)
+        }
+        Ok(n) => sink.finish().map(|()| n),
+        Err(e) => {
+            sink.finish()?;
+            // It exited 0 without reading everything: not a full restore.
+            // Reported without the broken pipe, which is no error when the
+            // reader is a user's `head`.
+            Err(Error::new(
+                ErrorKind::SourceFailed,
+                format!(
+                    "the client stopped reading {} before its end ({})",
+                    String::from_utf8_lossy(&entry.name),
+                    e.context()
+                ),
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

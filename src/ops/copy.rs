@@ -21,13 +21,13 @@ use rayon::prelude::*;
 
 use super::content::{for_each_chunk, SEQUENTIAL_READAHEAD};
 use super::reachable::reachable;
-use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{ChunkRef, Content, Entry, Tree};
 use crate::format::{BlobKind, Id};
+use crate::ingest::stream::{save_stream, StreamError};
+use crate::progress::Progress;
 use crate::repo::{BlobReader, BlobWriter, Repository, WriteStats};
-use crate::sources::files::{save_stream, StreamError};
 
 /// Meta key of a copied snapshot: the source repository's id followed by
 /// the source snapshot's id (32 bytes each).
@@ -182,7 +182,7 @@ pub fn execute(
     // copies deduplicate against before they are recorded.
     let lock = target.lock_shared("copy")?;
     let memo = Memo::default();
-    let pool = super::snapshot::walk_pool()?;
+    let pool = crate::ingest::tree::walk_pool()?;
     let source_repo = source.config().repo_id;
     for (source_id, snap) in &plan.to_copy {
         let writer = BlobWriter::new(target.clone(), None);

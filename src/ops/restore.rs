@@ -19,10 +19,10 @@ use rayon::prelude::*;
 use super::content::{for_each_chunk, SEQUENTIAL_READAHEAD};
 use super::pattern::Patterns;
 use super::walk::{resolve, walk, Resolved};
-use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::tree::{Content, Entry, EntryKind, FLAG_DAMAGED};
 use crate::format::Id;
+use crate::progress::Progress;
 use crate::repo::{BlobReader, Repository};
 
 #[derive(Debug, Clone, Default)]

@@ -7,158 +7,17 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
 
-use super::stream_set::StreamSet;
-use super::Progress;
 use crate::error::{Error, Result};
-use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::valid_name;
-use crate::format::{Id, Timestamp};
-use crate::repo::{BlobWriter, LockGuard, Repository, WriteStats};
-use crate::sources::command::{CommandSource, Observed, Stderr};
-use crate::sources::files::{normalize, TreeSaver};
-use crate::sources::{hostname, username};
-use crate::storage::RequestCounts;
-
-#[derive(Debug, Clone, Default)]
-pub enum ParentChoice {
-    /// The newest snapshot of the same paths from the same host.
-    #[default]
-    Auto,
-    /// Read every file again.
-    None,
-    Id(Id),
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct SnapshotOptions {
-    pub host: Option<String>,
-    pub tags: Vec<String>,
-    /// Overrides the repository's zstd level for this run.
-    pub compression: Option<i32>,
-    pub parent: ParentChoice,
-    /// Source-specific facts to record (database sources use this).
-    pub meta: Vec<(String, Vec<u8>)>,
-}
-
-#[derive(Debug)]
-pub struct SnapshotOutcome {
-    pub id: Id,
-    pub snapshot: Snapshot,
-    /// Entries left out because they could not be read.
-    pub warnings: Vec<String>,
-    pub stats: WriteStats,
-    /// Requests made to remote storage by this run, opening included.
-    pub requests: RequestCounts,
-}
-
-pub(super) struct Draft {
-    /// Held from before the parent was chosen until the snapshot is stored.
-    lock: LockGuard,
-    pub(super) started: Instant,
-    pub(super) time: Timestamp,
-    source: &'static str,
-    paths: Vec<Vec<u8>>,
-    parent: Option<Id>,
-    written_mark: usize,
-}
-
-pub(super) fn commit(
-    repo: &Repository,
-    writer: BlobWriter,
-    draft: Draft,
-    root: Id,
-    counts: (u64, u64, u64),
-    warnings: Vec<String>,
-    opts: &SnapshotOptions,
-) -> Result<SnapshotOutcome> {
-    let stats = writer.finish()?;
-    let (files, dirs, bytes_read) = counts;
-    let snapshot = Snapshot {
-        time: draft.time,
-        host: opts.host.clone().unwrap_or_else(hostname),
-        user: username(),
-        tags: opts.tags.clone(),
-        source: draft.source.to_string(),
-        paths: draft.paths,
-        root,
-        parent: draft.parent,
-        summary: Summary {
-            files,
-            dirs,
-            bytes_read,
-            bytes_added: stats.stored_bytes_added,
-            blobs_added: stats.blobs_added,
-            duration_ms: draft.started.elapsed().as_millis() as u64,
-            warnings: warnings.len() as u64,
-        },
-        program_version: env!("CARGO_PKG_VERSION").to_string(),
-        meta: opts.meta.clone(),
-    };
-    // Only a lock held throughout guarantees that no prune deleted data
-    // this snapshot references. A lost lock says so first; the index check
-    // catches a prune that got past a lock anyway; the lock is checked
-    // again right before the snapshot is stored.
-    draft.lock.check()?;
-    repo.verify_index_kept(draft.written_mark)?;
-    draft.lock.check()?;
-    let id = repo.save_snapshot(&snapshot)?;
-    Ok(SnapshotOutcome {
-        id,
-        snapshot,
-        warnings,
-        stats,
-        requests: repo.backend().requests(),
-    })
-}
-
-pub(super) fn draft(
-    repo: &Repository,
-    lock: LockGuard,
-    source: &'static str,
-    paths: Vec<Vec<u8>>,
-    parent: Option<Id>,
-) -> Result<Draft> {
-    Ok(Draft {
-        written_mark: repo.index_written_mark(),
-        lock,
-        started: Instant::now(),
-        time: Timestamp::now(),
-        source,
-        paths,
-        parent,
-    })
-}
-
-/// Threads that walk and read file trees. Reading is I/O bound when the
-/// page cache is cold (a nightly backup's normal case), and more requests in
-/// flight than cores keep the disk busy; the CPU-bound sealing has its own
-/// threads.
-const WALK_THREADS: usize = 12;
-
-/// Threads for walking trees whose entries may each run `save_stream`:
-/// kept apart from rayon's global pool, which the streams' readers use, so
-/// walkers blocked on a stream cannot starve the work feeding it.
-pub(crate) fn walk_pool() -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(
-            WALK_THREADS.max(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1),
-            ),
-        )
-        .thread_name(|i| format!("vault-walk-{i}"))
-        .stack_size(crate::ops::walk::WALK_STACK)
-        .build()
-        .map_err(|e| {
-            Error::new(
-                crate::ErrorKind::Io,
-                format!("cannot start walking threads: {e}"),
-            )
-        })
-}
+use crate::ingest::draft::{commit, draft};
+pub use crate::ingest::draft::{ParentChoice, SnapshotOptions, SnapshotOutcome};
+use crate::ingest::stream_set::StreamSet;
+use crate::ingest::tree::{normalize, walk_pool, TreeSaver};
+use crate::progress::Progress;
+use crate::repo::{BlobWriter, Repository};
+use crate::system::hostname;
+use crate::system::process::{CommandSource, Observed, Stderr};
 
 /// Snapshot file trees.
 pub fn snapshot_files(

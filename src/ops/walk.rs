@@ -124,10 +124,3 @@ pub fn walk(
     }
     Ok(())
 }
-
-/// Stack for every thread that walks trees. Walkers recurse once per folder
-/// level (through rayon's parallel iterators for snapshot and copy), and a
-/// folder chain thousands of levels deep, which any local user can plant,
-/// overflowed default stacks and aborted the run. The reservation is
-/// virtual: only the pages a deep walk touches are used.
-pub const WALK_STACK: usize = 256 << 20;

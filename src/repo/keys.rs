@@ -1,14 +1,14 @@
 //! Key objects: each password wraps the same master keys.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rand::RngCore;
 
-use super::{random_nonce, CacheOptions, Repository};
+use super::{random_nonce, Repository};
 use crate::crypto::{derive_wrapping_key, open_with, seal_with, MasterKeys};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::keyfile::{KdfLimit, KdfParams, KeyFile, KeyHeader, KeySet, SALT_LEN};
-use crate::format::limits::{MAX_CONFIG_OBJECT, MAX_KEY_OBJECT};
+use crate::format::limits::MAX_KEY_OBJECT;
 use crate::format::sealed::BoxKind;
 use crate::format::{layout, Id, Timestamp};
 use crate::storage::Backend;
@@ -38,8 +38,8 @@ pub(crate) fn write_key(
         kdf: *kdf,
         salt,
         created: Timestamp::now(),
-        host: crate::sources::hostname(),
-        user: crate::sources::username(),
+        host: crate::system::hostname(),
+        user: crate::system::username(),
     };
     let header_bytes = header.encode();
     let wrapping = derive_wrapping_key(password, &salt, kdf)?;
@@ -138,22 +138,19 @@ fn check_before_kdf<'a>(id: &Id, bytes: &'a [u8], limit: &KdfLimit) -> Result<Ke
 /// Where this host remembers the key it opened a repository with: named by
 /// the hash of the repository's config object, which no two repositories
 /// share and which never changes.
-fn remembered_path(cache: &CacheOptions, config_bytes: &[u8]) -> Option<PathBuf> {
-    cache
-        .dir
-        .as_ref()
-        .map(|d| d.join("keys").join(Id::of_object(config_bytes).to_hex()))
+fn remembered_path(cache_dir: Option<&Path>, config_bytes: &[u8]) -> Option<PathBuf> {
+    cache_dir.map(|d| d.join("keys").join(Id::of_object(config_bytes).to_hex()))
 }
 
-fn remembered_key(cache: &CacheOptions, config_bytes: &[u8]) -> Option<Id> {
-    let text = std::fs::read_to_string(remembered_path(cache, config_bytes)?).ok()?;
+fn remembered_key(cache_dir: Option<&Path>, config_bytes: &[u8]) -> Option<Id> {
+    let text = std::fs::read_to_string(remembered_path(cache_dir, config_bytes)?).ok()?;
     text.trim().parse().ok()
 }
 
 /// Best effort: the note only orders the keys, so a failure to write it
 /// costs time at the next open, never correctness.
-fn remember_key(cache: &CacheOptions, config_bytes: &[u8], id: &Id) {
-    let Some(path) = remembered_path(cache, config_bytes) else {
+fn remember_key(cache_dir: Option<&Path>, config_bytes: &[u8], id: &Id) {
+    let Some(path) = remembered_path(cache_dir, config_bytes) else {
         return;
     };
     let tmp = path.with_extension("tmp");
@@ -167,19 +164,10 @@ fn remember_key(cache: &CacheOptions, config_bytes: &[u8], id: &Id) {
     }
 }
 
-/// Open the master keys with a password: the key this host opened with last
-/// time first (a note in the cache folder, never trusted beyond the order),
-/// then every other key. Keys that fail the checks of `check_before_kdf`
-/// are refused without a KDF run; if none opens, the password is wrong.
-pub fn open_key(backend: &dyn Backend, password: &[u8], cache: &CacheOptions) -> Result<OpenedKey> {
-    let config_bytes = backend.read_capped(layout::CONFIG, MAX_CONFIG_OBJECT)?;
-    open_key_for(backend, password, cache, &config_bytes).map(|(opened, _)| opened)
-}
-
 pub(crate) fn open_key_for(
     backend: &dyn Backend,
     password: &[u8],
-    cache: &CacheOptions,
+    cache_dir: Option<&Path>,
     config_bytes: &[u8],
 ) -> Result<(OpenedKey, MasterKeys)> {
     let mut ids = key_ids(backend)?;
@@ -191,7 +179,7 @@ pub(crate) fn open_key_for(
     }
     // Listing order is the storage's; a fixed order makes every open alike.
     ids.sort_unstable();
-    if let Some(last) = remembered_key(cache, config_bytes) {
+    if let Some(last) = remembered_key(cache_dir, config_bytes) {
         if let Some(pos) = ids.iter().position(|id| *id == last) {
             ids[..=pos].rotate_right(1);
         }
@@ -223,7 +211,7 @@ pub(crate) fn open_key_for(
         };
         tried.push(id);
         if let Ok(keys) = try_key(&file, password) {
-            remember_key(cache, config_bytes, &id);
+            remember_key(cache_dir, config_bytes, &id);
             return Ok((OpenedKey { id, tried, refused }, keys));
         }
     }

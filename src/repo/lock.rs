@@ -25,7 +25,7 @@ use super::{ObjectKind, Repository};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::lock::{Lock, LockMode};
 use crate::format::{Id, Timestamp};
-use crate::sources::{hostname, username};
+use crate::system::{hostname, username};
 
 /// How often a holder rewrites its lock.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
@@ -129,17 +129,8 @@ fn locked(context: String) -> Error {
 }
 
 impl Repository {
-    /// How long `lock_shared` and `lock_exclusive` wait for a conflicting
-    /// lock to go away before giving up (default: not at all).
-    pub fn set_lock_wait(&self, wait: Duration) {
-        self.lock_wait_ms.store(
-            wait.as_millis().min(u64::MAX as u128) as u64,
-            Ordering::Relaxed,
-        );
-    }
-
     fn lock_wait(&self) -> Duration {
-        Duration::from_millis(self.lock_wait_ms.load(Ordering::Relaxed))
+        self.lock_wait
     }
 
     /// Every lock in the repository, with whether it is stale.
@@ -219,7 +210,7 @@ impl Repository {
                         let guard = LockGuard::start(self.clone(), id, mine, taken);
                         // Whatever ran before we held the lock (a prune) may
                         // have replaced index objects the cache still lists.
-                        if self.index_synced.load(Ordering::Relaxed) {
+                        if self.index_view == super::IndexView::Effective {
                             self.sync_index()?;
                         }
                         return Ok(guard);
@@ -530,7 +521,7 @@ impl Drop for LockGuard {
 mod tests {
     use super::*;
     use crate::format::keyfile::KdfParams;
-    use crate::repo::{CacheOptions, InitOptions};
+    use crate::repo::{InitOptions, OpenOptions};
     use crate::storage::{Location, OpendalBackend};
 
     /// A clock the test moves by hand, shared with the guard it drives.
@@ -563,7 +554,7 @@ mod tests {
             },
             ..InitOptions::default()
         };
-        Arc::new(Repository::init(backend, b"pw", &options, &CacheOptions::default()).unwrap())
+        Arc::new(Repository::init(backend, b"pw", &options, &OpenOptions::default()).unwrap())
     }
 
     /// A guard over a freshly written lock whose clock the test controls;

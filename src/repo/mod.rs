@@ -5,60 +5,35 @@ mod keys;
 mod lock;
 mod marks;
 mod objects;
+mod open;
 mod packs;
 mod reader;
 mod writer;
 
-pub use keys::{local_kdf_limit, open_key, KeyInfo, OpenedKey};
+pub use keys::{local_kdf_limit, KeyInfo, OpenedKey};
 pub use lock::{
     describe as describe_lock, process_alive, staleness, LockGuard, LockInfo,
     DELETES_PER_LOCK_CHECK, REFRESH_EVERY, STALE_AFTER,
 };
 pub use objects::{ObjectKind, SnapshotFilter};
+pub use open::{open_key, IndexView, InitOptions, OpenOptions, SealedRepository};
 pub use reader::BlobReader;
 pub use writer::{BlobWriter, WriteStats};
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rand::RngCore;
 
 use crate::cache::{BlobLocation, IndexCache};
 use crate::crypto::MasterKeys;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::config::{ChunkerParams, Config, DEFAULT_COMPRESSION, DEFAULT_PACK_TARGET};
-use crate::format::keyfile::KdfParams;
-use crate::format::sealed::{BoxKind, NONCE_LEN};
-use crate::format::{layout, magic, payload, BlobKind, Id, Timestamp, REPO_VERSION};
+use crate::format::config::Config;
+use crate::format::sealed::NONCE_LEN;
+use crate::format::{layout, payload, BlobKind, Id};
 use crate::storage::Backend;
-
-#[derive(Debug, Clone)]
-pub struct InitOptions {
-    pub chunker: ChunkerParams,
-    pub pack_target: u32,
-    pub compression: i32,
-    pub kdf: KdfParams,
-}
-
-impl Default for InitOptions {
-    fn default() -> Self {
-        InitOptions {
-            chunker: ChunkerParams::default(),
-            pack_target: DEFAULT_PACK_TARGET,
-            compression: DEFAULT_COMPRESSION,
-            kdf: KdfParams::default(),
-        }
-    }
-}
-
-/// Where the local index cache lives: a folder (one database per
-/// repository inside it) or nowhere (kept in memory for this run).
-#[derive(Debug, Clone, Default)]
-pub struct CacheOptions {
-    pub dir: Option<PathBuf>,
-}
 
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -66,11 +41,10 @@ pub struct Repository {
     key_id: Id,
     config: Config,
     index: Mutex<IndexCache>,
-    /// Milliseconds to wait for a conflicting lock (`set_lock_wait`).
-    lock_wait_ms: AtomicU64,
-    /// Whether the index cache follows the index objects (false for check
-    /// and repair, which read damaged index objects themselves).
-    index_synced: AtomicBool,
+    /// How long to wait for a conflicting lock.
+    lock_wait: Duration,
+    /// Whether the index cache follows the index objects.
+    index_view: IndexView,
     /// Set when a lock of this process was lost (`lock.rs`), cleared when
     /// a new one is taken: packs stored meanwhile may already be deleted.
     lock_lost: AtomicBool,
@@ -90,139 +64,6 @@ pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
 }
 
 impl Repository {
-    /// Create a repository at an empty location.
-    pub fn init(
-        backend: Arc<dyn Backend>,
-        password: &[u8],
-        options: &InitOptions,
-        cache: &CacheOptions,
-    ) -> Result<Repository> {
-        let config = Config {
-            repo_version: REPO_VERSION,
-            repo_id: {
-                let mut id = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut id);
-                Id::from_bytes(id)
-            },
-            chunker: options.chunker,
-            pack_target: options.pack_target,
-            compression: options.compression,
-            created: Timestamp::now(),
-        };
-        config.validate()?;
-        if backend.exists(layout::CONFIG)? || !backend.list(layout::KEYS)?.is_empty() {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!(
-                    "{}: a repository already exists here; refusing to overwrite it",
-                    backend.describe()
-                ),
-            ));
-        }
-        let keys = MasterKeys::generate(&mut rand::rngs::OsRng);
-        // The key goes first and the config last: a location with a config
-        // is a complete repository.
-        let key_id = keys::write_key(backend.as_ref(), &keys, password, &options.kdf)?;
-        let mut body = vec![];
-        body.extend_from_slice(magic::CONFIG);
-        body.extend_from_slice(&keys.seal(
-            BoxKind::Config,
-            None,
-            &payload::encode(&config.encode(), 0),
-            random_nonce(),
-        ));
-        backend.write(layout::CONFIG, body)?;
-        let index = IndexCache::open(
-            cache_path(cache, &config.repo_id).as_deref(),
-            &config.repo_id,
-        )?;
-        Ok(Repository {
-            backend,
-            keys,
-            key_id,
-            config,
-            index: Mutex::new(index),
-            lock_wait_ms: AtomicU64::new(0),
-            index_synced: AtomicBool::new(false),
-            lock_lost: AtomicBool::new(false),
-            resync: Mutex::new(()),
-            written_index: Mutex::new(Vec::new()),
-            marked: Mutex::default(),
-        })
-    }
-
-    /// Open an existing repository with a password and bring the index cache
-    /// up to date with the index objects in storage.
-    pub fn open(
-        backend: Arc<dyn Backend>,
-        password: &[u8],
-        cache: &CacheOptions,
-    ) -> Result<Repository> {
-        let repo = Self::open_unsynced(backend, password, cache)?;
-        repo.sync_index()?;
-        Ok(repo)
-    }
-
-    /// Open without reading the index objects: for check and repair, which
-    /// read them themselves and must get past damaged ones.
-    pub fn open_unsynced(
-        backend: Arc<dyn Backend>,
-        password: &[u8],
-        cache: &CacheOptions,
-    ) -> Result<Repository> {
-        let config_bytes = match backend
-            .read_capped(layout::CONFIG, crate::format::limits::MAX_CONFIG_OBJECT)
-        {
-            Ok(b) => b,
-            // Keys without a config are a repository that lost its config,
-            // not an empty location.
-            Err(e)
-                if e.kind() == ErrorKind::NotFound && !backend.list(layout::KEYS)?.is_empty() =>
-            {
-                return Err(Error::corrupt(format!(
-                    "{}: the config object is missing (the repository has keys)",
-                    backend.describe()
-                )))
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Error::new(
-                    ErrorKind::NotARepository,
-                    format!(
-                        "{}: no vault repository here (no config object)",
-                        backend.describe()
-                    ),
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        let (opened, keys) = keys::open_key_for(backend.as_ref(), password, cache, &config_bytes)?;
-        let key_id = opened.id;
-        let sealed = config_bytes
-            .strip_prefix(magic::CONFIG.as_slice())
-            .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;
-        let plain = keys
-            .open(BoxKind::Config, None, sealed)
-            .map_err(|e| e.at("config"))?;
-        let config = Config::decode(&payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT)?)?;
-        let index = IndexCache::open(
-            cache_path(cache, &config.repo_id).as_deref(),
-            &config.repo_id,
-        )?;
-        Ok(Repository {
-            backend,
-            keys,
-            key_id,
-            config,
-            index: Mutex::new(index),
-            lock_wait_ms: AtomicU64::new(0),
-            index_synced: AtomicBool::new(false),
-            lock_lost: AtomicBool::new(false),
-            resync: Mutex::new(()),
-            written_index: Mutex::new(Vec::new()),
-            marked: Mutex::default(),
-        })
-    }
-
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
@@ -253,7 +94,6 @@ impl Repository {
     /// or an old object came back). Deduplication and reads trust the cache,
     /// so it must never name a pack prune may be deleting.
     pub fn sync_index(&self) -> Result<()> {
-        self.index_synced.store(true, Ordering::Relaxed);
         let stored: HashSet<Id> = self.list_objects(ObjectKind::Index)?.into_iter().collect();
         let known = self.index().index_objects()?;
         let unread: Vec<Id> = stored
@@ -429,7 +269,7 @@ impl Repository {
         missing: &BlobLocation,
     ) -> Result<Option<BlobLocation>> {
         // check and repair read the index objects themselves.
-        if !self.index_synced.load(Ordering::Relaxed) {
+        if self.index_view == IndexView::Unread {
             return Ok(None);
         }
         let elsewhere = |loc: Option<BlobLocation>| loc.filter(|l| l.pack != missing.pack);
@@ -507,11 +347,4 @@ pub(crate) fn pack_read_error(e: Error, id: &Id, loc: &BlobLocation) -> Error {
         e
     };
     e.at(blob_place(id, loc))
-}
-
-fn cache_path(cache: &CacheOptions, repo_id: &Id) -> Option<PathBuf> {
-    cache
-        .dir
-        .as_ref()
-        .map(|d| d.join(repo_id.to_hex()).join("index.sqlite"))
 }

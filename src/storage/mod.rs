@@ -1,13 +1,16 @@
 //! Storage: a small synchronous trait the repository talks to, implemented
 //! over opendal (local folder, memory, S3, sftp, WebDAV, GCS, Azure Blob
-//! through the same operator), plus a fault-injecting wrapper for tests.
+//! through the same operator), plus a fault-injecting wrapper for tests
+//! (feature `fault-injection`, which the integration tests enable).
 
+#[cfg(feature = "fault-injection")]
 mod faulty;
 mod location;
 mod opendal_backend;
 mod remote;
 mod requests;
 
+#[cfg(feature = "fault-injection")]
 pub use faulty::FaultyBackend;
 pub use location::{Location, Remote, Service};
 pub use opendal_backend::OpendalBackend;

@@ -36,6 +36,8 @@ pub struct OpendalBackend {
     local_root: Option<std::path::PathBuf>,
     /// Remote backends count their HTTP requests here.
     requests: Option<Arc<Counters>>,
+    /// A local folder opened without a config: nothing may be written.
+    read_only: bool,
 }
 
 impl OpendalBackend {
@@ -50,6 +52,7 @@ impl OpendalBackend {
     pub fn open_with(location: &Location, create: bool, transport: &Transport) -> Result<Self> {
         let mut local_root = None;
         let mut requests = None;
+        let mut read_only = false;
         let op = match location {
             Location::Local(path) => {
                 if !create && !path.is_dir() {
@@ -61,26 +64,12 @@ impl OpendalBackend {
                         ),
                     ));
                 }
-                // Building the operator creates tmp/ below the root: refuse
-                // before that, so pointing at the wrong folder changes nothing.
-                if !create && !path.join(crate::format::layout::CONFIG).is_file() {
-                    // Keys without a config: a repository that lost its config.
-                    let has_keys = std::fs::read_dir(path.join(crate::format::layout::KEYS))
-                        .is_ok_and(|mut d| d.next().is_some());
-                    if has_keys {
-                        return Err(Error::corrupt(format!(
-                            "{}: the config object is missing (the repository has keys)",
-                            path.display()
-                        )));
-                    }
-                    return Err(Error::new(
-                        ErrorKind::NotARepository,
-                        format!(
-                            "{}: no vault repository here (no config object)",
-                            path.display()
-                        ),
-                    ));
-                }
+                // Building the operator with its atomic-write folder creates
+                // tmp/ below the root. A folder that holds no config yet is
+                // opened read-only instead, so pointing at the wrong folder
+                // changes nothing there; the repository layer then says what
+                // is missing.
+                read_only = !create && !path.join(crate::format::layout::CONFIG).is_file();
                 let root = std::path::absolute(path)
                     .map_err(|e| Error::io(format!("{}", path.display()), e))?;
                 local_root = Some(root.clone());
@@ -88,7 +77,12 @@ impl OpendalBackend {
                 // Writes land in tmp/ and are renamed into place after fsync,
                 // so a killed process never leaves a torn object visible.
                 let tmp = format!("{}/tmp", root.trim_end_matches('/'));
-                let builder = services::Fs::default().root(&root).atomic_write_dir(&tmp);
+                let builder = services::Fs::default().root(&root);
+                let builder = if read_only {
+                    builder
+                } else {
+                    builder.atomic_write_dir(&tmp)
+                };
                 Operator::new(builder)
                     .map_err(|e| map_err(e, "open", &root))?
                     .finish()
@@ -118,7 +112,18 @@ impl OpendalBackend {
             name,
             local_root,
             requests,
+            read_only,
         })
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::new(
+                ErrorKind::NotARepository,
+                format!("{}: no repository here; nothing is changed", self.name),
+            ));
+        }
+        Ok(())
     }
 
     /// Make a finished write survive power loss: the rename that made the
@@ -273,6 +278,7 @@ impl Backend for OpendalBackend {
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        self.writable()?;
         self.op
             .write_options(
                 path,
@@ -331,6 +337,7 @@ impl Backend for OpendalBackend {
     }
 
     fn delete(&self, path: &str) -> Result<()> {
+        self.writable()?;
         self.op
             .delete(path)
             .map_err(|e| self.fail(e, "delete", path))

@@ -3,11 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::process::Output;
-use std::sync::Arc;
 
-use vault::repo::{CacheOptions, SnapshotFilter};
-use vault::storage::{Location, OpendalBackend};
-use vault::Repository;
+use vault::repo::SnapshotFilter;
 
 use super::{assert_code, one_line_error, Vault};
 
@@ -25,9 +22,7 @@ pub fn assert_nothing_recorded(v: &Vault, out: &Output, code: i32, what: &str, c
 
 /// The facts (`meta`) recorded with the newest snapshot, as text.
 pub fn latest_meta(v: &Vault) -> BTreeMap<String, String> {
-    let backend = Arc::new(OpendalBackend::open(&Location::Local(v.repo.clone()), false).unwrap());
-    let repo =
-        Repository::open(backend, v.password.as_bytes(), &CacheOptions { dir: None }).unwrap();
+    let repo = v.library();
     let (_, snap) = repo
         .find_snapshot("latest", &SnapshotFilter::default())
         .unwrap();

@@ -5,14 +5,12 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
 
 use serde_json::Value;
 use vault::format::index::IndexBody;
 use vault::format::{layout, BlobKind, Id};
 use vault::ops::walk::{resolve, Resolved};
-use vault::repo::{CacheOptions, ObjectKind, SnapshotFilter};
-use vault::storage::{Location, OpendalBackend};
+use vault::repo::{ObjectKind, SnapshotFilter};
 use vault::Repository;
 
 use super::{code, Vault};
@@ -57,8 +55,7 @@ pub fn truncate(path: &Path, len: u64) {
 
 /// The repository opened through the library, index read from storage.
 pub fn open_library(v: &Vault) -> Repository {
-    let backend = Arc::new(OpendalBackend::open(&Location::Local(v.repo.clone()), false).unwrap());
-    Repository::open(backend, v.password.as_bytes(), &CacheOptions { dir: None }).unwrap()
+    v.library()
 }
 
 /// Where a blob is stored: (pack file, offset, stored length).

@@ -169,7 +169,7 @@ impl MariaDb {
 
     /// A dump of one database, made the way vault makes it.
     pub fn dump(&self, database: &str) -> Vec<u8> {
-        let conn = vault::sources::mysql::MysqlConnection {
+        let conn = vault::engines::mysql::MysqlConnection {
             dump_program: Some(self.dump.clone().into()),
             socket: Some(self.socket.clone()),
             user: Some("root".into()),

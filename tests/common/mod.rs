@@ -55,6 +55,19 @@ pub struct Vault {
 }
 
 impl Vault {
+    /// The repository opened through the library (no local cache, so the
+    /// index is read as it is in storage).
+    pub fn library(&self) -> vault::Repository {
+        let location = vault::storage::Location::Local(self.repo.clone());
+        let backend = Arc::new(vault::storage::OpendalBackend::open(&location, false).unwrap());
+        vault::Repository::open(
+            backend,
+            self.password.as_bytes(),
+            &vault::repo::OpenOptions::default(),
+        )
+        .unwrap()
+    }
+
     /// A scratch area without a repository yet.
     pub fn empty() -> Self {
         let root = tempfile::Builder::new()

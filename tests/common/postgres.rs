@@ -141,8 +141,8 @@ impl Postgres {
     }
 
     /// How vault's library reaches this server, as the superuser.
-    pub fn conn(&self) -> vault::sources::pg::PgConn {
-        vault::sources::pg::PgConn {
+    pub fn conn(&self) -> vault::engines::pg::PgConn {
+        vault::engines::pg::PgConn {
             host: Some(self.socket_dir().display().to_string()),
             user: Some("postgres".to_string()),
             ..Default::default()

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use vault::format::BlobKind;
 use vault::ops::reachable::reachable;
-use vault::repo::CacheOptions;
-use vault::storage::{Location, OpendalBackend};
 use vault::Repository;
 
 use super::Vault;
@@ -30,8 +28,7 @@ pub const SMALL_REPO: &[&str] = &[
 /// The repository opened through the library, without a cache, so it
 /// reads the index objects as they are in storage.
 pub fn open_library(v: &Vault) -> Arc<Repository> {
-    let backend = Arc::new(OpendalBackend::open(&Location::Local(v.repo.clone()), false).unwrap());
-    Arc::new(Repository::open(backend, v.password.as_bytes(), &CacheOptions { dir: None }).unwrap())
+    Arc::new(v.library())
 }
 
 /// Until `vault check` can be called here: every tree of every snapshot

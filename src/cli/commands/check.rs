@@ -8,11 +8,11 @@ use vault::format::Timestamp;
 use vault::ops::check::attribute::DamagedPath;
 use vault::ops::check::plan::{coverage, Subset};
 use vault::ops::check::{check, rotation, CheckOptions, CheckReport, DataCheck, SnapshotDamage};
-use vault::ops::Progress;
-use vault::repo::CacheOptions;
+use vault::progress::Progress;
+use vault::repo::{IndexView, OpenOptions};
 use vault::Repository;
 
-use super::{location, open, print_json, repository_password, storage};
+use super::{open, print_json};
 use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, local_time, lossy_paths, rfc3339_utc, ProgressGuard};
@@ -42,14 +42,12 @@ const SHOWN: usize = 20;
 /// Open for check and repair: no index read yet (they read it themselves,
 /// damaged objects and all) and no local cache, which could hide a loss.
 pub(super) fn open_unsynced(g: &Global) -> Result<Arc<Repository>> {
-    // The same storage setup as every command (connections, retries).
-    let backend = storage(g, &location(g)?, false)?;
-    let password = repository_password(g)?;
-    Ok(Arc::new(Repository::open_unsynced(
-        backend,
-        &password,
-        &CacheOptions { dir: None },
-    )?))
+    let options = OpenOptions {
+        cache_dir: None,
+        index: IndexView::Unread,
+        ..super::open_options(g, super::WaitFor::Other)
+    };
+    super::open_with(g, &options)
 }
 
 pub(super) fn check_cmd(g: &Global, a: CheckArgs) -> Result<i32> {

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use vault::ops::copy::{self, CopyPlan};
-use vault::ops::Progress;
+use vault::progress::Progress;
 use vault::repo::SnapshotFilter;
 use vault::{Id, Repository};
 
@@ -60,10 +60,9 @@ fn side(g: &Global, repo: Option<&String>, password_file: Option<&PathBuf>) -> G
 pub(super) fn copy(g: &Global, a: CopyArgs) -> Result<i32> {
     let source = open(&side(g, a.from.as_ref(), a.from_password_file.as_ref()))
         .context("opening the source repository")?;
-    let target = open(&side(g, Some(&a.to), a.to_password_file.as_ref()))
-        .context("opening the target repository")?;
     // An off-site copy is a scheduled backup too: it waits out a prune.
-    target.set_lock_wait(super::lock_wait(g, super::WaitFor::Backup));
+    let target = super::open_for_backup(&side(g, Some(&a.to), a.to_password_file.as_ref()))
+        .context("opening the target repository")?;
     let mut selected = select(&source, &a.snapshots, &filter(&a.filter))?;
     // A snapshot forgotten on the target is copied again unless left out
     // here: the target keeps no record of what it once held.

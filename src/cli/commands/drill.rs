@@ -6,9 +6,9 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::json;
+use vault::engines::pg::PgConn;
 use vault::ops::pg::drill::{drill_pg, DrillOptions};
-use vault::ops::Progress;
-use vault::sources::pg::PgConn;
+use vault::progress::Progress;
 
 use super::{open, postgres_only, print_json, resolve_snapshot};
 use crate::cli::args::{Filter, Global};

@@ -4,7 +4,7 @@ use vault::format::config::ChunkerParams;
 use vault::repo::InitOptions;
 use vault::Repository;
 
-use super::{cache_options, kdf, location, print_json, storage};
+use super::{kdf, location, open_options, print_json, storage, WaitFor};
 use crate::cli::args::*;
 use crate::cli::exit;
 use crate::cli::password::new_password;
@@ -27,8 +27,9 @@ pub(super) fn init(g: &Global, a: InitArgs) -> Result<i32> {
         kdf: kdf(&a.kdf),
     };
     let password = new_password(None, g, true)?;
-    let backend = storage(g, &loc, true)?;
-    let repo = Repository::init(backend, &password, &options, &cache_options(g))?;
+    let open = open_options(g, WaitFor::Other);
+    let backend = storage(&loc, true, &open.transport)?;
+    let repo = Repository::init(backend, &password, &options, &open)?;
     if g.json {
         print_json(
             &json!({ "repository": loc.to_string(), "id": repo.config().repo_id.to_hex() }),

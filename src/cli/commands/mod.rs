@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use vault::format::keyfile::KdfParams;
-use vault::repo::{CacheOptions, SnapshotFilter};
+use vault::format::lock::LockMode;
+use vault::repo::{IndexView, OpenOptions, SealedRepository, SnapshotFilter};
 use vault::storage::{Location, OpendalBackend, Transport};
 use vault::Repository;
 
@@ -59,20 +60,9 @@ fn location(global: &Global) -> Result<Location> {
     }
 }
 
-fn cache_options(global: &Global) -> CacheOptions {
-    if global.no_cache {
-        return CacheOptions { dir: None };
-    }
-    CacheOptions {
-        dir: global
-            .cache_dir
-            .clone()
-            .or_else(|| data_home("XDG_CACHE_HOME", ".cache").map(|d| d.join("vault"))),
-    }
-}
-
-/// Storage at `loc` with the transport settings from the command line.
-fn storage(global: &Global, loc: &Location, create: bool) -> Result<Arc<OpendalBackend>> {
+/// What a command wants of the repository it opens, from the global
+/// options: decided here, once, for every command.
+pub(super) fn open_options(global: &Global, who: WaitFor) -> OpenOptions {
     let mut transport = Transport::default();
     if let Some(n) = global.connections {
         transport.connections = usize::from(n);
@@ -82,20 +72,47 @@ fn storage(global: &Global, loc: &Location, create: bool) -> Result<Arc<OpendalB
     }
     transport.announce_retries =
         !global.quiet && !global.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    Ok(Arc::new(OpendalBackend::open_with(
-        loc, create, &transport,
-    )?))
+    OpenOptions {
+        cache_dir: if global.no_cache {
+            None
+        } else {
+            global
+                .cache_dir
+                .clone()
+                .or_else(|| data_home("XDG_CACHE_HOME", ".cache").map(|d| d.join("vault")))
+        },
+        index: IndexView::Effective,
+        lock_wait: lock_wait(global, who),
+        transport,
+    }
 }
 
+/// Storage at `loc`, reached as `transport` says.
+fn storage(loc: &Location, create: bool, transport: &Transport) -> Result<Arc<OpendalBackend>> {
+    Ok(Arc::new(OpendalBackend::open_with(loc, create, transport)?))
+}
+
+/// Open the repository for a command that fails at once on a conflicting
+/// lock unless `--lock-wait` says otherwise.
 fn open(global: &Global) -> Result<Arc<Repository>> {
-    let backend = storage(global, &location(global)?, false)?;
+    open_with(global, &open_options(global, WaitFor::Other))
+}
+
+/// Open the repository the global options name. It is found before the
+/// password is asked for: a wrong location costs no typing.
+pub(super) fn open_with(global: &Global, options: &OpenOptions) -> Result<Arc<Repository>> {
+    let backend = storage(&location(global)?, false, &options.transport)?;
+    let found = SealedRepository::find(backend)?;
     let password = repository_password(global)?;
-    let repo = Arc::new(Repository::open(
-        backend,
-        &password,
-        &cache_options(global),
-    )?);
-    repo.set_lock_wait(lock_wait(global, WaitFor::Other));
+    Ok(Arc::new(found.open(&password, options)?))
+}
+
+/// Open for a backup, which waits out a prune by default and says so when
+/// it has to.
+pub(super) fn open_for_backup(global: &Global) -> Result<Arc<Repository>> {
+    let options = open_options(global, WaitFor::Backup);
+    let repo = open_with(global, &options)?;
+    unlock::announce_lock_wait(global, &repo, LockMode::Shared, options.lock_wait)?;
     Ok(repo)
 }
 

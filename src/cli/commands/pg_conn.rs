@@ -4,7 +4,7 @@
 //! `PGPASSWORD` or `~/.pgpass`.
 
 use clap::Args;
-use vault::sources::pg::PgConn;
+use vault::engines::pg::PgConn;
 
 #[derive(Args, Debug, Clone)]
 pub struct PgConnArgs {

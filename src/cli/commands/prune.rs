@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use vault::ops::prune::{self, PruneOutcome, PrunePlan, PruneRules, TwoPhasePlan, Wait};
-use vault::ops::Progress;
+use vault::progress::Progress;
 use vault::repo::LockGuard;
 use vault::Repository;
 

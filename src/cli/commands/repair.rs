@@ -8,7 +8,7 @@ use vault::format::Timestamp;
 use vault::ops::check::{check, CheckOptions, DataCheck};
 use vault::ops::repair::index::{self, IndexRepairPlan};
 use vault::ops::repair::snapshots::{self, SnapshotRepairPlan};
-use vault::ops::Progress;
+use vault::progress::Progress;
 use vault::Id;
 
 use super::check::{capped, damage_json, open_unsynced, print_damage};

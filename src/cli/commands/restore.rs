@@ -3,7 +3,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use serde_json::json;
 use vault::ops::restore::{restore, RestoreOptions};
-use vault::ops::Progress;
+use vault::progress::Progress;
 
 use vault::repo::SnapshotFilter;
 

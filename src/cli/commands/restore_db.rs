@@ -9,10 +9,10 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use vault::format::tree::Entry;
-use vault::ops::db_restore::{self, MysqlRestoreStep, SqliteRestorePlan};
+use vault::ops::mysql::{self, MysqlRestoreStep};
+use vault::ops::sqlite::{self, SqliteRestorePlan};
 use vault::ops::walk::file_entry;
-use vault::ops::Progress;
-use vault::sources::mysql;
+use vault::progress::Progress;
 
 use super::snapshot_db::MysqlConnectionArgs;
 use vault::repo::SnapshotFilter;
@@ -66,7 +66,7 @@ fn print_mysql_plan(users: Option<&Entry>, plan: &[MysqlRestoreStep]) {
     if let Some(u) = users {
         println!(
             "would restore users and grants from {} ({})",
-            mysql::USERS_STREAM,
+            vault::engines::mysql::USERS_STREAM,
             human_bytes(u.size)
         );
     }
@@ -84,13 +84,13 @@ pub(super) fn mysql(g: &Global, a: RestoreMysqlArgs) -> Result<i32> {
     let conn = a.conn.connection()?;
     let repo = open(g)?;
     let scope = SnapshotFilter {
-        sources: vec![vault::ops::db_snapshot::MYSQL_SOURCE.into()],
+        sources: vec![mysql::SOURCE.into()],
         ..filter(&a.filter)
     };
     let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &scope)?;
-    let plan = db_restore::plan_mysql_restore(&repo.read_tree(&snap.root)?, &a.databases)?;
+    let plan = mysql::plan_restore(&repo.read_tree(&snap.root)?, &a.databases)?;
     let users = match a.users {
-        true => Some(db_restore::mysql_users_entry(&repo, &snap.root)?),
+        true => Some(mysql::users_entry(&repo, &snap.root)?),
         false => None,
     };
     let databases: Vec<&str> = plan.iter().map(|s| s.database.as_str()).collect();
@@ -111,7 +111,7 @@ pub(super) fn mysql(g: &Global, a: RestoreMysqlArgs) -> Result<i32> {
     let progress = Arc::new(Progress::default());
     let bytes = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore");
-        db_restore::restore_mysql(&repo, &conn, users.as_ref(), &plan, &progress)?
+        mysql::restore(&repo, &conn, users.as_ref(), &plan, &progress)?
     };
     if g.json {
         print_json(&json!({
@@ -149,12 +149,12 @@ fn describe_sqlite_plan(plan: &SqliteRestorePlan) -> String {
 pub(super) fn sqlite(g: &Global, a: RestoreSqliteArgs) -> Result<i32> {
     let repo = open(g)?;
     let scope = SnapshotFilter {
-        sources: vec![vault::ops::db_snapshot::SQLITE_SOURCE.into()],
+        sources: vec![sqlite::SOURCE.into()],
         ..filter(&a.filter)
     };
     let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &scope)?;
     let entry = file_entry(&repo, &snap.root, a.file.as_deref().map(str::as_bytes))?;
-    let plan = db_restore::plan_sqlite_restore(&a.to, a.force)?;
+    let plan = sqlite::plan_restore(&a.to, a.force)?;
     if a.dry_run {
         if g.json {
             print_json(&json!({
@@ -173,7 +173,7 @@ pub(super) fn sqlite(g: &Global, a: RestoreSqliteArgs) -> Result<i32> {
     let progress = Arc::new(Progress::default());
     let bytes = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore");
-        db_restore::restore_sqlite(&repo, &entry, &plan, &progress)?
+        sqlite::restore(&repo, &entry, &plan, &progress)?
     };
     if g.json {
         print_json(&json!({

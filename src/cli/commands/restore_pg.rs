@@ -6,12 +6,12 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
+use vault::engines::pg::parse_table;
 use vault::ops::pg::dependents::Dependent;
 use vault::ops::pg::restore::{
     plan, plan_dependents, restore_pg, Parts, PgRestoreOptions, RestorePlan,
 };
-use vault::ops::Progress;
-use vault::sources::pg::parse_table;
+use vault::progress::Progress;
 
 use super::pg_conn::PgConnArgs;
 use super::{open, postgres_only, print_json, resolve_snapshot};

@@ -11,6 +11,7 @@ use clap::Args;
 use serde_json::json;
 use vault::config::{CopyTarget, Plan};
 use vault::ops::run::{self, state, Context};
+use vault::repo::OpenOptions;
 use vault::Repository;
 
 use super::{data_home, open, print_json};
@@ -83,8 +84,18 @@ pub(super) fn plan_global(g: &Global, plan: &Plan) -> Global {
 }
 
 pub(super) fn open_plan_repo(g: &Global, plan: &Plan) -> Result<Arc<Repository>> {
-    open(&plan_global(g, plan)).with_context(|| format!("opening {}", plan.repository.location))
+    let pg = plan_global(g, plan);
+    let options = OpenOptions {
+        // Tasks run one after another; waiting for another process's lock
+        // beats recording a failure for it.
+        lock_wait: PLAN_LOCK_WAIT,
+        ..super::open_options(&pg, super::WaitFor::Other)
+    };
+    super::open_with(&pg, &options).with_context(|| format!("opening {}", plan.repository.location))
 }
+
+/// How long the tasks of a plan wait for another process's lock.
+const PLAN_LOCK_WAIT: Duration = Duration::from_secs(300);
 
 fn state_dir(plan: &Plan) -> Result<PathBuf> {
     if let Some(d) = &plan.state_dir {
@@ -107,9 +118,6 @@ pub(super) fn run_cmd(g: &Global, a: RunArgs) -> Result<i32> {
     let dir = state_dir(&plan)?;
     let _lock = state::lock(&dir)?;
     let repo = open_plan_repo(g, &plan)?;
-    // Tasks run one after another; waiting for another process's lock
-    // beats recording a failure for it.
-    repo.set_lock_wait(Duration::from_secs(300));
     let open_target = |t: &CopyTarget| -> vault::Result<Arc<Repository>> {
         let side = with_repo(
             g,

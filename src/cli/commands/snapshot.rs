@@ -2,12 +2,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use vault::format::lock::LockMode;
 use vault::ops::snapshot::{self, ParentChoice, SnapshotOptions, SnapshotOutcome};
-use vault::ops::Progress;
+use vault::progress::Progress;
 use vault::repo::SnapshotFilter;
 
-use super::{open, print_json, snapshot_db};
+use super::{print_json, snapshot_db};
 use crate::cli::args::*;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, rfc3339_utc, ProgressGuard};
@@ -78,10 +77,7 @@ pub(super) fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
             "--parent and --force apply to file trees (`vault snapshot files PATH...`)"
         ));
     }
-    let repo = open(g)?;
-    let wait = super::lock_wait(g, super::WaitFor::Backup);
-    repo.set_lock_wait(wait);
-    super::unlock::announce_lock_wait(g, &repo, LockMode::Shared, wait)?;
+    let repo = super::open_for_backup(g)?;
     let progress = Arc::new(Progress::default());
     let outcome = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "snapshot");

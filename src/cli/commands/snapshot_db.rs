@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
-use vault::ops::db_snapshot::{self, MysqlSelection};
+use vault::engines::mysql::MysqlConnection;
+use vault::engines::redis::RedisConnection;
+use vault::ops::mysql::MysqlSelection;
 use vault::ops::snapshot::{ParentChoice, SnapshotOutcome};
-use vault::ops::Progress;
-use vault::sources::mysql::MysqlConnection;
-use vault::sources::redis::RedisConnection;
+use vault::ops::{mysql, redis, sqlite};
+use vault::progress::Progress;
 use vault::Repository;
 
 use super::snapshot::snapshot_options;
@@ -164,7 +165,7 @@ pub(super) fn redis(
         user: a.user.clone(),
     };
     let opts = snapshot_options(meta, ParentChoice::None);
-    Ok(db_snapshot::snapshot_redis(repo, &conn, &opts, progress)?)
+    Ok(redis::snapshot(repo, &conn, &opts, progress)?)
 }
 
 pub(super) fn mysql(
@@ -180,9 +181,7 @@ pub(super) fn mysql(
         users: a.all && !a.no_users,
     };
     let opts = snapshot_options(meta, ParentChoice::None);
-    Ok(db_snapshot::snapshot_mysql(
-        repo, &conn, &selection, &opts, progress,
-    )?)
+    Ok(mysql::snapshot(repo, &conn, &selection, &opts, progress)?)
 }
 
 pub(super) fn sqlite(
@@ -194,9 +193,7 @@ pub(super) fn sqlite(
     a.retired.refuse()?;
     let staging = a.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
     let opts = snapshot_options(meta, ParentChoice::None);
-    Ok(db_snapshot::snapshot_sqlite(
-        repo, &a.file, &staging, &opts, progress,
-    )?)
+    Ok(sqlite::snapshot(repo, &a.file, &staging, &opts, progress)?)
 }
 
 #[cfg(test)]

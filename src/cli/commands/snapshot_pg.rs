@@ -6,9 +6,8 @@ use anyhow::Result;
 use clap::Args;
 use vault::ops::pg::snapshot::{snapshot_pg, Databases, PgSnapshotOptions};
 use vault::ops::snapshot::ParentChoice;
-use vault::ops::Progress;
+use vault::progress::Progress;
 
-use super::open;
 use super::pg_conn::PgConnArgs;
 use super::snapshot::{report_snapshot, snapshot_options};
 use crate::cli::args::{Global, SnapshotMeta};
@@ -38,10 +37,7 @@ pub struct PgSnapshotArgs {
 
 pub(super) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs, meta: &SnapshotMeta) -> Result<i32> {
     let conn = a.conn.conn(a.dbname.clone().or(a.database.clone()))?;
-    let repo = open(g)?;
-    let wait = super::lock_wait(g, super::WaitFor::Backup);
-    repo.set_lock_wait(wait);
-    super::unlock::announce_lock_wait(g, &repo, vault::format::lock::LockMode::Shared, wait)?;
+    let repo = super::open_for_backup(g)?;
     let opts = PgSnapshotOptions {
         conn,
         databases: if a.all {

@@ -23,12 +23,12 @@ use self::attribute::{Attribution, DamagedPath, LostBlobs};
 use self::packs::PackVerdict;
 use self::plan::{PackInfo, Subset};
 use super::reachable::reachable;
-use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::index::IndexPack;
 use crate::format::marks::Marks;
 use crate::format::snapshot::Snapshot;
 use crate::format::{BlobKind, Id, Timestamp};
+use crate::progress::Progress;
 use crate::repo::{ObjectKind, Repository};
 
 /// How much pack data to download and verify.
@@ -122,7 +122,7 @@ impl CheckReport {
     }
 }
 
-/// Run a check. `repo` should be opened with `Repository::open_unsynced`
+/// Run a check. `repo` should be opened with `IndexView::Unread`
 /// and an in-memory cache: the check fills the cache itself from the index
 /// objects it can read, so a damaged one does not stop it and a stale
 /// local cache cannot hide a lost one.

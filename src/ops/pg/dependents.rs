@@ -9,10 +9,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::engines::pg::session::Session;
+use crate::engines::pg::toc::{blocks, Name};
+use crate::engines::pg::{from_hex, qualified, quote_ident, quote_literal};
 use crate::error::{Error, Result};
-use crate::sources::pg::session::Session;
-use crate::sources::pg::toc::{blocks, Name};
-use crate::sources::pg::{from_hex, qualified, quote_ident, quote_literal};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Dependent {

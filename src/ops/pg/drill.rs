@@ -8,16 +8,16 @@ use std::time::Instant;
 
 use super::restore::{restore_pg, Parts, PgRestoreOptions};
 use super::{recorded_databases, recorded_facts, recorded_tables};
+use crate::engines::pg::session::Session;
+use crate::engines::pg::{facts, qualified, PgConn};
 use crate::error::Result;
 use crate::format::drill::{Check, Drill};
 use crate::format::pg_facts::DatabaseFacts;
 use crate::format::snapshot::Snapshot;
 use crate::format::{Id, Timestamp};
-use crate::ops::Progress;
+use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::sources::hostname;
-use crate::sources::pg::session::Session;
-use crate::sources::pg::{facts, qualified, PgConn};
+use crate::system::hostname;
 
 #[derive(Debug, Clone, Default)]
 pub struct DrillOptions {
@@ -199,11 +199,11 @@ pub fn verify_database(session: &mut Session, recorded: &DatabaseFacts) -> Vec<C
 
 /// Drop the drill's databases from a server that outlives the drill.
 fn drop_databases(conn: &PgConn, created: &[String]) {
-    if let Ok(mut s) = Session::open(conn, Some(crate::sources::pg::MAINTENANCE_DB)) {
+    if let Ok(mut s) = Session::open(conn, Some(crate::engines::pg::MAINTENANCE_DB)) {
         for db in created {
             let _ = s.query(&format!(
                 "DROP DATABASE IF EXISTS {}",
-                crate::sources::pg::quote_ident(db)
+                crate::engines::pg::quote_ident(db)
             ));
         }
         let _ = s.close();

@@ -18,6 +18,11 @@ use std::time::Instant;
 
 use super::dependents::{self, Dependent};
 use super::{check_source, recorded_databases, recorded_tables};
+use crate::engines::pg::database::{self, DatabaseSql};
+use crate::engines::pg::names::{self, LARGE_OBJECTS_DIR, POST_DATA, PRE_DATA, ROLES, SEQUENCES};
+use crate::engines::pg::session::Session;
+use crate::engines::pg::toc::{select, select_large_objects, select_sequences, Name};
+use crate::engines::pg::{program, psql_command, qualified, quote_ident, quote_literal, PgConn};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::pg_tables::TableRows;
 use crate::format::snapshot::Snapshot;
@@ -25,14 +30,9 @@ use crate::format::tree::{ChunkRef, EntryKind};
 use crate::ops::content::{for_each_chunk, SEQUENTIAL_READAHEAD};
 use crate::ops::jobs::run_jobs;
 use crate::ops::walk::{resolve, Resolved};
-use crate::ops::Progress;
+use crate::progress::Progress;
 use crate::repo::{BlobReader, Repository};
-use crate::sources::command::{spawn, wait_success, StderrTail};
-use crate::sources::pg::database::{self, DatabaseSql};
-use crate::sources::pg::names::{self, LARGE_OBJECTS_DIR, POST_DATA, PRE_DATA, ROLES, SEQUENCES};
-use crate::sources::pg::session::Session;
-use crate::sources::pg::toc::{select, select_large_objects, select_sequences, Name};
-use crate::sources::pg::{program, psql_command, qualified, quote_ident, quote_literal, PgConn};
+use crate::system::process::{spawn, wait_success, StderrTail};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parts {
@@ -285,13 +285,13 @@ fn run_script(conn: &PgConn, database: &str, sql: &str) -> Result<()> {
 
 /// Run SQL in the maintenance database (roles, databases).
 fn on_server(conn: &PgConn, sql: &str) -> Result<()> {
-    run_script(conn, crate::sources::pg::MAINTENANCE_DB, sql)
+    run_script(conn, crate::engines::pg::MAINTENANCE_DB, sql)
 }
 
 /// Create the target as the snapshot's database was (or plainly, for a
 /// snapshot that did not record it).
 fn create_database(plan: &RestorePlan, conn: &PgConn, db: &DatabaseSql) -> Result<()> {
-    let mut s = Session::open(conn, Some(crate::sources::pg::MAINTENANCE_DB))?;
+    let mut s = Session::open(conn, Some(crate::engines::pg::MAINTENANCE_DB))?;
     let exists = s.value(&format!(
         "SELECT count(*) FROM pg_database WHERE datname = {}",
         quote_literal(&plan.target)
@@ -313,7 +313,7 @@ fn create_database(plan: &RestorePlan, conn: &PgConn, db: &DatabaseSql) -> Resul
     // database made by the first must not stay behind.
     psql_fed(
         conn,
-        crate::sources::pg::MAINTENANCE_DB,
+        crate::engines::pg::MAINTENANCE_DB,
         &[],
         &mut |stdin| write_all(stdin, sql.as_bytes()),
     )
@@ -328,7 +328,7 @@ fn create_database(plan: &RestorePlan, conn: &PgConn, db: &DatabaseSql) -> Resul
 
 /// Drop a database this restore created and could not finish.
 fn drop_created(conn: &PgConn, target: &str) -> Result<()> {
-    let mut s = Session::open(conn, Some(crate::sources::pg::MAINTENANCE_DB))?;
+    let mut s = Session::open(conn, Some(crate::engines::pg::MAINTENANCE_DB))?;
     s.query(&format!(
         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
         quote_ident(target)

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::engines::pg::{program, PgConn};
 use crate::error::{Error, ErrorKind, Result};
-use crate::sources::command::{spawn, wait_success, StderrTail};
-use crate::sources::pg::{program, PgConn};
+use crate::system::process::{spawn, wait_success, StderrTail};
 
 /// The account a root-run drill's cluster belongs to.
 const SERVER_ACCOUNT: &str = "postgres";

@@ -17,22 +17,22 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::engines::pg::facts;
+use crate::engines::pg::names::{self, GLOBALS, POST_DATA, PRE_DATA, ROLES, SEQUENCES};
+use crate::engines::pg::session::Session;
+use crate::engines::pg::toc::sequence_trailer;
+use crate::engines::pg::{from_hex, program, qualified, quote_literal, PgConn, CLIENT_ENV};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::pg_facts::{self, DatabaseFacts, PG_FACTS_KEY};
 use crate::format::pg_tables::{self, TableRows, PG_SERVER_VERSION_KEY, PG_TABLES_KEY};
+use crate::ingest::stream_set::StreamSet;
 use crate::ops::jobs::run_jobs;
 use crate::ops::snapshot::{
     add_observed_output, add_process_output, SnapshotOptions, SnapshotOutcome,
 };
-use crate::ops::stream_set::StreamSet;
-use crate::ops::Progress;
+use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::sources::command::Stderr;
-use crate::sources::pg::facts;
-use crate::sources::pg::names::{self, GLOBALS, POST_DATA, PRE_DATA, ROLES, SEQUENCES};
-use crate::sources::pg::session::Session;
-use crate::sources::pg::toc::sequence_trailer;
-use crate::sources::pg::{from_hex, program, qualified, quote_literal, PgConn, CLIENT_ENV};
+use crate::system::process::Stderr;
 
 #[derive(Debug, Clone)]
 pub enum Databases {
@@ -372,7 +372,7 @@ pub fn snapshot_pg(
     let (databases, server_version) = {
         let maintenance = match opts.databases {
             Databases::One => None,
-            Databases::All => Some(crate::sources::pg::MAINTENANCE_DB),
+            Databases::All => Some(crate::engines::pg::MAINTENANCE_DB),
         };
         let mut s = Session::open(&opts.conn, maintenance)?;
         let version = s.value("SHOW server_version")?;

@@ -32,13 +32,13 @@ pub use plan::{
 };
 
 use super::reachable::reachable;
-use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::index::IndexBody;
 use crate::format::marks::{Holder, Marks};
 use crate::format::{layout, BlobKind, Id, Timestamp};
+use crate::progress::Progress;
 use crate::repo::{BlobWriter, LockGuard, ObjectKind, Repository, WriteStats};
-use crate::sources::hostname;
+use crate::system::hostname;
 
 /// Blobs per index object written by prune (about 2 MiB of index each).
 const INDEX_BLOBS_PER_OBJECT: usize = 50_000;

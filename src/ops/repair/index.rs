@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::error::{ErrorKind, Result};
 use crate::format::index::{IndexBody, IndexPack};
 use crate::format::{layout, Id};
-use crate::ops::Progress;
+use crate::progress::Progress;
 use crate::repo::{LockGuard, ObjectKind, Repository};
 
 /// Packs per new index object: a few MiB of index each.

@@ -11,22 +11,24 @@ use super::plan::{Task, DRILL_STEP};
 use super::source_tag;
 use super::verify::verify_snapshot;
 use crate::config::{CopyTarget, Plan, Source, SourceKind};
+use crate::engines::mysql::MysqlConnection;
+use crate::engines::pg::PgConn;
+use crate::engines::redis::RedisConnection;
 use crate::error::{Error, Result};
 use crate::format::run::{RunRecord, Step};
 use crate::format::snapshot::Snapshot;
 use crate::format::{Id, Timestamp};
 use crate::ops::check::{check, CheckOptions, DataCheck};
-use crate::ops::db_snapshot::{self, MysqlSelection};
+use crate::ops::mysql::MysqlSelection;
 use crate::ops::pg::drill::{drill_pg, DrillOptions};
 use crate::ops::pg::snapshot::{snapshot_pg, Databases, PgSnapshotOptions};
 use crate::ops::prune::{self, PruneRules};
 use crate::ops::snapshot::{self, ParentChoice, SnapshotOptions, SnapshotOutcome};
-use crate::ops::{copy, forget, Progress};
+use crate::ops::{copy, forget};
+use crate::ops::{mysql, redis, sqlite};
 use crate::policy::{self, Selection};
+use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::sources::mysql::MysqlConnection;
-use crate::sources::pg::PgConn;
-use crate::sources::redis::RedisConnection;
 
 type Opener<'a, T> = &'a (dyn Fn(&T) -> Result<Arc<Repository>> + Sync);
 
@@ -113,7 +115,7 @@ pub fn run_task(ctx: &Context<'_>, task: &Task) -> RunRecord {
     }
     RunRecord {
         time,
-        host: crate::sources::hostname(),
+        host: crate::system::hostname(),
         task: task.name().to_string(),
         passed: s.message.is_empty() && !s.steps.is_empty(),
         duration_ms: started.elapsed().as_millis() as u64,
@@ -229,7 +231,7 @@ fn take_snapshot(
                 socket: socket.clone().map(OsString::from),
                 user: user.clone(),
             };
-            db_snapshot::snapshot_redis(repo, &conn, &streams, progress)
+            redis::snapshot(repo, &conn, &streams, progress)
         }
         SourceKind::Mysql {
             databases,
@@ -254,11 +256,9 @@ fn take_snapshot(
                 databases: databases.clone(),
                 users: *all,
             };
-            db_snapshot::snapshot_mysql(repo, &conn, &selection, &streams, progress)
+            mysql::snapshot(repo, &conn, &selection, &streams, progress)
         }
-        SourceKind::Sqlite { file } => {
-            db_snapshot::snapshot_sqlite(repo, file, staging, &streams, progress)
-        }
+        SourceKind::Sqlite { file } => sqlite::snapshot(repo, file, staging, &streams, progress),
         SourceKind::Cmd { command, stream } => {
             let Some((program, args)) = command.split_first() else {
                 return Err(Error::invalid("empty command"));

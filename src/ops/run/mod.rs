@@ -114,7 +114,7 @@ pub fn gather(plan: &Plan, repo: &Repository, now: Timestamp) -> Result<Status> 
 pub fn notify(plan: &Plan, status: &Status, state_dir: &Path) -> Vec<String> {
     let mut warnings = Vec::new();
     let now = Timestamp::now();
-    let host = crate::sources::hostname();
+    let host = crate::system::hostname();
     if plan.alerts.command.is_some()
         || plan.alerts.webhook.is_some()
         || plan.alerts.webhook_file.is_some()

@@ -3,21 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::fs::Metadata;
-use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 use crate::format::tree::{ChunkRef, Content, Entry, EntryKind, Tree};
 use crate::format::{BlobKind, Id, Timestamp};
-use crate::ops::Progress;
+use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
+use crate::system::Owners;
 
-use super::Owners;
+use super::stream::{save_in_turn, save_small, save_stream, StreamError};
 
 /// Walks file trees into a repository. One per snapshot run; the entries of
 /// each folder are saved in parallel.
@@ -406,125 +405,36 @@ fn all_indexed(repo: &Repository, chunks: &[ChunkRef]) -> Result<bool> {
     Ok(true)
 }
 
-/// A file expected to fit in one chunk. If it grew past `min` since it was
-/// stat'ed, its bytes go through the chunker after all.
-fn save_small(
-    writer: &BlobWriter,
-    mut file: std::fs::File,
-    min: u64,
-    seed: u64,
-    progress: &Progress,
-) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
-    let mut data = Vec::new();
-    (&mut file)
-        .take(min)
-        .read_to_end(&mut data)
-        .map_err(StreamError::Read)?;
-    if data.len() as u64 == min {
-        return save_in_turn(
-            writer,
-            std::io::Cursor::new(data).chain(file),
-            seed,
-            progress,
-        );
-    }
-    if data.is_empty() {
-        return Ok((vec![], 0));
-    }
-    let chunk = save_chunk(writer, data, progress)?;
-    Ok((vec![chunk], u64::from(chunk.len)))
-}
-
-fn save_chunk(
-    writer: &BlobWriter,
-    data: Vec<u8>,
-    progress: &Progress,
-) -> std::result::Result<ChunkRef, StreamError> {
-    let len = data.len() as u32;
-    progress
-        .bytes_read
-        .fetch_add(u64::from(len), Ordering::Relaxed);
-    let id = writer
-        .save(BlobKind::Data, data)
-        .map_err(StreamError::Repo)?;
-    Ok(ChunkRef { id, len })
-}
-
-/// Why a stream could not be stored: the source failed (skip it, or fail the
-/// snapshot for streams), or the repository failed (always fatal).
-pub enum StreamError {
-    Read(std::io::Error),
-    Repo(Error),
-}
-
 /// Files from this size on get a chunking thread of their own
 /// (`save_stream`); smaller ones are cut and hashed in turn by the walking
 /// thread, which keeps memory down while many files are read at once.
 const PIPELINE_THRESHOLD: u64 = 16 << 20;
 
-/// Cut and save a stream on the calling thread.
-fn save_in_turn(
-    writer: &BlobWriter,
-    reader: impl Read,
-    seed: u64,
-    progress: &Progress,
-) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
-    let params = writer.repo().config().chunker;
-    let mut chunks = Vec::new();
-    let mut total = 0u64;
-    for chunk in Chunker::new(reader, &params, seed) {
-        let chunk = save_chunk(writer, chunk.map_err(StreamError::Read)?, progress)?;
-        total += u64::from(chunk.len);
-        chunks.push(chunk);
-    }
-    Ok((chunks, total))
-}
+/// Threads that walk and read file trees. Reading is I/O bound when the
+/// page cache is cold (a nightly backup's normal case), and more requests in
+/// flight than cores keep the disk busy; the CPU-bound sealing has its own
+/// threads.
+const WALK_THREADS: usize = 12;
 
-/// Chunks in flight between the chunking thread and the hashers.
-const CHUNKS_IN_FLIGHT: usize = 8;
-
-/// Chunk a byte stream into the repository; returns its chunk list and length.
-///
-/// One thread reads and cuts the stream; the current rayon pool hashes,
-/// deduplicates and queues the chunks, so cutting the next chunks overlaps
-/// hashing the last ones. Chunks are numbered as they are cut and put back
-/// in order at the end.
-pub fn save_stream(
-    writer: &BlobWriter,
-    reader: impl Read + Send,
-    seed: u64,
-    progress: &Progress,
-) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
-    use rayon::iter::{ParallelBridge, ParallelIterator};
-    let params = writer.repo().config().chunker;
-    std::thread::scope(|scope| {
-        let (tx, rx) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(CHUNKS_IN_FLIGHT);
-        let cutter = scope.spawn(move || -> std::io::Result<()> {
-            for (n, chunk) in Chunker::new(reader, &params, seed).enumerate() {
-                if tx.send((n, chunk?)).is_err() {
-                    break; // the hashers stopped on an error
-                }
-            }
-            Ok(())
-        });
-        let saved: std::result::Result<Vec<(usize, ChunkRef)>, StreamError> = rx
-            .into_iter()
-            .par_bridge()
-            .map(|(n, data)| save_chunk(writer, data, progress).map(|c| (n, c)))
-            .collect();
-        // A read error ends the stream early: it outranks what was saved.
-        match cutter.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(StreamError::Read(e)),
-            Err(_) => {
-                return Err(StreamError::Read(std::io::Error::other(
-                    "the chunking thread panicked",
-                )))
-            }
-        }
-        let mut saved = saved?;
-        saved.sort_unstable_by_key(|(n, _)| *n);
-        let total = saved.iter().map(|(_, c)| u64::from(c.len)).sum();
-        Ok((saved.into_iter().map(|(_, c)| c).collect(), total))
-    })
+/// Threads for walking trees whose entries may each run `save_stream`:
+/// kept apart from rayon's global pool, which the streams' readers use, so
+/// walkers blocked on a stream cannot starve the work feeding it.
+pub fn walk_pool() -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(
+            WALK_THREADS.max(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+            ),
+        )
+        .thread_name(|i| format!("vault-walk-{i}"))
+        .stack_size(crate::system::WALK_STACK)
+        .build()
+        .map_err(|e| {
+            Error::new(
+                crate::ErrorKind::Io,
+                format!("cannot start walking threads: {e}"),
+            )
+        })
 }

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::process::Command;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::sources::command::query;
+use crate::system::process::query;
 
 /// The name the RDB file gets in a snapshot (the server's default name).
 pub const RDB_NAME: &str = "dump.rdb";
@@ -62,7 +62,7 @@ impl RedisConnection {
         parse_version(&out).ok_or_else(|| {
             // redis-cli exits 0 after a refused password and prints the
             // server's refusal as the reply.
-            let reply = super::command::last_line(&out);
+            let reply = crate::system::process::last_line(&out);
             let detail = [reply.as_str(), said.as_str()]
                 .iter()
                 .filter(|s| !s.is_empty())

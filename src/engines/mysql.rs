@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::error::{Error, Result};
-use crate::sources::command::query;
+use crate::system::process::query;
 
 /// Where the server's users, roles and grants are stored in a snapshot: in
 /// a folder, so no database's `<database>.sql` can take the name.

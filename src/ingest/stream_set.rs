@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use super::snapshot::{commit, draft, Draft, SnapshotOptions, SnapshotOutcome};
-use super::Progress;
+use super::draft::{commit, draft, Draft, SnapshotOptions, SnapshotOutcome};
+use super::stream::{save_stream, StreamError};
 use crate::error::{Error, Result};
 use crate::format::tree::{valid_name, ChunkRef, Content, Entry, EntryKind, Tree};
 use crate::format::{BlobKind, Id};
+use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
-use crate::sources::files::{save_stream, StreamError};
-use crate::sources::Owners;
+use crate::system::Owners;
 
 /// A stream's place: folder names, then the file name.
 type StreamPath = Vec<Vec<u8>>;

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 
 use super::{psql_command, PgConn};
 use crate::error::{Error, ErrorKind, Result};
-use crate::sources::command::{spawn, wait_success, StderrTail};
+use crate::system::process::{spawn, wait_success, StderrTail};
 
 pub struct Session {
     child: Child,

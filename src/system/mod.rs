@@ -1,15 +1,17 @@
-//! What produces the bytes a snapshot stores: file trees, standard input,
-//! the output of a command. Database sources build on the stream sources.
+//! What vault asks of the machine it runs on: its name, the users and
+//! groups behind ids, and the programs it starts.
 
-pub mod command;
-pub mod files;
-pub mod mysql;
 mod owners;
-pub mod pg;
-pub mod redis;
-pub mod sqlite;
+pub mod process;
 
 pub use owners::Owners;
+
+/// Stack for every thread that walks trees. Walkers recurse once per folder
+/// level (through rayon's parallel iterators for snapshot and copy), and a
+/// folder chain thousands of levels deep, which any local user can plant,
+/// overflowed default stacks and aborted the run. The reservation is
+/// virtual: only the pages a deep walk touches are used.
+pub const WALK_STACK: usize = 256 << 20;
 
 /// This machine's name, as snapshots record it by default.
 pub fn hostname() -> String {

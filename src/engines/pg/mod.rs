@@ -1,4 +1,4 @@
-//! PostgreSQL as a source: connection options in libpq's terms, the client
+//! PostgreSQL: connection options in libpq's terms, the client
 //! programs (psql, pg_dump) vault drives, and SQL quoting. Passwords are
 //! never passed on a command line: libpq reads them from `PGPASSWORD` or
 //! `~/.pgpass`, which the programs inherit.
