@@ -36,6 +36,9 @@ pub enum ErrorKind {
     PermissionDenied,
     /// A disk (the repository's, or a restore's target) is full.
     NoSpace,
+    /// A bug in vault, such as a worker thread that panicked: nothing the
+    /// caller passed or the repository holds explains it.
+    Internal,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.
@@ -88,6 +91,15 @@ impl Error {
 
     pub fn invalid(context: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidInput, context)
+    }
+
+    /// A worker thread that panicked (`what` names it): a bug, reported
+    /// as such rather than blamed on the caller's input.
+    pub fn panicked(what: &str) -> Self {
+        Error::new(
+            ErrorKind::Internal,
+            format!("internal error: {what} panicked (a bug in vault)"),
+        )
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
