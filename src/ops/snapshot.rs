@@ -64,17 +64,23 @@ pub(super) struct Draft {
     written_mark: usize,
 }
 
+/// What a snapshot read, for its summary.
+pub(super) struct ReadCounts {
+    pub(super) files: u64,
+    pub(super) dirs: u64,
+    pub(super) bytes_read: u64,
+}
+
 pub(super) fn commit(
     repo: &Repository,
     writer: BlobWriter,
     draft: Draft,
     root: Id,
-    counts: (u64, u64, u64),
+    counts: ReadCounts,
     warnings: Vec<String>,
     opts: &SnapshotOptions,
 ) -> Result<SnapshotOutcome> {
     let stats = writer.finish()?;
-    let (files, dirs, bytes_read) = counts;
     let snapshot = Snapshot {
         time: draft.time,
         host: opts.host.clone().unwrap_or_else(hostname),
@@ -85,9 +91,9 @@ pub(super) fn commit(
         root,
         parent: draft.parent,
         summary: Summary {
-            files,
-            dirs,
-            bytes_read,
+            files: counts.files,
+            dirs: counts.dirs,
+            bytes_read: counts.bytes_read,
             bytes_added: stats.stored_bytes_added,
             blobs_added: stats.blobs_added,
             duration_ms: draft.started.elapsed().as_millis() as u64,
@@ -208,13 +214,13 @@ pub fn snapshot_files(
     let root = walk_pool()?
         .install(|| saver.save_paths(&normalized, parent.as_ref().map(|(_, s)| &s.root)))?;
     let walked = saver.report();
-    let counts = (
-        walked.files,
-        walked.dirs,
-        progress
+    let counts = ReadCounts {
+        files: walked.files,
+        dirs: walked.dirs,
+        bytes_read: progress
             .bytes_read
             .load(std::sync::atomic::Ordering::Relaxed),
-    );
+    };
     let warnings = walked.warnings;
     commit(repo, writer, draft, root, counts, warnings, opts)
 }
