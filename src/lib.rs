@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod error;
 pub mod format;
 pub mod storage;
+pub mod units;
 
 pub use error::{Error, ErrorKind, Result};
 pub use format::Id;

@@ -55,20 +55,10 @@ pub struct Global {
     pub lock_wait: Option<std::time::Duration>,
 }
 
-/// A wait: a number of seconds, or a number with a unit (`s`, `m`, `h`).
-pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 10m, 1h, 0)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m or h)")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+/// A wait: elapsed time as every option takes it (a plain number is
+/// seconds).
+pub fn parse_wait(s: &str) -> Result<std::time::Duration, vault::Error> {
+    vault::units::parse_elapsed(s).map(std::time::Duration::from_secs)
 }
 
 #[derive(Subcommand, Debug)]
