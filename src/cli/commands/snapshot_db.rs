@@ -17,7 +17,7 @@ use vault::sources::redis::RedisConnection;
 use vault::Repository;
 
 use super::snapshot::snapshot_options;
-use crate::cli::args::{RetiredHost, SnapshotMeta};
+use super::snapshot::{RetiredHost, SnapshotMeta};
 
 #[derive(Args, Debug)]
 pub struct RedisArgs {

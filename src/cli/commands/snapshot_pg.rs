@@ -10,8 +10,9 @@ use vault::ops::Progress;
 
 use super::open;
 use super::pg_conn::PgConnArgs;
+use super::snapshot::SnapshotMeta;
 use super::snapshot::{report_snapshot, snapshot_options};
-use crate::cli::args::{Global, SnapshotMeta};
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::ProgressGuard;
 
