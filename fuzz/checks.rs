@@ -132,13 +132,10 @@ pub fn key(data: &[u8]) -> bool {
         let encoded = set.encode();
         let again = KeySet::decode(&encoded)
             .unwrap_or_else(|e| panic!("re-encoded key set does not decode: {e:?}"));
-        assert_eq!(again.id_key[..], set.id_key[..]);
-        assert_eq!(again.chunker_key[..], set.chunker_key[..]);
+        assert_eq!(again.id_key()[..], set.id_key()[..]);
+        assert_eq!(again.chunker_key()[..], set.chunker_key()[..]);
         let keys = |s: &KeySet| -> Vec<(u32, [u8; 32])> {
-            s.data_keys
-                .iter()
-                .map(|(epoch, key)| (*epoch, **key))
-                .collect()
+            s.data_keys().map(|(epoch, key)| (*epoch, **key)).collect()
         };
         assert_eq!(
             keys(&again),

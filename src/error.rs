@@ -1,5 +1,10 @@
 //! The library's error type: a kind a caller can branch on, a one-line context
 //! naming the object or path involved, and the underlying cause.
+//!
+//! An error prints its context and its cause (`context: cause`), so a message
+//! built from it says everything; `source()` then goes on from the cause's own
+//! source, as `std::io::Error` does for the error it wraps. Printing the
+//! chain (`error: source: source's source ...`) thus says each thing once.
 
 use std::fmt;
 
@@ -36,6 +41,9 @@ pub enum ErrorKind {
     PermissionDenied,
     /// A disk (the repository's, or a restore's target) is full.
     NoSpace,
+    /// A bug in vault, such as a worker thread that panicked: nothing the
+    /// caller passed or the repository holds explains it.
+    Internal,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.
@@ -76,6 +84,16 @@ impl Error {
         &self.context
     }
 
+    /// The kind of the I/O error at the root of this one, if that is what
+    /// it is (`source()` steps past the cause, so ask here).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        let cause = self.source.as_deref()?;
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cause.downcast_ref::<Error>()?.io_kind()
+    }
+
     /// Prefix the context with where the error happened (an object, a path).
     pub fn at(mut self, place: impl fmt::Display) -> Self {
         self.context = format!("{place}: {}", self.context);
@@ -88,6 +106,15 @@ impl Error {
 
     pub fn invalid(context: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidInput, context)
+    }
+
+    /// A worker thread that panicked (`what` names it): a bug, reported
+    /// as such rather than blamed on the caller's input.
+    pub fn panicked(what: &str) -> Self {
+        Error::new(
+            ErrorKind::Internal,
+            format!("internal error: {what} panicked (a bug in vault)"),
+        )
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
@@ -118,9 +145,42 @@ impl fmt::Debug for Error {
 }
 
 impl std::error::Error for Error {
+    /// What comes after the cause, which Display has already printed.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|s| s as &(dyn std::error::Error + 'static))
+        self.source.as_deref()?.source()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(c) = next {
+            out.push(c.to_string());
+            next = c.source();
+        }
+        out
+    }
+
+    #[test]
+    fn the_chain_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed");
+        let inner = Error::io("writing a to standard output", io);
+        assert_eq!(
+            inner.to_string(),
+            "writing a to standard output: pipe closed"
+        );
+        assert!(inner.source().is_none());
+        let outer = Error::with_source(ErrorKind::Io, "dump", inner);
+        assert_eq!(
+            chain(&outer),
+            ["dump: writing a to standard output: pipe closed"]
+        );
+        assert_eq!(outer.io_kind(), Some(std::io::ErrorKind::BrokenPipe));
+        assert_eq!(Error::invalid("x").io_kind(), None);
     }
 }

@@ -4,7 +4,8 @@
 //! The modules stand in layers; each imports only from layers below it
 //! (ARCHITECTURE.md draws the map, and `tests/architecture.rs` enforces it):
 //!
-//! - `error`, `format`, `chunker`, `crypto`, `policy`, `progress`: pure;
+//! - `error`, `format`, `chunker`, `crypto`, `policy`, `progress`, `units`:
+//!   pure;
 //! - `system`, `storage`, `cache`, `config`: the machine and its services;
 //! - `engines`: the database servers and their client programs;
 //! - `repo`: the repository, its objects, locks and the write pipeline;
@@ -27,6 +28,7 @@ pub mod repo;
 pub mod serve;
 pub mod storage;
 pub mod system;
+pub mod units;
 
 pub use error::{Error, ErrorKind, Result};
 pub use format::Id;

@@ -38,13 +38,7 @@ fn run(parsed: cli::Cli) -> i32 {
     match cli::run(parsed) {
         Ok(code) => code,
         Err(err) => {
-            // A closed pipe (`vault dump ... | head`) is the reader's choice.
-            let broken_pipe = err.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-                    || c.to_string().contains("Broken pipe")
-            });
-            if broken_pipe {
+            if is_broken_pipe(&err) {
                 cli::exit::OK
             } else {
                 eprintln!("vault: {}", one_line(&err));
@@ -54,15 +48,23 @@ fn run(parsed: cli::Cli) -> i32 {
     }
 }
 
-/// Errors print as one line: the chain joined with ": ".
+/// A closed pipe (`vault dump ... | head`) is the reader's choice, not an
+/// error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        let kind = match c.downcast_ref::<vault::Error>() {
+            Some(e) => e.io_kind(),
+            None => c.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Errors print as one line: the chain joined with ": ". Each link says
+/// only what the links after it do not (vault::Error's Display and
+/// source() are made so).
 fn one_line(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
+    let parts: Vec<String> = err.chain().map(|c| c.to_string()).collect();
     parts.join(": ").replace('\n', " ")
 }
 

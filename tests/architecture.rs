@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("crypto", 2),
     ("policy", 2),
     ("progress", 2),
+    ("units", 2),
     ("system", 3),
     ("storage", 3),
     ("cache", 3),
@@ -37,7 +38,9 @@ const ROOT_REEXPORTS: &[(&str, &str)] = &[
 
 /// Modules that must stay pure: bytes and rules, no files, sockets,
 /// processes or environment.
-const PURE: &[&str] = &["error", "format", "chunker", "crypto", "policy", "progress"];
+const PURE: &[&str] = &[
+    "error", "format", "chunker", "crypto", "policy", "progress", "units",
+];
 const IO_PATHS: &[&str] = &[
     "std::fs",
     "std::net",

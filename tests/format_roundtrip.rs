@@ -177,15 +177,18 @@ fn keyset_parts() -> impl Strategy<Value = KeySetParts> {
     )
 }
 
+/// `data_keys` is never empty (the strategies make at least one).
 fn keyset((id_key, chunker_key, data_keys): &KeySetParts) -> KeySet {
-    KeySet {
-        id_key: Zeroizing::new(*id_key),
-        chunker_key: Zeroizing::new(*chunker_key),
-        data_keys: data_keys
-            .iter()
-            .map(|(e, k)| (*e, Zeroizing::new(*k)))
-            .collect(),
+    let (first, more) = data_keys.split_first().expect("at least one data key");
+    let mut set = KeySet::new(
+        Zeroizing::new(*id_key),
+        Zeroizing::new(*chunker_key),
+        (first.0, Zeroizing::new(first.1)),
+    );
+    for (e, k) in more {
+        set.add_data_key(*e, Zeroizing::new(*k));
     }
+    set
 }
 
 fn pack_entry() -> impl Strategy<Value = PackEntry> {
@@ -516,9 +519,9 @@ proptest! {
     fn keyset_round_trip(parts in keyset_parts()) {
         let set = keyset(&parts);
         let decoded = KeySet::decode(&set.encode()).unwrap();
-        prop_assert_eq!(*decoded.id_key, parts.0);
-        prop_assert_eq!(*decoded.chunker_key, parts.1);
-        let keys: Vec<(u32, [u8; 32])> = decoded.data_keys.iter().map(|(e, k)| (*e, **k)).collect();
+        prop_assert_eq!(**decoded.id_key(), parts.0);
+        prop_assert_eq!(**decoded.chunker_key(), parts.1);
+        let keys: Vec<(u32, [u8; 32])> = decoded.data_keys().map(|(e, k)| (*e, **k)).collect();
         prop_assert_eq!(keys, parts.2);
     }
 
@@ -903,11 +906,12 @@ fn open_with_rejects_a_changed_epoch() {
 /// different keys; such a key set is refused.
 #[test]
 fn keyset_with_repeated_epoch_is_rejected() {
-    let set = KeySet {
-        id_key: Zeroizing::new([1; 32]),
-        chunker_key: Zeroizing::new([2; 32]),
-        data_keys: vec![(5, Zeroizing::new([3; 32])), (5, Zeroizing::new([4; 32]))],
-    };
+    let mut set = KeySet::new(
+        Zeroizing::new([1; 32]),
+        Zeroizing::new([2; 32]),
+        (5, Zeroizing::new([3; 32])),
+    );
+    set.add_data_key(5, Zeroizing::new([4; 32]));
     let err = KeySet::decode(&set.encode())
         .err()
         .expect("repeated epoch accepted");

@@ -200,14 +200,13 @@ const KEYSET_NONCE_START: u8 = 0xf0;
 const SALT_START: u8 = 0xa0;
 
 fn keyset() -> KeySet {
-    KeySet {
-        id_key: Zeroizing::new(seq(ID_KEY_START)),
-        chunker_key: Zeroizing::new(seq(CHUNKER_KEY_START)),
-        data_keys: vec![
-            (0, Zeroizing::new(seq(DATA_KEY_0_START))),
-            (1, Zeroizing::new(seq(DATA_KEY_1_START))),
-        ],
-    }
+    let mut set = KeySet::new(
+        Zeroizing::new(seq(ID_KEY_START)),
+        Zeroizing::new(seq(CHUNKER_KEY_START)),
+        (0, Zeroizing::new(seq(DATA_KEY_0_START))),
+    );
+    set.add_data_key(1, Zeroizing::new(seq(DATA_KEY_1_START)));
+    set
 }
 
 fn master_keys() -> MasterKeys {
@@ -687,8 +686,8 @@ fn key_object() {
     )
     .unwrap();
     let set = KeySet::decode(&plain).unwrap();
-    assert_eq!(*set.id_key, seq::<32>(ID_KEY_START));
-    assert_eq!(set.data_keys.len(), 2);
+    assert_eq!(**set.id_key(), seq::<32>(ID_KEY_START));
+    assert_eq!(set.data_keys().count(), 2);
 
     // A wrong password, or an edited header, does not open the key set.
     let wrong = crypto::derive_wrapping_key(b"Password", &kf.header.salt, &kf.header.kdf).unwrap();

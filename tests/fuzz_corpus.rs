@@ -374,15 +374,26 @@ mod seeds {
         files
     }
 
-    fn keyset(epochs: &[u32]) -> KeySet {
-        KeySet {
-            id_key: Zeroizing::new([0x21; 32]),
-            chunker_key: Zeroizing::new([0x22; 32]),
-            data_keys: epochs
-                .iter()
-                .map(|&e| (e, Zeroizing::new([e as u8 ^ 0x5a; 32])))
-                .collect(),
+    fn keyset(first: u32, more: &[u32]) -> KeySet {
+        let data_key = |e: u32| Zeroizing::new([e as u8 ^ 0x5a; 32]);
+        let mut set = KeySet::new(
+            Zeroizing::new([0x21; 32]),
+            Zeroizing::new([0x22; 32]),
+            (first, data_key(first)),
+        );
+        for &e in more {
+            set.add_data_key(e, data_key(e));
         }
+        set
+    }
+
+    /// A key set whose list of data keys is empty, which `KeySet` cannot
+    /// hold: its encoding with the list's length set to zero.
+    fn empty_keyset() -> Vec<u8> {
+        let one = keyset(0, &[]).encode();
+        let mut bytes = one[..1 + 2 * 32].to_vec();
+        bytes.push(0);
+        bytes
     }
 
     fn key() -> Files {
@@ -404,7 +415,7 @@ mod seeds {
             0,
             BoxKind::KeySet,
             Some(&Id::of_object(&header_bytes)),
-            &keyset(&[0]).encode(),
+            &keyset(0, &[]).encode(),
             [0x55; 24],
         );
         let mut key_object = header_bytes.clone();
@@ -431,18 +442,18 @@ mod seeds {
             ("valid-key-object".into(), key_object.clone()),
             ("valid-header-only".into(), header_bytes),
             ("valid-header-limits".into(), odd_header.encode()),
-            ("valid-keyset-one".into(), keyset(&[0]).encode().to_vec()),
+            ("valid-keyset-one".into(), keyset(0, &[]).encode().to_vec()),
             (
                 "valid-keyset-rotated".into(),
-                keyset(&[0, 1, 7]).encode().to_vec(),
+                keyset(0, &[1, 7]).encode().to_vec(),
             ),
             ("invalid-truncated-header".into(), key_object[..40].to_vec()),
             ("invalid-kdf-memory".into(), bad_kdf.encode()),
             ("invalid-wrong-magic".into(), with_byte(key_object, 0, b'X')),
-            ("invalid-keyset-empty".into(), keyset(&[]).encode().to_vec()),
+            ("invalid-keyset-empty".into(), empty_keyset()),
             (
                 "invalid-keyset-truncated".into(),
-                half(&keyset(&[0, 1]).encode()),
+                half(&keyset(0, &[1]).encode()),
             ),
         ];
         common(&mut files);

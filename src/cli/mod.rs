@@ -116,6 +116,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         Unavailable => exit::STORAGE_UNAVAILABLE,
         PermissionDenied => exit::STORAGE_DENIED,
         NoSpace => exit::NO_SPACE,
+        // A bug: a failure, with a message that says so.
+        Internal => exit::FAILURE,
         _ => exit::FAILURE,
     }
 }

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};
+use crate::units;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Interval {
@@ -18,40 +19,22 @@ impl Interval {
         Interval { secs }
     }
 
+    /// Elapsed time as everywhere else (`crate::units::parse_elapsed`),
+    /// except that it must be more than nothing and carry a unit: a bare
+    /// `5` in a plan file is more likely a slip than five seconds.
     pub fn parse(s: &str) -> Result<Self> {
         let bad = || {
             Error::invalid(format!(
                 "'{s}' is not a duration such as 90s, 15m, 1h30m, 2d or 1w"
             ))
         };
-        let mut total: u64 = 0;
-        let mut number = String::new();
-        let mut any = false;
-        for c in s.trim().chars() {
-            if c.is_ascii_digit() {
-                number.push(c);
-                continue;
-            }
-            let unit = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86_400,
-                'w' => 7 * 86_400,
-                _ => return Err(bad()),
-            };
-            let n: u64 = number.parse().map_err(|_| bad())?;
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(bad)?;
-            number.clear();
-            any = true;
-        }
-        if !any || !number.is_empty() || total == 0 {
+        if s.trim().bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        Ok(Interval { secs: total })
+        match units::parse_elapsed(s) {
+            Ok(secs) if secs > 0 => Ok(Interval { secs }),
+            _ => Err(bad()),
+        }
     }
 }
 

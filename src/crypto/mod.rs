@@ -7,11 +7,10 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
+pub use crate::format::keyfile::SecretKey;
 use crate::format::keyfile::{KdfParams, KeySet, KEY_LEN, SALT_LEN};
 use crate::format::sealed::{self, BoxKind, NONCE_LEN};
 use crate::format::Id;
-
-pub type SecretKey = Zeroizing<[u8; KEY_LEN]>;
 
 /// The repository's master keys, opened from a key object.
 pub struct MasterKeys {
@@ -29,11 +28,7 @@ impl MasterKeys {
         let chunker_key = key();
         let data_key = key();
         MasterKeys {
-            set: KeySet {
-                id_key,
-                chunker_key,
-                data_keys: vec![(0, data_key)],
-            },
+            set: KeySet::new(id_key, chunker_key, (0, data_key)),
         }
     }
 
@@ -45,21 +40,9 @@ impl MasterKeys {
         &self.set
     }
 
-    /// The epoch new objects are sealed under: the newest data key.
-    fn current(&self) -> (u32, &SecretKey) {
-        let (epoch, key) = self
-            .set
-            .data_keys
-            .iter()
-            .max_by_key(|(epoch, _)| *epoch)
-            .expect("KeySet::decode rejects an empty key list");
-        (*epoch, key)
-    }
-
     fn key_for(&self, epoch: u32) -> Result<&SecretKey> {
         self.set
-            .data_keys
-            .iter()
+            .data_keys()
             .find(|(e, _)| *e == epoch)
             .map(|(_, k)| k)
             .ok_or_else(|| Error::corrupt(format!("sealed with unknown key epoch {epoch}")))
@@ -68,12 +51,12 @@ impl MasterKeys {
     /// Chunk id: BLAKE3 keyed with the repository's id key, so storage
     /// access alone cannot test whether a known file is stored.
     pub fn blob_id(&self, data: &[u8]) -> Id {
-        Id::from_bytes(*blake3::keyed_hash(&self.set.id_key, data).as_bytes())
+        Id::from_bytes(*blake3::keyed_hash(self.set.id_key(), data).as_bytes())
     }
 
     /// Seed for the chunker's gear table, derived from the chunker key.
     pub fn chunker_seed(&self) -> u64 {
-        let derived = blake3::keyed_hash(&self.set.chunker_key, b"vault fastcdc gear seed");
+        let derived = blake3::keyed_hash(self.set.chunker_key(), b"vault fastcdc gear seed");
         let mut seed = [0u8; 8];
         seed.copy_from_slice(&derived.as_bytes()[..8]);
         u64::from_le_bytes(seed)
@@ -86,7 +69,7 @@ impl MasterKeys {
         plaintext: &[u8],
         nonce: [u8; NONCE_LEN],
     ) -> Vec<u8> {
-        let (epoch, key) = self.current();
+        let (epoch, key) = self.set.current();
         seal_with(key, epoch, kind, blob_id, plaintext, nonce)
     }
 

@@ -165,18 +165,68 @@ impl<'a> KeyFile<'a> {
 /// them); data keys are numbered by epoch so a new one can be added and old
 /// objects still open (master-key rotation).
 pub struct KeySet {
-    pub id_key: Zeroizing<[u8; KEY_LEN]>,
-    pub chunker_key: Zeroizing<[u8; KEY_LEN]>,
-    pub data_keys: Vec<(u32, Zeroizing<[u8; KEY_LEN]>)>,
+    id_key: SecretKey,
+    chunker_key: SecretKey,
+    /// Held apart from the others so that a key set always has a data key
+    /// to seal with, by construction.
+    first_data_key: (u32, SecretKey),
+    more_data_keys: Vec<(u32, SecretKey)>,
 }
 
+pub type SecretKey = Zeroizing<[u8; KEY_LEN]>;
+
 impl KeySet {
+    /// A key set with its first data key: without one nothing could be
+    /// sealed, so there is no key set without one.
+    pub fn new(id_key: SecretKey, chunker_key: SecretKey, data_key: (u32, SecretKey)) -> Self {
+        KeySet {
+            id_key,
+            chunker_key,
+            first_data_key: data_key,
+            more_data_keys: Vec::new(),
+        }
+    }
+
+    /// Add a data key (a new epoch, or an old one kept to open old objects).
+    pub fn add_data_key(&mut self, epoch: u32, key: SecretKey) {
+        self.more_data_keys.push((epoch, key));
+    }
+
+    pub fn id_key(&self) -> &SecretKey {
+        &self.id_key
+    }
+
+    pub fn chunker_key(&self) -> &SecretKey {
+        &self.chunker_key
+    }
+
+    /// The data keys with their epochs, in stored order.
+    pub fn data_keys(&self) -> impl Iterator<Item = &(u32, SecretKey)> {
+        std::iter::once(&self.first_data_key).chain(&self.more_data_keys)
+    }
+
+    /// The epoch new objects are sealed under: the newest data key.
+    pub fn current(&self) -> (u32, &SecretKey) {
+        let (epoch, key) = self
+            .more_data_keys
+            .iter()
+            .fold(&self.first_data_key, |newest, k| {
+                if k.0 >= newest.0 {
+                    k
+                } else {
+                    newest
+                }
+            });
+        (*epoch, key)
+    }
+
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::new();
         w.u8(KEYSET_VERSION);
         w.raw(&self.id_key[..]);
         w.raw(&self.chunker_key[..]);
-        w.list(&self.data_keys, |w, (epoch, key)| {
+        let data_keys: Vec<&(u32, SecretKey)> = self.data_keys().collect();
+        w.list(&data_keys, |w, (epoch, key)| {
             w.u32(*epoch);
             w.raw(&key[..]);
         });
@@ -190,18 +240,19 @@ impl KeySet {
         let chunker_key = Zeroizing::new(r.array()?);
         let data_keys = r.list(4 + KEY_LEN, |r| Ok((r.u32()?, Zeroizing::new(r.array()?))))?;
         r.finish()?;
-        if data_keys.is_empty() {
-            return Err(Error::corrupt("key set holds no data key"));
-        }
         let mut epochs: Vec<u32> = data_keys.iter().map(|(e, _)| *e).collect();
         epochs.sort_unstable();
         if epochs.windows(2).any(|w| w[0] == w[1]) {
             return Err(Error::corrupt("key set holds two data keys for one epoch"));
         }
-        Ok(KeySet {
-            id_key,
-            chunker_key,
-            data_keys,
-        })
+        let mut data_keys = data_keys.into_iter();
+        let first = data_keys
+            .next()
+            .ok_or_else(|| Error::corrupt("key set holds no data key"))?;
+        let mut set = KeySet::new(id_key, chunker_key, first);
+        for (epoch, key) in data_keys {
+            set.add_data_key(epoch, key);
+        }
+        Ok(set)
     }
 }

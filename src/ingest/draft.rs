@@ -68,17 +68,23 @@ pub(crate) struct Draft {
     written_mark: usize,
 }
 
+/// What a snapshot read, for its summary.
+pub(crate) struct ReadCounts {
+    pub(crate) files: u64,
+    pub(crate) dirs: u64,
+    pub(crate) bytes_read: u64,
+}
+
 pub(crate) fn commit(
     repo: &Repository,
     writer: BlobWriter,
     draft: Draft,
     root: Id,
-    counts: (u64, u64, u64),
+    counts: ReadCounts,
     warnings: Vec<String>,
     opts: &SnapshotOptions,
 ) -> Result<SnapshotOutcome> {
     let stats = writer.finish()?;
-    let (files, dirs, bytes_read) = counts;
     let snapshot = Snapshot {
         time: draft.time,
         host: opts.host.clone().unwrap_or_else(hostname),
@@ -89,9 +95,9 @@ pub(crate) fn commit(
         root,
         parent: draft.parent,
         summary: Summary {
-            files,
-            dirs,
-            bytes_read,
+            files: counts.files,
+            dirs: counts.dirs,
+            bytes_read: counts.bytes_read,
             bytes_added: stats.stored_bytes_added,
             blobs_added: stats.blobs_added,
             duration_ms: draft.started.elapsed().as_millis() as u64,

@@ -118,11 +118,7 @@ pub fn save_stream(
         match cutter.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(StreamError::Read(e)),
-            Err(_) => {
-                return Err(StreamError::Read(std::io::Error::other(
-                    "the chunking thread panicked",
-                )))
-            }
+            Err(_) => return Err(StreamError::Repo(Error::panicked("the chunking thread"))),
         }
         let mut saved = saved?;
         saved.sort_unstable_by_key(|(n, _)| *n);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use super::draft::{commit, draft, Draft, SnapshotOptions, SnapshotOutcome};
+use super::draft::{commit, draft, Draft, ReadCounts, SnapshotOptions, SnapshotOutcome};
 use super::stream::{save_stream, StreamError};
 use crate::error::{Error, Result};
 use crate::format::tree::{valid_name, ChunkRef, Content, Entry, EntryKind, Tree};
@@ -182,14 +182,17 @@ impl StreamSet {
             .map(|(p, c)| (p.clone(), c.clone()))
             .collect();
         let (root, dirs) = self.save_dir(&files, 0)?;
-        let bytes = files.iter().map(|(_, stored)| stored.size).sum();
-        let count = files.len() as u64;
+        let counts = ReadCounts {
+            files: files.len() as u64,
+            dirs,
+            bytes_read: files.iter().map(|(_, stored)| stored.size).sum(),
+        };
         commit(
             &self.repo,
             self.writer,
             self.draft,
             root,
-            (count, dirs, bytes),
+            counts,
             warnings,
             opts,
         )

@@ -216,12 +216,7 @@ impl Mounted {
                         e,
                     ))
                 }
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::Io,
-                        format!("serving {shown} panicked"),
-                    ))
-                }
+                Err(_) => return Err(Error::panicked(&format!("serving {shown}"))),
             }
         }
         Ok(())

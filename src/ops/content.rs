@@ -75,7 +75,7 @@ fn fetch_window(reader: &BlobReader<'_>, window: &[ChunkRef]) -> Vec<Result<Vec<
             .flat_map(|(len, handle)| {
                 handle.join().unwrap_or_else(|_| {
                     (0..len)
-                        .map(|_| Err(crate::Error::invalid("a reading thread panicked")))
+                        .map(|_| Err(crate::Error::panicked("a reading thread")))
                         .collect()
                 })
             })

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::tree::valid_name;
-use crate::ingest::draft::{commit, draft};
+use crate::ingest::draft::{commit, draft, ReadCounts};
 pub use crate::ingest::draft::{ParentChoice, SnapshotOptions, SnapshotOutcome};
 use crate::ingest::stream_set::StreamSet;
 use crate::ingest::tree::{normalize, walk_pool, TreeSaver};
@@ -67,13 +67,13 @@ pub fn snapshot_files(
     let root = walk_pool()?
         .install(|| saver.save_paths(&normalized, parent.as_ref().map(|(_, s)| &s.root)))?;
     let walked = saver.report();
-    let counts = (
-        walked.files,
-        walked.dirs,
-        progress
+    let counts = ReadCounts {
+        files: walked.files,
+        dirs: walked.dirs,
+        bytes_read: progress
             .bytes_read
             .load(std::sync::atomic::Ordering::Relaxed),
-    );
+    };
     let warnings = walked.warnings;
     commit(repo, writer, draft, root, counts, warnings, opts)
 }

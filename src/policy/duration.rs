@@ -1,11 +1,14 @@
 //! Durations for `--keep-within`: `30d`, `12h`, `1y6m`, `2w`. Months and
 //! years are calendar months and years, counted back in the policy's time
 //! zone, so `1m` on 31 March reaches back to the last day of February.
+//! That is why they are not elapsed time (`crate::units::parse_elapsed`,
+//! where `m` is a minute), though both are written as numbers and units.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::units::{self, TermsError};
 
 /// Years, months, weeks, days and hours, each bounded so arithmetic on any
 /// stored timestamp cannot overflow.
@@ -43,18 +46,15 @@ impl FromStr for KeepDuration {
                 "duration '{s}': {why} (use a number and a unit y, m, w, d or h, such as 30d or 1y6m)"
             ))
         };
+        let too_large = "a unit without a number, or a number too large";
+        let terms = units::terms(s).map_err(|e| match e {
+            TermsError::Empty => bad("empty"),
+            TermsError::UnitWithoutNumber => bad(too_large),
+            TermsError::NumberWithoutUnit => bad("a number without a unit"),
+        })?;
         let mut out = KeepDuration::default();
-        let mut digits = String::new();
-        let mut any = false;
-        for c in s.trim().chars() {
-            if c.is_ascii_digit() {
-                digits.push(c);
-                continue;
-            }
-            let n: u32 = digits
-                .parse()
-                .map_err(|_| bad("a unit without a number, or a number too large"))?;
-            digits.clear();
+        for (n, c) in terms {
+            let n = u32::try_from(n).map_err(|_| bad(too_large))?;
             let slot = match c {
                 'y' => &mut out.years,
                 'm' => &mut out.months,
@@ -67,13 +67,6 @@ impl FromStr for KeepDuration {
                 .checked_add(n)
                 .filter(|v| *v <= MAX_YEARS * 12 * 31 * 24)
                 .ok_or_else(|| bad("too large"))?;
-            any = true;
-        }
-        if !digits.is_empty() {
-            return Err(bad("a number without a unit"));
-        }
-        if !any {
-            return Err(bad("empty"));
         }
         if out.years > MAX_YEARS {
             return Err(bad("too large"));

@@ -258,8 +258,7 @@ impl BlobWriter {
         drop(self.jobs.take());
         for w in self.workers.drain(..) {
             if w.join().is_err() {
-                self.shared
-                    .fail(Error::invalid("a sealing thread panicked"));
+                self.shared.fail(Error::panicked("a sealing thread"));
             }
         }
         if let Some(uploads) = self.uploads.take() {
@@ -271,8 +270,7 @@ impl BlobWriter {
         }
         if let Some(u) = self.uploader.take() {
             if u.join().is_err() {
-                self.shared
-                    .fail(Error::invalid("the upload thread panicked"));
+                self.shared.fail(Error::panicked("the upload thread"));
             }
         }
     }

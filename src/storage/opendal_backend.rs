@@ -188,7 +188,9 @@ fn map_err(e: opendal::Error, op: &str, path: &str) -> Error {
         OdErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
         _ => ErrorKind::Io,
     };
-    Error::with_source(kind, format!("{op} {path}"), e)
+    // opendal prints its own cause inside its message: held as a cause, the
+    // cause's cause would be printed twice.
+    Error::new(kind, format!("{op} {path}: {e}"))
 }
 
 impl OpendalBackend {

@@ -110,7 +110,7 @@ fn report_json(r: &CheckReport, duration_ms: u64) -> Value {
     json!({
         "clean": r.is_clean(),
         "problems": r.problems.iter().map(|p| json!({
-            "object": p.object,
+            "object": p.object.as_str(),
             "id": p.id.to_hex(),
             "message": p.message,
         })).collect::<Vec<_>>(),

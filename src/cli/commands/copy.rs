@@ -9,8 +9,9 @@ use vault::progress::Progress;
 use vault::repo::SnapshotFilter;
 use vault::{Id, Repository};
 
+use super::filter::Filter;
 use super::{filter, open, print_json};
-use crate::cli::args::{Filter, Global};
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
 
@@ -37,7 +38,7 @@ pub struct CopyArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Only snapshots taken at or after this time (`2026-12-01T03:00`)
-    #[arg(long, value_name = "TIME", value_parser = crate::cli::args::parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = super::filter::parse_time)]
     pub since: Option<vault::format::Timestamp>,
     /// Only the newest of the snapshots chosen
     #[arg(long, conflicts_with = "snapshots")]

@@ -6,8 +6,9 @@ use serde_json::json;
 use vault::format::tree::EntryKind;
 use vault::ops::diff::{diff_snapshots, summarize, Change, ChangeKind};
 
+use super::filter::Filter;
 use super::{filter, open, print_json, resolve_snapshot};
-use crate::cli::args::{Filter, Global};
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::human_bytes;
 

@@ -10,8 +10,9 @@ use vault::engines::pg::PgConn;
 use vault::ops::pg::drill::{drill_pg, DrillOptions};
 use vault::progress::Progress;
 
+use super::filter::Filter;
 use super::{open, postgres_only, print_json, resolve_snapshot};
-use crate::cli::args::{Filter, Global};
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{rfc3339_utc, ProgressGuard};
 

@@ -1,14 +1,25 @@
 use std::io::IsTerminal;
 
 use anyhow::Result;
+use clap::Args;
 use vault::ops::walk::file_entry;
 
 use vault::repo::SnapshotFilter;
 
+use super::filter::Filter;
 use super::{filter, open, resolve_snapshot};
-use crate::cli::args::*;
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::human_bytes;
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    pub snapshot: String,
+    /// File inside the snapshot; may be left out for a snapshot of one stream
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub filter: Filter,
+}
 
 pub(super) fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     let repo = open(g)?;

@@ -6,9 +6,10 @@ use serde_json::json;
 use vault::ops::find::find;
 use vault::ops::pattern::Patterns;
 
+use super::filter::Filter;
 use super::ls::entry_json;
 use super::{filter, open, print_json, resolve_snapshot};
-use crate::cli::args::{Filter, Global};
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, local_time};
 

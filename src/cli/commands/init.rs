@@ -1,13 +1,36 @@
 use anyhow::Result;
+use clap::Args;
 use serde_json::json;
 use vault::format::config::ChunkerParams;
 use vault::repo::InitOptions;
 use vault::Repository;
 
+use super::key::KdfArgs;
 use super::{kdf, location, open_options, print_json, storage, WaitFor};
-use crate::cli::args::*;
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::password::new_password;
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Smallest chunk, in bytes
+    #[arg(long)]
+    pub chunk_min: Option<u32>,
+    /// Average chunk, in bytes (a power of two)
+    #[arg(long)]
+    pub chunk_avg: Option<u32>,
+    /// Largest chunk, in bytes
+    #[arg(long)]
+    pub chunk_max: Option<u32>,
+    /// Target pack size, in MiB
+    #[arg(long)]
+    pub pack_size_mib: Option<u32>,
+    /// Default zstd level, 0 (off) to 22
+    #[arg(long)]
+    pub compression: Option<i32>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
 
 pub(super) fn init(g: &Global, a: InitArgs) -> Result<i32> {
     let loc = location(g)?;

@@ -1,13 +1,51 @@
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
+use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{kdf, open, print_json};
-use crate::cli::args::*;
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{local_time, rfc3339_utc};
 use crate::cli::password::new_password;
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// List key objects (one per password)
+    List,
+    /// Add a password
+    Add {
+        /// Read the new password from this file
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Remove a password's key (not the one used to open)
+    Remove {
+        /// Key id or unique prefix
+        id: String,
+    },
+    /// Change the password used to open the repository
+    Passwd {
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KdfArgs {
+    /// argon2id memory for this password's key, in KiB
+    #[arg(long)]
+    pub kdf_memory_kib: Option<u32>,
+    /// argon2id passes for this password's key
+    #[arg(long)]
+    pub kdf_iterations: Option<u32>,
+}
 
 pub(super) fn key(g: &Global, k: KeyCommand) -> Result<i32> {
     match k {

@@ -1,16 +1,34 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use serde_json::json;
 use vault::format::tree::{Entry, EntryKind};
 use vault::ops::walk::{resolve, walk, Resolved};
 
 use vault::repo::SnapshotFilter;
 
+use super::filter::Filter;
 use super::{filter, open, resolve_snapshot};
-use crate::cli::args::*;
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{local_time, mode_string, rfc3339_utc};
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot id (or unique prefix), or 'latest'
+    pub snapshot: String,
+    /// Folder inside the snapshot
+    pub path: Option<String>,
+    /// Show mode, owner, size and modification time
+    #[arg(short, long)]
+    pub long: bool,
+    /// List everything below, not just one folder
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub filter: Filter,
+}
 
 pub(super) fn entry_json(path: &[u8], e: &Entry) -> serde_json::Value {
     json!({

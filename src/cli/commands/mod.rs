@@ -9,13 +9,16 @@ use vault::repo::{IndexView, OpenOptions, SealedRepository, SnapshotFilter};
 use vault::storage::{Location, OpendalBackend, Transport};
 use vault::Repository;
 
-use super::args::*;
+use self::filter::Filter;
+use self::key::KdfArgs;
+use super::args::{Cli, Command, Global};
 
 pub(crate) mod check;
 pub(crate) mod copy;
 pub(crate) mod diff;
 pub(crate) mod drill;
 pub(crate) mod dump;
+pub(crate) mod filter;
 pub(crate) mod find;
 pub(crate) mod forget;
 pub(crate) mod init;

@@ -6,6 +6,7 @@ use serde_json::json;
 use vault::ops::prune::{self, PruneOutcome, PrunePlan, PruneRules, TwoPhasePlan, Wait};
 use vault::progress::Progress;
 use vault::repo::LockGuard;
+use vault::units;
 use vault::Repository;
 
 use super::{open, print_json};
@@ -20,11 +21,11 @@ pub struct PruneOptions {
     #[arg(long, default_value = "5%", value_parser = parse_max_unused)]
     pub max_unused: f64,
     /// Repack at most this much per run (`500M`, `2G`; bytes without a unit)
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = units::parse_size)]
     pub max_repack_size: Option<u64>,
     /// How long a pack stays marked before a later prune may delete it
     /// (`30m`, `1h`, `2d`; seconds without a unit)
-    #[arg(long, default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "1h", value_parser = parse_grace, value_name = "DURATION")]
     pub grace: i64,
     /// Delete at once under an exclusive lock, as in format version 2:
     /// backups cannot run (or wait) until prune ends
@@ -64,58 +65,14 @@ fn parse_max_unused(s: &str) -> Result<f64, String> {
     if s == "unlimited" {
         return Ok(1.0);
     }
-    let number = s.strip_suffix('%').unwrap_or(s).trim();
-    match number.parse::<f64>() {
-        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p / 100.0),
-        _ => Err(format!(
-            "'{s}' is not a percentage from 0% to 100% or 'unlimited'"
-        )),
-    }
+    units::parse_percent(s)
+        .map(|p| p / 100.0)
+        .map_err(|_| format!("'{s}' is not a percentage from 0% to 100% or 'unlimited'"))
 }
 
-fn parse_duration(s: &str) -> Result<i64, String> {
-    let t = s.trim();
-    let (number, unit) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
-        _ => (t, 's'),
-    };
-    let scale = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m, h or d)")),
-    };
-    number
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("'{s}' is not a duration such as 30m, 1h or 2d"))
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (number, shift) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => return Err(format!("'{s}': unknown unit '{c}' (use K, M, G or T)")),
-            };
-            (&t[..i], shift)
-        }
-        _ => (t, 0),
-    };
-    number
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| format!("'{s}' is not a size such as 500M or 2G"))
+fn parse_grace(s: &str) -> Result<i64, vault::Error> {
+    let secs = units::parse_elapsed(s)?;
+    i64::try_from(secs).map_err(|_| vault::Error::invalid(format!("'{s}' is too long a grace")))
 }
 
 pub(super) fn prune_cmd(g: &Global, a: PruneArgs) -> Result<i32> {
@@ -329,19 +286,11 @@ mod tests {
         assert_eq!(parse_max_unused("unlimited"), Ok(1.0));
         assert!(parse_max_unused("101%").is_err());
         assert!(parse_max_unused("x").is_err());
-        assert_eq!(parse_size("500M"), Ok(500 << 20));
-        assert_eq!(parse_size("2g"), Ok(2 << 30));
-        assert_eq!(parse_size("123"), Ok(123));
-        assert!(parse_size("1X").is_err());
-        assert!(parse_size("99999999999T").is_err());
-        assert!(parse_size("").is_err());
-        assert_eq!(parse_duration("0"), Ok(0));
-        assert_eq!(parse_duration("90"), Ok(90));
-        assert_eq!(parse_duration("30m"), Ok(1800));
-        assert_eq!(parse_duration("1H"), Ok(3600));
-        assert_eq!(parse_duration("2d"), Ok(172_800));
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("").is_err());
+        assert_eq!(parse_grace("0").unwrap(), 0);
+        assert_eq!(parse_grace("90").unwrap(), 90);
+        assert_eq!(parse_grace("1H").unwrap(), 3600);
+        assert!(parse_grace("-1").is_err());
+        assert!(parse_grace("").is_err());
+        assert!(parse_grace("99999999999999w").is_err());
     }
 }

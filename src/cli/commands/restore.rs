@@ -1,16 +1,50 @@
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
 use serde_json::json;
 use vault::ops::restore::{restore, RestoreOptions};
 use vault::progress::Progress;
 
 use vault::repo::SnapshotFilter;
 
+use super::filter::Filter;
 use super::{filter, open, print_json, resolve_snapshot, restore_db};
-use crate::cli::args::*;
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct RestoreArgs {
+    #[command(subcommand)]
+    pub source: Option<RestoreSource>,
+    /// SNAPSHOT or SNAPSHOT:PATH ('latest' works as a snapshot)
+    #[arg(required = true)]
+    pub snapshot: Option<String>,
+    /// Folder to restore into (created if missing)
+    #[arg(short, long, required = true)]
+    pub target: Option<PathBuf>,
+    /// Restore only paths matching this glob (repeatable)
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Skip paths matching this glob (repeatable)
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub filter: Filter,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RestoreSource {
+    /// Replay stored MariaDB/MySQL dumps through the client, database by database
+    Mysql(super::restore_db::RestoreMysqlArgs),
+    /// Write a stored SQLite database to a file, checked before it replaces anything
+    Sqlite(super::restore_db::RestoreSqliteArgs),
+    /// Restore a PostgreSQL snapshot (or some of its tables) into a server
+    Pg(super::restore_pg::PgRestoreArgs),
+}
 
 /// `SNAP:PATH` splits at the first colon; a snapshot id never holds one.
 pub(super) fn split_snapshot_path(spec: &str) -> (&str, Option<&str>) {

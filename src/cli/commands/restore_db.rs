@@ -17,8 +17,9 @@ use vault::progress::Progress;
 use super::snapshot_db::MysqlConnectionArgs;
 use vault::repo::SnapshotFilter;
 
+use super::filter::Filter;
 use super::{filter, open, print_json, resolve_snapshot};
-use crate::cli::args::{Filter, Global};
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
 

@@ -13,9 +13,10 @@ use vault::ops::pg::restore::{
 };
 use vault::progress::Progress;
 
+use super::filter::Filter;
 use super::pg_conn::PgConnArgs;
 use super::{open, postgres_only, print_json, resolve_snapshot};
-use crate::cli::args::{Filter, Global};
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
 

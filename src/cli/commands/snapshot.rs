@@ -1,15 +1,115 @@
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 use serde_json::json;
 use vault::ops::snapshot::{self, ParentChoice, SnapshotOptions, SnapshotOutcome};
 use vault::progress::Progress;
 use vault::repo::SnapshotFilter;
 
 use super::{print_json, snapshot_db};
-use crate::cli::args::*;
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, rfc3339_utc, ProgressGuard};
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub source: Option<SnapshotSource>,
+    /// Files and folders to store (`vault snapshot files PATH...` is the
+    /// unambiguous form)
+    #[command(flatten)]
+    pub files: FilesArgs,
+    /// Store standard input as one stream (needs --name)
+    #[arg(long)]
+    pub stdin: bool,
+    /// Name of the stream stored with --stdin
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub meta: SnapshotMeta,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilesArgs {
+    /// Files and folders to store
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Compare against this snapshot instead of the newest of the same paths
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Read every file, even those unchanged since the parent snapshot
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub retired: RetiredHost,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotSource {
+    /// Store files and folders (PATH...)
+    Files(FilesArgs),
+    /// Store the standard output of a program; fails if the program fails
+    Cmd(CmdArgs),
+    /// Store a Redis server's RDB file (redis-cli --rdb)
+    Redis(super::snapshot_db::RedisArgs),
+    /// Store one dump per MariaDB/MySQL database (mariadb-dump --single-transaction)
+    Mysql(super::snapshot_db::MysqlArgs),
+    /// Store a consistent copy of an SQLite database, safe while it is written
+    Sqlite(super::snapshot_db::SqliteArgs),
+    /// Dump PostgreSQL: one snapshot of the server, tables in parallel
+    Pg(super::snapshot_pg::PgSnapshotArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CmdArgs {
+    /// Name of the stream in the snapshot
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub retired: RetiredHost,
+    /// The program and its arguments (after --)
+    #[arg(last = true, required = true)]
+    pub command: Vec<OsString>,
+}
+
+/// Options of every snapshot source. They are global to `snapshot`, so they
+/// may come before or after the source keyword.
+#[derive(Args, Debug, Clone)]
+pub struct SnapshotMeta {
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", global = true)]
+    pub tags: Vec<String>,
+    /// Record this host name in the snapshot instead of the machine's
+    #[arg(long, global = true, value_name = "NAME")]
+    pub record_host: Option<String>,
+    /// zstd level for this run, 0 (off) to 22
+    #[arg(long, global = true)]
+    pub compression: Option<i32>,
+}
+
+/// `--host` once named the host recorded in a snapshot; it now names a
+/// database server. Where no server is involved, it is refused rather than
+/// silently read either way.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RetiredHost {
+    #[arg(long = "host", hide = true, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+impl RetiredHost {
+    pub fn refuse(&self) -> Result<(), vault::Error> {
+        match &self.host {
+            None => Ok(()),
+            Some(_) => Err(vault::Error::invalid(
+                "--host names a database server (`vault snapshot pg --host HOST`); \
+                 the host recorded in a snapshot is --record-host NAME",
+            )),
+        }
+    }
+}
 
 pub(super) fn snapshot_options(meta: &SnapshotMeta, parent: ParentChoice) -> SnapshotOptions {
     SnapshotOptions {

@@ -18,7 +18,7 @@ use vault::progress::Progress;
 use vault::Repository;
 
 use super::snapshot::snapshot_options;
-use crate::cli::args::{RetiredHost, SnapshotMeta};
+use super::snapshot::{RetiredHost, SnapshotMeta};
 
 #[derive(Args, Debug)]
 pub struct RedisArgs {

@@ -9,8 +9,9 @@ use vault::ops::snapshot::ParentChoice;
 use vault::progress::Progress;
 
 use super::pg_conn::PgConnArgs;
+use super::snapshot::SnapshotMeta;
 use super::snapshot::{report_snapshot, snapshot_options};
-use crate::cli::args::{Global, SnapshotMeta};
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::ProgressGuard;
 

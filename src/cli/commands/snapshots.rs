@@ -2,15 +2,23 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Result;
+use clap::Args;
 use serde_json::json;
 use vault::format::drill::Drill;
 use vault::format::snapshot::Snapshot;
 use vault::Id;
 
+use super::filter::Filter;
 use super::{filter, open, print_json};
-use crate::cli::args::*;
+use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, local_time, lossy_paths, rfc3339_utc};
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: Filter,
+}
 
 pub(super) fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
     json!({

@@ -54,10 +54,44 @@ pub struct CheckOptions {
 /// Something wrong with one stored object.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    /// "key", "index", "pack", "snapshot", "tree", "blob", ...
-    pub object: &'static str,
+    pub object: Damaged,
     pub id: Id,
     pub message: String,
+}
+
+/// The kind of object a problem is about. Its words are part of check's
+/// output and `--json`, so they never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damaged {
+    Key,
+    VerificationRecord,
+    Index,
+    Pack,
+    Snapshot,
+    Tree,
+    Blob,
+    Marks,
+}
+
+impl Damaged {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Damaged::Key => "key",
+            Damaged::VerificationRecord => "verification record",
+            Damaged::Index => "index",
+            Damaged::Pack => "pack",
+            Damaged::Snapshot => "snapshot",
+            Damaged::Tree => "tree",
+            Damaged::Blob => "blob",
+            Damaged::Marks => "marks",
+        }
+    }
+}
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -110,10 +144,10 @@ impl CheckReport {
     /// Whether the index misses something the packs may still hold: data
     /// counted as lost may then only be unindexed.
     pub fn index_incomplete(&self) -> bool {
-        !self.unindexed.is_empty() || self.problems.iter().any(|p| p.object == "index")
+        !self.unindexed.is_empty() || self.problems.iter().any(|p| p.object == Damaged::Index)
     }
 
-    fn problem(&mut self, object: &'static str, id: Id, message: impl Into<String>) {
+    fn problem(&mut self, object: Damaged, id: Id, message: impl Into<String>) {
         self.problems.push(Problem {
             object,
             id,
@@ -132,7 +166,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &Progress) -> Res
     let keys = repo.damaged_keys()?;
     report.stats.keys = repo.list_keys().map(|k| k.len() as u64).unwrap_or(0);
     for (id, e) in keys {
-        report.problem("key", id, e.to_string());
+        report.problem(Damaged::Key, id, e.to_string());
     }
 
     // Index, then packs, then snapshots: a snapshot is stored after its
@@ -157,7 +191,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &Progress) -> Res
     let verifications = if opts.rotate {
         let v = rotation::load(repo)?;
         for (id, e) in &v.unreadable {
-            report.problem("verification record", *id, e.to_string());
+            report.problem(Damaged::VerificationRecord, *id, e.to_string());
         }
         v
     } else {
@@ -207,7 +241,7 @@ type Indexed = HashMap<Id, (IndexPack, Vec<Id>)>;
 fn load_index(repo: &Repository, report: &mut CheckReport) -> Result<Indexed> {
     let (bodies, unreadable) = read_each(repo, ObjectKind::Index, |id| repo.read_index(id))?;
     for (id, e) in unreadable {
-        report.problem("index", id, e.to_string());
+        report.problem(Damaged::Index, id, e.to_string());
     }
     report.stats.index_objects = bodies.len() as u64;
     let superseded: HashSet<Id> = bodies
@@ -299,7 +333,7 @@ fn verify_packs(
             report.verified.push(id);
         }
         for fault in &verdict.faults {
-            report.problem("pack", id, fault.clone());
+            report.problem(Damaged::Pack, id, fault.clone());
         }
         if verdict.unusable {
             unusable.insert(id, verdict.faults.join("; "));
@@ -342,7 +376,7 @@ pub(crate) fn read_each<T: Send>(
 fn load_snapshots(repo: &Repository, report: &mut CheckReport) -> Result<Vec<(Id, Snapshot)>> {
     let (mut out, unreadable) = read_each(repo, ObjectKind::Snapshot, |id| repo.load_snapshot(id))?;
     for (id, e) in unreadable {
-        report.problem("snapshot", id, e.to_string());
+        report.problem(Damaged::Snapshot, id, e.to_string());
     }
     out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
     Ok(out)
@@ -366,7 +400,7 @@ fn find_lost(
             return Err(Error::new(e.kind(), e.to_string()));
         }
         report.lost.insert((BlobKind::Tree, *id), e.to_string());
-        report.problem("tree", *id, e.to_string());
+        report.problem(Damaged::Tree, *id, e.to_string());
     }
     let mut data: Vec<Id> = reach.data.into_iter().collect();
     data.sort_unstable();
@@ -403,7 +437,7 @@ fn find_lost(
         .collect();
     blobs.sort();
     for (id, why) in blobs {
-        report.problem("blob", id, format!("data blob lost: {why}"));
+        report.problem(Damaged::Blob, id, format!("data blob lost: {why}"));
     }
     Ok(())
 }
@@ -416,7 +450,7 @@ fn load_marks(repo: &Repository, report: &mut CheckReport) -> Result<HashSet<Id>
     })?;
     for (id, e) in unreadable {
         report.problem(
-            "marks",
+            Damaged::Marks,
             id,
             format!("{e} (prune ignores it; it may be deleted)"),
         );

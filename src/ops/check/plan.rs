@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::format::{Id, Timestamp};
+use crate::units;
 
 /// How much of the data `--read-data-subset` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,31 +38,14 @@ impl FromStr for Subset {
             }
             return Ok(Subset::Fraction { part, of });
         }
-        if let Some(p) = s.strip_suffix('%') {
-            let p: f64 = p.trim().parse().map_err(|_| bad())?;
-            if !(p > 0.0 && p <= 100.0) {
+        if s.ends_with('%') {
+            let p = units::parse_percent(s).map_err(|_| bad())?;
+            if p == 0.0 {
                 return Err(bad());
             }
             return Ok(Subset::Percent(p));
         }
-        let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-            Some(i) => s.split_at(i),
-            None => (s, ""),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        let shift = match unit
-            .to_ascii_uppercase()
-            .trim_end_matches("IB")
-            .trim_end_matches('B')
-        {
-            "" => 0,
-            "K" => 10,
-            "M" => 20,
-            "G" => 30,
-            "T" => 40,
-            _ => return Err(bad()),
-        };
-        let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
+        let bytes = units::parse_size(s).map_err(|_| bad())?;
         if bytes == 0 {
             return Err(bad());
         }

@@ -14,7 +14,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::{ChunkRef, Content, Tree, FLAG_DAMAGED};
 use crate::format::{BlobKind, Id};
 use crate::ops::check::attribute::{Attribution, LostBlobs};
-use crate::ops::check::{CheckReport, SnapshotDamage};
+use crate::ops::check::{CheckReport, Damaged, SnapshotDamage};
 use crate::repo::{BlobWriter, ObjectKind, Repository};
 
 /// Marks a repaired snapshot; its `repaired-from` meta names the original.
@@ -55,7 +55,7 @@ pub fn plan(report: &CheckReport) -> SnapshotRepairPlan {
     plan.unreadable = report
         .problems
         .iter()
-        .filter(|p| p.object == "snapshot")
+        .filter(|p| p.object == Damaged::Snapshot)
         .map(|p| (p.id, p.message.clone()))
         .collect();
     plan
