@@ -121,3 +121,11 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         _ => exit::FAILURE,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_well_formed() {
+        super::command().debug_assert();
+    }
+}

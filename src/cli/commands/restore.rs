@@ -10,7 +10,7 @@ use vault::progress::Progress;
 use vault::repo::SnapshotFilter;
 
 use super::filter::Filter;
-use super::{filter, open, print_json, resolve_snapshot, restore_db};
+use super::{filter, open, print_json, resolve_snapshot};
 use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
@@ -39,11 +39,11 @@ pub struct RestoreArgs {
 #[derive(Subcommand, Debug)]
 pub enum RestoreSource {
     /// Replay stored MariaDB/MySQL dumps through the client, database by database
-    Mysql(super::restore_db::RestoreMysqlArgs),
+    Mysql(super::mysql::RestoreMysqlArgs),
     /// Write a stored SQLite database to a file, checked before it replaces anything
-    Sqlite(super::restore_db::RestoreSqliteArgs),
+    Sqlite(super::sqlite::RestoreSqliteArgs),
     /// Restore a PostgreSQL snapshot (or some of its tables) into a server
-    Pg(super::restore_pg::PgRestoreArgs),
+    Pg(super::pg::restore::PgRestoreArgs),
 }
 
 /// `SNAP:PATH` splits at the first colon; a snapshot id never holds one.
@@ -56,9 +56,9 @@ pub(super) fn split_snapshot_path(spec: &str) -> (&str, Option<&str>) {
 
 pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
     match a.source {
-        Some(RestoreSource::Mysql(m)) => return restore_db::mysql(g, m),
-        Some(RestoreSource::Sqlite(s)) => return restore_db::sqlite(g, s),
-        Some(RestoreSource::Pg(pg)) => return super::restore_pg::restore_pg_cmd(g, &pg),
+        Some(RestoreSource::Mysql(m)) => return super::mysql::restore(g, m),
+        Some(RestoreSource::Sqlite(s)) => return super::sqlite::restore(g, s),
+        Some(RestoreSource::Pg(pg)) => return super::pg::restore::restore_pg_cmd(g, &pg),
         None => {}
     }
     // clap insists on both when no subcommand is given.

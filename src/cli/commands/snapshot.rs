@@ -9,7 +9,7 @@ use vault::ops::snapshot::{self, ParentChoice, SnapshotOptions, SnapshotOutcome}
 use vault::progress::Progress;
 use vault::repo::SnapshotFilter;
 
-use super::{print_json, snapshot_db};
+use super::print_json;
 use crate::cli::args::Global;
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, rfc3339_utc, ProgressGuard};
@@ -54,13 +54,13 @@ pub enum SnapshotSource {
     /// Store the standard output of a program; fails if the program fails
     Cmd(CmdArgs),
     /// Store a Redis server's RDB file (redis-cli --rdb)
-    Redis(super::snapshot_db::RedisArgs),
+    Redis(super::redis::RedisArgs),
     /// Store one dump per MariaDB/MySQL database (mariadb-dump --single-transaction)
-    Mysql(super::snapshot_db::MysqlArgs),
+    Mysql(super::mysql::MysqlArgs),
     /// Store a consistent copy of an SQLite database, safe while it is written
-    Sqlite(super::snapshot_db::SqliteArgs),
+    Sqlite(super::sqlite::SqliteArgs),
     /// Dump PostgreSQL: one snapshot of the server, tables in parallel
-    Pg(super::snapshot_pg::PgSnapshotArgs),
+    Pg(super::pg::snapshot::PgSnapshotArgs),
 }
 
 #[derive(Args, Debug)]
@@ -170,7 +170,7 @@ pub(super) fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
         _ => {}
     }
     if let Some(SnapshotSource::Pg(pg)) = &a.source {
-        return super::snapshot_pg::snapshot_pg_cmd(g, pg, &a.meta);
+        return super::pg::snapshot::snapshot_pg_cmd(g, pg, &a.meta);
     }
     if files_given_before_source && !matches!(a.source, None | Some(SnapshotSource::Files(_))) {
         bail!(vault::Error::invalid(
@@ -193,13 +193,13 @@ pub(super) fn snapshot(g: &Global, a: SnapshotArgs) -> Result<i32> {
                 snapshot::snapshot_command(&repo, &c.name, program, args, &opts, &progress)?
             }
             (Some(SnapshotSource::Redis(r)), _) => {
-                snapshot_db::redis(&repo, r, &a.meta, &progress)?
+                super::redis::snapshot(&repo, r, &a.meta, &progress)?
             }
             (Some(SnapshotSource::Mysql(m)), _) => {
-                snapshot_db::mysql(&repo, m, &a.meta, &progress)?
+                super::mysql::snapshot(&repo, m, &a.meta, &progress)?
             }
             (Some(SnapshotSource::Sqlite(s)), _) => {
-                snapshot_db::sqlite(&repo, s, &a.meta, &progress)?
+                super::sqlite::snapshot(&repo, s, &a.meta, &progress)?
             }
             (Some(SnapshotSource::Files(f)), _) => {
                 f.retired.refuse()?;

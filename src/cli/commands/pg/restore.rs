@@ -13,10 +13,10 @@ use vault::ops::pg::restore::{
 };
 use vault::progress::Progress;
 
-use super::filter::Filter;
-use super::pg_conn::PgConnArgs;
-use super::{open, postgres_only, print_json, resolve_snapshot};
+use super::conn::PgConnArgs;
 use crate::cli::args::Global;
+use crate::cli::commands::filter::Filter;
+use crate::cli::commands::{open, postgres_only, print_json, resolve_snapshot};
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
 
@@ -102,7 +102,7 @@ fn print_dependents(dependents: &[Dependent]) {
     }
 }
 
-pub(super) fn restore_pg_cmd(g: &Global, a: &PgRestoreArgs) -> Result<i32> {
+pub(crate) fn restore_pg_cmd(g: &Global, a: &PgRestoreArgs) -> Result<i32> {
     let repo = open(g)?;
     let (_, snap) = resolve_snapshot(g, &repo, &a.snapshot, &postgres_only(&a.filter))?;
     let opts = PgRestoreOptions {

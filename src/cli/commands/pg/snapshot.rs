@@ -8,10 +8,10 @@ use vault::ops::pg::snapshot::{snapshot_pg, Databases, PgSnapshotOptions};
 use vault::ops::snapshot::ParentChoice;
 use vault::progress::Progress;
 
-use super::pg_conn::PgConnArgs;
-use super::snapshot::SnapshotMeta;
-use super::snapshot::{report_snapshot, snapshot_options};
+use super::conn::PgConnArgs;
 use crate::cli::args::Global;
+use crate::cli::commands::snapshot::SnapshotMeta;
+use crate::cli::commands::snapshot::{report_snapshot, snapshot_options};
 use crate::cli::exit;
 use crate::cli::output::ProgressGuard;
 
@@ -36,9 +36,9 @@ pub struct PgSnapshotArgs {
     pub conn: PgConnArgs,
 }
 
-pub(super) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs, meta: &SnapshotMeta) -> Result<i32> {
+pub(crate) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs, meta: &SnapshotMeta) -> Result<i32> {
     let conn = a.conn.conn(a.dbname.clone().or(a.database.clone()))?;
-    let repo = super::open_for_backup(g)?;
+    let repo = crate::cli::commands::open_for_backup(g)?;
     let opts = PgSnapshotOptions {
         conn,
         databases: if a.all {

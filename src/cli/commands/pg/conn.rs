@@ -31,7 +31,7 @@ pub struct PgConnArgs {
 
 impl PgConnArgs {
     pub fn conn(&self, dbname: Option<String>) -> anyhow::Result<PgConn> {
-        super::refuse_password_option(
+        crate::cli::commands::refuse_password_option(
             self.password_prompt,
             "-W/--password",
             "PGPASSWORD or ~/.pgpass",
