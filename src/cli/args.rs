@@ -329,6 +329,9 @@ pub struct RestoreArgs {
     /// Skip paths matching this glob (repeatable)
     #[arg(long)]
     pub exclude: Vec<String>,
+    /// Print what would be created, overwritten and replaced; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub filter: Filter,
 }

@@ -6,6 +6,7 @@
 //! neither a hostile repository nor a symlink swapped into the target can
 //! make a restore write outside it.
 
+mod plan;
 mod target_fs;
 
 use std::ffi::OsStr;
@@ -26,6 +27,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::tree::{Content, Entry, EntryKind, FLAG_DAMAGED};
 use crate::format::Id;
 use crate::repo::{BlobReader, Repository};
+use plan::{decide, prune_unwanted_dirs};
+pub use plan::{Action, PlanCounts, Planned, RestorePlan};
+pub use target_fs::Existing;
 use target_fs::{set_file_metadata, Dir};
 
 #[derive(Debug, Clone, Default)]
@@ -51,24 +55,41 @@ pub struct RestoreOutcome {
     pub damaged: bool,
 }
 
-struct Item {
-    /// Where it goes, relative to the target.
-    rel: PathBuf,
-    /// Where it was, inside the snapshot (for messages).
-    shown: String,
-    entry: Entry,
-}
-
+/// Restore as planned; see `plan` and `execute`.
 pub fn restore(
     repo: &Repository,
     root: &Id,
     opts: &RestoreOptions,
     progress: &Progress,
 ) -> Result<RestoreOutcome> {
+    let plan = plan(repo, root, opts)?;
+    execute(repo, &plan, progress)
+}
+
+/// What the restore will do, changing nothing: reads the snapshot's trees
+/// and looks at the target without following symlinks.
+pub fn plan(repo: &Repository, root: &Id, opts: &RestoreOptions) -> Result<RestorePlan> {
+    let items = select(repo, root, opts)?;
+    let target = Dir::open_target(&opts.target).ok();
+    let mut probe = |rel: &Path| -> Option<Existing> {
+        let (dir, name) = (target.as_ref()?, rel.file_name()?);
+        let parent = dir.open_path(rel.parent()?).ok()?;
+        parent.lstat(name).ok().flatten()
+    };
+    Ok(decide(opts.target.clone(), items, &mut probe))
+}
+
+/// The snapshot's entries to restore, in walk order: (where it goes
+/// relative to the target, where it was in the snapshot, the entry).
+fn select(
+    repo: &Repository,
+    root: &Id,
+    opts: &RestoreOptions,
+) -> Result<Vec<(PathBuf, String, Entry)>> {
     let include = Patterns::new(&opts.include)?;
     let exclude = Patterns::new(&opts.exclude)?;
     let start = resolve(repo, root, opts.sub_path.as_deref().unwrap_or(b"/"))?;
-    let mut items: Vec<Item> = Vec::new();
+    let mut items = Vec::new();
     let mut select = |path: &[u8], rel: &[u8], entry: &Entry| -> bool {
         if exclude.matches_path_or_ancestor(path) {
             return false;
@@ -76,11 +97,11 @@ pub fn restore(
         let wanted = include.is_empty() || include.matches_path_or_ancestor(path);
         // A folder not itself wanted is still walked: something below may be.
         if wanted || entry.kind == EntryKind::Dir {
-            items.push(Item {
-                rel: PathBuf::from(OsStr::from_bytes(rel.strip_prefix(b"/").unwrap_or(rel))),
-                shown: String::from_utf8_lossy(path).into_owned(),
-                entry: entry.clone(),
-            });
+            items.push((
+                PathBuf::from(OsStr::from_bytes(rel.strip_prefix(b"/").unwrap_or(rel))),
+                String::from_utf8_lossy(path).into_owned(),
+                entry.clone(),
+            ));
         }
         true
     };
@@ -106,41 +127,21 @@ pub fn restore(
     if !include.is_empty() {
         prune_unwanted_dirs(&mut items, &include);
     }
-    execute(repo, &items, opts, progress)
+    Ok(items)
 }
 
-/// Drop folders that were walked only to look for wanted entries but hold
-/// none.
-fn prune_unwanted_dirs(items: &mut Vec<Item>, include: &Patterns) {
-    let wanted: Vec<bool> = items
-        .iter()
-        .map(|i| include.matches_path_or_ancestor(i.shown.as_bytes()))
-        .collect();
-    let keep: Vec<bool> = items
-        .iter()
-        .enumerate()
-        .map(|(n, item)| {
-            wanted[n]
-                || items
-                    .iter()
-                    .zip(&wanted)
-                    .any(|(other, w)| *w && other.rel.starts_with(&item.rel))
-        })
-        .collect();
-    let mut k = keep.into_iter();
-    items.retain(|_| k.next().unwrap_or(false));
-}
-
-fn execute(
+/// Carry out a plan. The target is looked at again as it goes: what
+/// changed since the plan is handled the same way, never followed.
+pub fn execute(
     repo: &Repository,
-    items: &[Item],
-    opts: &RestoreOptions,
+    plan: &RestorePlan,
     progress: &Progress,
 ) -> Result<RestoreOutcome> {
-    std::fs::create_dir_all(&opts.target)
-        .map_err(|e| Error::io(format!("create target {}", opts.target.display()), e))?;
-    let root = Dir::open_target(&opts.target)
-        .map_err(|e| Error::io(format!("open target {}", opts.target.display()), e))?;
+    let items = &plan.entries;
+    std::fs::create_dir_all(&plan.target)
+        .map_err(|e| Error::io(format!("create target {}", plan.target.display()), e))?;
+    let root = Dir::open_target(&plan.target)
+        .map_err(|e| Error::io(format!("open target {}", plan.target.display()), e))?;
     let total: u64 = items
         .iter()
         .filter(|i| i.entry.kind == EntryKind::File)
@@ -148,7 +149,7 @@ fn execute(
         .sum();
     progress.bytes_total.store(total, Ordering::Relaxed);
     let errors = Mutex::new(Vec::<(String, bool)>::new());
-    let report = |item: &Item, e: Error| {
+    let report = |item: &Planned, e: Error| {
         let damaged = matches!(
             e.kind(),
             ErrorKind::Corrupt | ErrorKind::Tampered | ErrorKind::NotFound
@@ -158,7 +159,7 @@ fn execute(
             .unwrap_or_else(|p| p.into_inner())
             .push((format!("{}: {e}", item.shown), damaged));
     };
-    let shown = |rel: &Path| opts.target.join(rel).display().to_string();
+    let shown = |rel: &Path| plan.target.join(rel).display().to_string();
     let mut outcome = RestoreOutcome::default();
 
     // Folders first, parents before children (walk order). The open folders
@@ -192,13 +193,13 @@ fn execute(
         }
     }
     drop(open);
-    let usable = |item: &&Item| {
+    let usable = |item: &&Planned| {
         !failed_dirs
             .iter()
             .any(|d| item.rel.starts_with(d) && item.rel != *d)
     };
 
-    let others: Vec<&Item> = items
+    let others: Vec<&Planned> = items
         .iter()
         .filter(|i| i.entry.kind != EntryKind::Dir)
         .filter(usable)
@@ -226,7 +227,7 @@ fn execute(
             ErrorKind::NoSpace,
             format!(
                 "restore target {}: no space left on device ({e})",
-                opts.target.display()
+                plan.target.display()
             ),
         ));
     }
@@ -263,7 +264,7 @@ fn execute(
 fn restore_other(
     reader: &BlobReader<'_>,
     root: &Dir,
-    item: &Item,
+    item: &Planned,
     progress: &Progress,
     shown: &str,
 ) -> Result<()> {
@@ -313,7 +314,7 @@ fn restore_other(
 fn restore_file(
     reader: &BlobReader<'_>,
     file: &mut File,
-    item: &Item,
+    item: &Planned,
     progress: &Progress,
     shown: &str,
 ) -> Result<Option<Error>> {
