@@ -110,3 +110,96 @@ fn existing_symlinks_in_the_target_are_replaced_not_followed() {
     assert_eq!(fs::read(outside.join("victim.txt")).unwrap(), b"precious\n");
     assert_same_contents(&src, &target);
 }
+
+/// Every name under `dir`, recursively, without following symlinks.
+fn everything_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if fs::symlink_metadata(&p).unwrap().is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A folder restore descends into is swapped for a symlink to outside
+/// while the restore runs: what a case-insensitive file system does when a
+/// snapshot holds both a symlink `D` and a folder `d`, or what another
+/// local user can do by racing. Every later name must be opened from the
+/// folder's own descriptor, so the swap makes those entries fail instead
+/// of landing outside.
+#[test]
+fn a_folder_swapped_for_a_symlink_mid_restore_does_not_redirect_writes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let v = Vault::init();
+    let outside = v.dir("outside");
+    write(&outside.join("keep.txt"), b"untouched\n");
+    let before = everything_under(&outside);
+    let src = v.dir("src");
+    for n in 0..300 {
+        write(
+            &src.join(format!("d/f{n}")),
+            format!("file {n}\n").as_bytes(),
+        );
+        write(
+            &src.join(format!("d/sub/g{n}")),
+            format!("deeper {n}\n").as_bytes(),
+        );
+    }
+    let id = json_str(&v.snapshot_paths(&[&src]), "snapshot").to_string();
+
+    let target = v.dir("target");
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, target, outside) = (stop.clone(), target.clone(), outside.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let d = target.join("d");
+                match fs::symlink_metadata(&d) {
+                    Ok(m) if m.is_dir() => {
+                        if fs::rename(&d, target.join(format!("moved-{swaps}"))).is_ok() {
+                            let _ = symlink(&outside, &d);
+                            swaps += 1;
+                        }
+                    }
+                    _ => std::thread::yield_now(),
+                }
+            }
+            swaps
+        })
+    };
+    let out = v.run(&[
+        "restore",
+        &format!("{id}:{}", src.display()),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+
+    assert!(
+        swaps > 0,
+        "the folder was never swapped: the test proves nothing"
+    );
+    assert_eq!(
+        everything_under(&outside),
+        before,
+        "restore wrote outside its target through a swapped-in symlink"
+    );
+    assert_eq!(fs::read(outside.join("keep.txt")).unwrap(), b"untouched\n");
+    // Entries below the swapped folder fail; the restore says so and ends.
+    assert!(
+        out.status.code().is_some(),
+        "restore crashed: {}",
+        stderr(&out)
+    );
+}

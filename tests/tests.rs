@@ -44,6 +44,7 @@ mod prune_faults;
 mod prune_model;
 mod prune_plan;
 mod prune_two_phase;
+mod restore_plan;
 mod restore_safety;
 mod retention;
 mod s3;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use vault::ops::restore::{restore, RestoreOptions};
+use vault::ops::restore::{execute, plan, Action, RestoreOptions, RestorePlan};
 use vault::progress::Progress;
 
 use vault::repo::SnapshotFilter;
@@ -32,6 +32,9 @@ pub struct RestoreArgs {
     /// Skip paths matching this glob (repeatable)
     #[arg(long)]
     pub exclude: Vec<String>,
+    /// Print what would be created, overwritten and replaced; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub filter: Filter,
 }
@@ -78,11 +81,16 @@ pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
         exclude: a.exclude.clone(),
         sub_path: sub_path.map(|p| p.as_bytes().to_vec()),
     };
+    let plan = plan(&repo, &snap.root, &opts)?;
+    if a.dry_run {
+        show_plan(g, &id, &plan)?;
+        return Ok(exit::OK);
+    }
     let progress = Arc::new(Progress::default());
     let started = std::time::Instant::now();
     let outcome = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore");
-        restore(&repo, &snap.root, &opts, &progress)?
+        execute(&repo, &plan, &progress)?
     };
     for e in &outcome.errors {
         eprintln!("error: {e}");
@@ -119,4 +127,64 @@ pub(super) fn restore_cmd(g: &Global, a: RestoreArgs) -> Result<i32> {
         (false, true) => exit::DAMAGE,
         (false, false) => exit::FAILURE,
     })
+}
+
+fn show_plan(g: &Global, id: &vault::format::Id, plan: &RestorePlan) -> Result<()> {
+    let c = plan.counts();
+    let what = |action: Action| match action {
+        Action::Replace(existing) => format!("replace {existing:?}").to_lowercase(),
+        other => other.name().to_string(),
+    };
+    if g.json {
+        let entries: Vec<_> = plan
+            .entries
+            .iter()
+            .map(|p| {
+                json!({
+                    "path": plan.target.join(&p.rel).to_string_lossy(),
+                    "kind": format!("{:?}", p.entry.kind).to_lowercase(),
+                    "size": p.entry.size,
+                    "action": p.action.name(),
+                    "replaces": match p.action {
+                        Action::Replace(e) => Some(format!("{e:?}").to_lowercase()),
+                        _ => None,
+                    },
+                })
+            })
+            .collect();
+        return print_json(&json!({
+            "dry_run": true,
+            "snapshot": id.to_hex(),
+            "target": plan.target.to_string_lossy(),
+            "files": c.files,
+            "dirs": c.dirs,
+            "bytes": c.bytes,
+            "created": c.created,
+            "kept": c.kept,
+            "overwritten": c.overwritten,
+            "replaced": c.replaced,
+            "entries": entries,
+        }));
+    }
+    if g.quiet {
+        return Ok(());
+    }
+    for p in plan.entries.iter().filter(|p| p.action != Action::Keep) {
+        println!(
+            "  {:<16} {}",
+            what(p.action),
+            plan.target.join(&p.rel).display()
+        );
+    }
+    println!(
+        "would restore {} files, {} folders, {} to {}: {} created, {} overwritten, {} replaced (dry run: nothing changed)",
+        c.files,
+        c.dirs,
+        human_bytes(c.bytes),
+        plan.target.display(),
+        c.created,
+        c.overwritten,
+        c.replaced
+    );
+    Ok(())
 }

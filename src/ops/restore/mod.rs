@@ -1,15 +1,18 @@
 //! Restore a snapshot (or a path inside it) into a target folder.
 //!
 //! Entry names were checked when their trees were decoded (no `/`, `..` or
-//! empty names), every folder on the way is created by us and checked to be
-//! a real folder, and files are opened with O_NOFOLLOW: a hostile repository
-//! cannot make a restore write outside its target.
+//! empty names), and the target is reached only through folder descriptors
+//! opened one name at a time without following symlinks (see `target_fs`):
+//! neither a hostile repository nor a symlink swapped into the target can
+//! make a restore write outside it.
+
+mod plan;
+mod target_fs;
 
 use std::ffi::OsStr;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
@@ -24,6 +27,10 @@ use crate::format::tree::{Content, Entry, EntryKind, FLAG_DAMAGED};
 use crate::format::Id;
 use crate::progress::Progress;
 use crate::repo::{BlobReader, Repository};
+use plan::{decide, prune_unwanted_dirs};
+pub use plan::{Action, PlanCounts, Planned, RestorePlan};
+pub use target_fs::Existing;
+use target_fs::{set_file_metadata, Dir};
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -48,24 +55,41 @@ pub struct RestoreOutcome {
     pub damaged: bool,
 }
 
-struct Item {
-    /// Where it goes, relative to the target.
-    rel: PathBuf,
-    /// Where it was, inside the snapshot (for messages).
-    shown: String,
-    entry: Entry,
-}
-
+/// Restore as planned; see `plan` and `execute`.
 pub fn restore(
     repo: &Repository,
     root: &Id,
     opts: &RestoreOptions,
     progress: &Progress,
 ) -> Result<RestoreOutcome> {
+    let plan = plan(repo, root, opts)?;
+    execute(repo, &plan, progress)
+}
+
+/// What the restore will do, changing nothing: reads the snapshot's trees
+/// and looks at the target without following symlinks.
+pub fn plan(repo: &Repository, root: &Id, opts: &RestoreOptions) -> Result<RestorePlan> {
+    let items = select(repo, root, opts)?;
+    let target = Dir::open_target(&opts.target).ok();
+    let mut probe = |rel: &Path| -> Option<Existing> {
+        let (dir, name) = (target.as_ref()?, rel.file_name()?);
+        let parent = dir.open_path(rel.parent()?).ok()?;
+        parent.lstat(name).ok().flatten()
+    };
+    Ok(decide(opts.target.clone(), items, &mut probe))
+}
+
+/// The snapshot's entries to restore, in walk order: (where it goes
+/// relative to the target, where it was in the snapshot, the entry).
+fn select(
+    repo: &Repository,
+    root: &Id,
+    opts: &RestoreOptions,
+) -> Result<Vec<(PathBuf, String, Entry)>> {
     let include = Patterns::new(&opts.include)?;
     let exclude = Patterns::new(&opts.exclude)?;
     let start = resolve(repo, root, opts.sub_path.as_deref().unwrap_or(b"/"))?;
-    let mut items: Vec<Item> = Vec::new();
+    let mut items = Vec::new();
     let mut select = |path: &[u8], rel: &[u8], entry: &Entry| -> bool {
         if exclude.matches_path_or_ancestor(path) {
             return false;
@@ -73,11 +97,11 @@ pub fn restore(
         let wanted = include.is_empty() || include.matches_path_or_ancestor(path);
         // A folder not itself wanted is still walked: something below may be.
         if wanted || entry.kind == EntryKind::Dir {
-            items.push(Item {
-                rel: PathBuf::from(OsStr::from_bytes(rel.strip_prefix(b"/").unwrap_or(rel))),
-                shown: String::from_utf8_lossy(path).into_owned(),
-                entry: entry.clone(),
-            });
+            items.push((
+                PathBuf::from(OsStr::from_bytes(rel.strip_prefix(b"/").unwrap_or(rel))),
+                String::from_utf8_lossy(path).into_owned(),
+                entry.clone(),
+            ));
         }
         true
     };
@@ -103,39 +127,21 @@ pub fn restore(
     if !include.is_empty() {
         prune_unwanted_dirs(&mut items, &include);
     }
-    execute(repo, &items, opts, progress)
+    Ok(items)
 }
 
-/// Drop folders that were walked only to look for wanted entries but hold
-/// none.
-fn prune_unwanted_dirs(items: &mut Vec<Item>, include: &Patterns) {
-    let wanted: Vec<bool> = items
-        .iter()
-        .map(|i| include.matches_path_or_ancestor(i.shown.as_bytes()))
-        .collect();
-    let keep: Vec<bool> = items
-        .iter()
-        .enumerate()
-        .map(|(n, item)| {
-            wanted[n]
-                || items
-                    .iter()
-                    .zip(&wanted)
-                    .any(|(other, w)| *w && other.rel.starts_with(&item.rel))
-        })
-        .collect();
-    let mut k = keep.into_iter();
-    items.retain(|_| k.next().unwrap_or(false));
-}
-
-fn execute(
+/// Carry out a plan. The target is looked at again as it goes: what
+/// changed since the plan is handled the same way, never followed.
+pub fn execute(
     repo: &Repository,
-    items: &[Item],
-    opts: &RestoreOptions,
+    plan: &RestorePlan,
     progress: &Progress,
 ) -> Result<RestoreOutcome> {
-    std::fs::create_dir_all(&opts.target)
-        .map_err(|e| Error::io(format!("create target {}", opts.target.display()), e))?;
+    let items = &plan.entries;
+    std::fs::create_dir_all(&plan.target)
+        .map_err(|e| Error::io(format!("create target {}", plan.target.display()), e))?;
+    let root = Dir::open_target(&plan.target)
+        .map_err(|e| Error::io(format!("open target {}", plan.target.display()), e))?;
     let total: u64 = items
         .iter()
         .filter(|i| i.entry.kind == EntryKind::File)
@@ -143,7 +149,7 @@ fn execute(
         .sum();
     progress.bytes_total.store(total, Ordering::Relaxed);
     let errors = Mutex::new(Vec::<(String, bool)>::new());
-    let report = |item: &Item, e: Error| {
+    let report = |item: &Planned, e: Error| {
         let damaged = matches!(
             e.kind(),
             ErrorKind::Corrupt | ErrorKind::Tampered | ErrorKind::NotFound
@@ -153,29 +159,47 @@ fn execute(
             .unwrap_or_else(|p| p.into_inner())
             .push((format!("{}: {e}", item.shown), damaged));
     };
+    let shown = |rel: &Path| plan.target.join(rel).display().to_string();
     let mut outcome = RestoreOutcome::default();
 
-    // Folders first, parents before children (walk order).
+    // Folders first, parents before children (walk order). The open folders
+    // on the way down stay open, so each is reached from its parent's
+    // descriptor.
     let mut failed_dirs: Vec<&Path> = Vec::new();
+    let mut open: Vec<(&Path, Dir)> = Vec::new();
     for item in items.iter().filter(|i| i.entry.kind == EntryKind::Dir) {
         if failed_dirs.iter().any(|d| item.rel.starts_with(d)) {
             continue;
         }
-        match ensure_dir(&opts.target.join(&item.rel)) {
-            Ok(()) => outcome.dirs += 1,
+        let Some(name) = item.rel.file_name() else {
+            continue;
+        };
+        while open
+            .last()
+            .is_some_and(|(rel, _)| Some(*rel) != item.rel.parent())
+        {
+            open.pop();
+        }
+        let parent = open.last().map_or(&root, |(_, dir)| dir);
+        match parent.ensure_dir(name) {
+            Ok(dir) => {
+                outcome.dirs += 1;
+                open.push((&item.rel, dir));
+            }
             Err(e) => {
                 failed_dirs.push(&item.rel);
-                report(item, e);
+                report(item, Error::io(format!("create {}", shown(&item.rel)), e));
             }
         }
     }
-    let usable = |item: &&Item| {
+    drop(open);
+    let usable = |item: &&Planned| {
         !failed_dirs
             .iter()
             .any(|d| item.rel.starts_with(d) && item.rel != *d)
     };
 
-    let others: Vec<&Item> = items
+    let others: Vec<&Planned> = items
         .iter()
         .filter(|i| i.entry.kind != EntryKind::Dir)
         .filter(usable)
@@ -187,18 +211,8 @@ fn execute(
         if full.lock().map_or(true, |f| f.is_some()) {
             return;
         }
-        let path = opts.target.join(&item.rel);
-        let result = match &item.entry.content {
-            Content::File { .. } => restore_file(&reader, &path, item, progress),
-            Content::Symlink { target } => restore_symlink(&path, target),
-            Content::Device { rdev } => make_node(&path, &item.entry, *rdev),
-            Content::Other if item.entry.kind == EntryKind::Fifo => {
-                make_node(&path, &item.entry, 0)
-            }
-            // Sockets belong to a running program; there is nothing to restore.
-            _ => return,
-        };
-        match result.and_then(|()| set_metadata(&path, &item.entry)) {
+        let result = restore_other(&reader, &root, item, progress, &shown(&item.rel));
+        match result {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NoSpace => {
                 if let Ok(mut f) = full.lock() {
@@ -213,7 +227,7 @@ fn execute(
             ErrorKind::NoSpace,
             format!(
                 "restore target {}: no space left on device ({e})",
-                opts.target.display()
+                plan.target.display()
             ),
         ));
     }
@@ -229,8 +243,14 @@ fn execute(
         .filter(usable)
         .rev()
     {
-        if let Err(e) = set_metadata(&opts.target.join(&item.rel), &item.entry) {
-            report(item, e);
+        let result = root
+            .open_path(&item.rel)
+            .and_then(|dir| dir.set_own_metadata(&item.entry));
+        if let Err(e) = result {
+            report(
+                item,
+                Error::io(format!("set metadata of {}", shown(&item.rel)), e),
+            );
         }
     }
     for (line, damaged) in errors.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -240,55 +260,76 @@ fn execute(
     Ok(outcome)
 }
 
-fn ensure_dir(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => std::fs::remove_file(path)
-            .map_err(|e| Error::io(format!("replace {}", path.display()), e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("{}", path.display()), e)),
+/// A file, symlink or node, made inside its parent folder's descriptor.
+fn restore_other(
+    reader: &BlobReader<'_>,
+    root: &Dir,
+    item: &Planned,
+    progress: &Progress,
+    shown: &str,
+) -> Result<()> {
+    let (parent, name) = match (item.rel.parent(), item.rel.file_name()) {
+        (Some(parent), Some(name)) => (parent, name),
+        _ => return Err(Error::invalid("empty name")),
+    };
+    let io = |what: &'static str| move |e: std::io::Error| Error::io(format!("{what} {shown}"), e);
+    let dir = root.open_path(parent).map_err(io("open folder of"))?;
+    match &item.entry.content {
+        Content::File { .. } => {
+            dir.clear(name).map_err(io("replace"))?;
+            let mut file = dir.create_file(name).map_err(io("create"))?;
+            let damage = restore_file(reader, &mut file, item, progress, shown)?;
+            set_file_metadata(&file, &item.entry).map_err(io("set metadata of"))?;
+            match damage {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+        Content::Symlink { target } => {
+            dir.clear(name).map_err(io("replace"))?;
+            dir.symlink(name, target).map_err(io("symlink"))?;
+            dir.set_metadata(name, &item.entry)
+                .map_err(io("set metadata of"))
+        }
+        Content::Device { rdev } => {
+            dir.clear(name).map_err(io("replace"))?;
+            dir.mknod(name, item.entry.kind, *rdev)
+                .map_err(io("mknod"))?;
+            dir.set_metadata(name, &item.entry)
+                .map_err(io("set metadata of"))
+        }
+        Content::Other if item.entry.kind == EntryKind::Fifo => {
+            dir.clear(name).map_err(io("replace"))?;
+            dir.mknod(name, item.entry.kind, 0).map_err(io("mknod"))?;
+            dir.set_metadata(name, &item.entry)
+                .map_err(io("set metadata of"))
+        }
+        // Sockets belong to a running program; there is nothing to restore.
+        _ => Ok(()),
     }
-    std::fs::create_dir(path).map_err(|e| Error::io(format!("create {}", path.display()), e))
 }
 
-/// Whatever is in the way of a new file, symlink or node (but never a
-/// folder with contents) is removed first; symlinks are removed, not followed.
-fn clear_way(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir(path)
-            .map_err(|e| Error::io(format!("replace {}", path.display()), e)),
-        Ok(_) => std::fs::remove_file(path)
-            .map_err(|e| Error::io(format!("replace {}", path.display()), e)),
-        Err(_) => Ok(()),
-    }
-}
-
+/// Writes the content; returns the first damaged range, which leaves a hole
+/// rather than stopping the file.
 fn restore_file(
     reader: &BlobReader<'_>,
-    path: &Path,
-    item: &Item,
+    file: &mut File,
+    item: &Planned,
     progress: &Progress,
-) -> Result<()> {
-    clear_way(path)?;
-    let mut file: File = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
+    shown: &str,
+) -> Result<Option<Error>> {
     let mut first_error: Option<Error> = None;
     let mut offset = 0u64;
     for_each_chunk(reader, item.entry.chunks(), &mut |chunk, data| {
         match data {
             Ok(data) => file
                 .write_all(&data)
-                .map_err(|e| Error::io(format!("write {}", path.display()), e))?,
+                .map_err(|e| Error::io(format!("write {shown}"), e))?,
             Err(e) => {
                 // Leave a hole where the chunk was and go on: the rest of the
                 // file is still worth having, and the error names the range.
                 file.seek(SeekFrom::Current(i64::from(chunk.len)))
-                    .map_err(|e| Error::io(format!("seek {}", path.display()), e))?;
+                    .map_err(|e| Error::io(format!("seek {shown}"), e))?;
                 if first_error.is_none() {
                     first_error = Some(e.at(format!(
                         "bytes {}..{}",
@@ -306,7 +347,7 @@ fn restore_file(
     })?;
     if offset != item.entry.size {
         file.set_len(item.entry.size)
-            .map_err(|e| Error::io(format!("truncate {}", path.display()), e))?;
+            .map_err(|e| Error::io(format!("truncate {shown}"), e))?;
     }
     progress.files.fetch_add(1, Ordering::Relaxed);
     if item.entry.flags & FLAG_DAMAGED != 0 && first_error.is_none() {
@@ -314,78 +355,5 @@ fn restore_file(
             "marked damaged by repair: some of its content was lost",
         ));
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
-fn restore_symlink(path: &Path, target: &[u8]) -> Result<()> {
-    clear_way(path)?;
-    std::os::unix::fs::symlink(OsStr::from_bytes(target), path)
-        .map_err(|e| Error::io(format!("symlink {}", path.display()), e))
-}
-
-fn cstring(path: &Path) -> Result<std::ffi::CString> {
-    std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::invalid("path contains NUL"))
-}
-
-fn make_node(path: &Path, entry: &Entry, rdev: u64) -> Result<()> {
-    clear_way(path)?;
-    let c = cstring(path)?;
-    let kind = match entry.kind {
-        EntryKind::Fifo => libc::S_IFIFO,
-        EntryKind::CharDevice => libc::S_IFCHR,
-        _ => libc::S_IFBLK,
-    };
-    // SAFETY: c is a valid NUL-terminated path.
-    let rc = unsafe { libc::mknod(c.as_ptr(), kind | 0o600, rdev as libc::dev_t) };
-    if rc != 0 {
-        return Err(Error::io(
-            format!("mknod {}", path.display()),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
-}
-
-fn set_metadata(path: &Path, entry: &Entry) -> Result<()> {
-    let c = cstring(path)?;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        // SAFETY: c is a valid NUL-terminated path; lchown does not follow symlinks.
-        if unsafe { libc::lchown(c.as_ptr(), entry.uid, entry.gid) } != 0 {
-            return Err(Error::io(
-                format!("chown {}", path.display()),
-                std::io::Error::last_os_error(),
-            ));
-        }
-    }
-    if entry.kind != EntryKind::Symlink {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(entry.mode & 0o7777))
-            .map_err(|e| Error::io(format!("chmod {}", path.display()), e))?;
-    }
-    let t = libc::timespec {
-        tv_sec: entry.mtime.secs as libc::time_t,
-        tv_nsec: entry.mtime.nanos as libc::c_long,
-    };
-    let times = [t, t];
-    // SAFETY: c is valid and times points at two timespecs.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::io(
-            format!("set times of {}", path.display()),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    Ok(first_error)
 }
