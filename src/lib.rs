@@ -11,6 +11,7 @@ pub mod storage;
 pub use error::{Error, ErrorKind, Result};
 pub use format::Id;
 pub mod cache;
+pub mod delta;
 pub mod mount;
 pub mod ops;
 pub mod policy;

@@ -100,6 +100,8 @@ pub enum Command {
     Prune(crate::cli::commands::prune::PruneArgs),
     /// Remove stale locks (or all locks with --all)
     Unlock(crate::cli::commands::unlock::UnlockArgs),
+    /// Move the repository to the newest format version (deltas)
+    Upgrade(crate::cli::commands::upgrade::UpgradeArgs),
     /// Prove a snapshot restores: restore it into a scratch server and check it
     Drill(super::commands::drill::DrillArgs),
     /// Verify the repository and name what any damage touches
@@ -136,6 +138,10 @@ pub struct InitArgs {
     /// Default zstd level, 0 (off) to 22
     #[arg(long)]
     pub compression: Option<i32>,
+    /// Repository format version: 2 (default) stores deltas; 1 stays
+    /// readable by older vault builds (`vault upgrade` moves it on)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub format_version: Option<u32>,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }

@@ -19,6 +19,7 @@ pub mod restore;
 pub mod run;
 pub mod snapshot;
 pub mod stream_set;
+pub mod upgrade;
 pub mod walk;
 
 use std::sync::atomic::AtomicU64;

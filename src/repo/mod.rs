@@ -40,6 +40,8 @@ pub struct InitOptions {
     pub pack_target: u32,
     pub compression: i32,
     pub kdf: KdfParams,
+    /// `REPO_VERSION`, or an older one still read and written.
+    pub repo_version: u32,
 }
 
 impl Default for InitOptions {
@@ -49,6 +51,7 @@ impl Default for InitOptions {
             pack_target: DEFAULT_PACK_TARGET,
             compression: DEFAULT_COMPRESSION,
             kdf: KdfParams::default(),
+            repo_version: REPO_VERSION,
         }
     }
 }
@@ -97,8 +100,14 @@ impl Repository {
         options: &InitOptions,
         cache: &CacheOptions,
     ) -> Result<Repository> {
+        if !(crate::format::MIN_REPO_VERSION..=REPO_VERSION).contains(&options.repo_version) {
+            return Err(Error::invalid(format!(
+                "repository format version {} is not one this vault writes",
+                options.repo_version
+            )));
+        }
         let config = Config {
-            repo_version: REPO_VERSION,
+            repo_version: options.repo_version,
             repo_id: {
                 let mut id = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut id);
@@ -123,15 +132,7 @@ impl Repository {
         // The key goes first and the config last: a location with a config
         // is a complete repository.
         let key_id = keys::write_key(backend.as_ref(), &keys, password, &options.kdf)?;
-        let mut body = vec![];
-        body.extend_from_slice(magic::CONFIG);
-        body.extend_from_slice(&keys.seal(
-            BoxKind::Config,
-            None,
-            &payload::encode(&config.encode(), 0),
-            random_nonce(),
-        ));
-        backend.write(layout::CONFIG, body)?;
+        backend.write(layout::CONFIG, sealed_config(&keys, &config))?;
         let index = IndexCache::open(
             cache_path(cache, &config.repo_id).as_deref(),
             &config.repo_id,
@@ -383,9 +384,23 @@ impl Repository {
 
     /// Whether a backup may reuse the stored blob: indexed, and not in a
     /// pack marked for deletion.
+    /// A delta is reusable only while its base is too.
     pub fn has_blob(&self, kind: BlobKind, id: &Id) -> Result<bool> {
         let loc = self.index().lookup(kind, id)?;
-        Ok(loc.is_some_and(|l| !self.is_marked(&l.pack)))
+        match loc {
+            Some(l) if !self.is_marked(&l.pack) => match l.base {
+                None => Ok(true),
+                Some(base) => Ok(self.whole_base(&base)?.is_some()),
+            },
+            _ => Ok(false),
+        }
+    }
+
+    /// Where `base` lies if a delta may name it: indexed, stored whole (chains
+    /// are one link long) and not in a pack marked for deletion.
+    pub fn whole_base(&self, base: &Id) -> Result<Option<BlobLocation>> {
+        let loc = self.index().lookup(BlobKind::Data, base)?;
+        Ok(loc.filter(|l| l.base.is_none() && !self.is_marked(&l.pack)))
     }
 
     /// Read, decrypt, decompress and verify one blob.
@@ -457,20 +472,27 @@ impl Repository {
                 kind
             )));
         }
-        self.open_blob(kind, id, boxed, loc.raw_len)
+        self.open_blob(kind, id, boxed, loc.raw_len, loc.base.as_ref())
             .map_err(|e| e.at(blob_place(id, loc)))
     }
 
     /// Decrypt a sealed blob and check that its plaintext hashes to its id.
+    /// A delta (`base` given) reads its base first.
     pub fn open_blob(
         &self,
         kind: BlobKind,
         id: &Id,
         boxed: &[u8],
         raw_len: u32,
+        base: Option<&Id>,
     ) -> Result<Vec<u8>> {
         let payload_bytes = self.keys.open(kind.box_kind(), Some(id), boxed)?;
-        let data = payload::decode(&payload_bytes, raw_len as usize)?;
+        let base_bytes = match base {
+            Some(b) => Some(self.read_base(b)?),
+            None => None,
+        };
+        let data =
+            payload::decode_with_base(&payload_bytes, raw_len as usize, base_bytes.as_deref())?;
         if data.len() != raw_len as usize || self.keys.blob_id(&data) != *id {
             return Err(Error::new(
                 ErrorKind::Corrupt,
@@ -480,9 +502,63 @@ impl Repository {
         Ok(data)
     }
 
+    /// A delta's base: a data blob stored whole. A base that is itself a
+    /// delta breaks the one-link limit and is damage.
+    fn read_base(&self, base: &Id) -> Result<Vec<u8>> {
+        let place = |e: Error| e.at(format!("base {}", base.short()));
+        let loc = self
+            .blob_location(BlobKind::Data, base)?
+            .ok_or_else(|| place(missing_blob(base)))?;
+        if loc.base.is_some() {
+            return Err(place(Error::corrupt(
+                "a delta's base is itself a delta (chains are one link long)",
+            )));
+        }
+        self.read_blob_at(BlobKind::Data, base, &loc).map_err(place)
+    }
+
     pub fn read_tree(&self, id: &Id) -> Result<crate::format::tree::Tree> {
         let bytes = self.read_blob(BlobKind::Tree, id)?;
         crate::format::tree::Tree::decode(&bytes).map_err(|e| e.at(format!("tree {}", id.short())))
+    }
+}
+
+/// `"VLTC" | sealed box (Config)`, its payload stored raw.
+fn sealed_config(keys: &MasterKeys, config: &Config) -> Vec<u8> {
+    let mut body = vec![];
+    body.extend_from_slice(magic::CONFIG);
+    body.extend_from_slice(&keys.seal(
+        BoxKind::Config,
+        None,
+        &payload::encode(&config.encode(), 0),
+        random_nonce(),
+    ));
+    body
+}
+
+impl Repository {
+    /// The config as stored now (another client may have upgraded it since
+    /// this one was opened).
+    pub fn stored_config(&self) -> Result<Config> {
+        let bytes = self
+            .backend
+            .read_capped(layout::CONFIG, crate::format::limits::MAX_CONFIG_OBJECT)?;
+        let sealed = bytes
+            .strip_prefix(magic::CONFIG.as_slice())
+            .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;
+        let plain = self
+            .keys
+            .open(BoxKind::Config, None, sealed)
+            .map_err(|e| e.at("config"))?;
+        Config::decode(&payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT)?)
+    }
+
+    /// Replace the config (`upgrade` only; the caller holds the exclusive
+    /// lock). Storage replaces the object whole or not at all.
+    pub fn rewrite_config(&self, config: &Config) -> Result<()> {
+        config.validate()?;
+        self.backend
+            .write(layout::CONFIG, sealed_config(&self.keys, config))
     }
 }
 

@@ -24,6 +24,7 @@ pub(super) fn init(g: &Global, a: InitArgs) -> Result<i32> {
             .map(|m| m.saturating_mul(1 << 20))
             .unwrap_or(d.pack_target),
         compression: a.compression.unwrap_or(d.compression),
+        repo_version: a.format_version.unwrap_or(d.repo_version),
         kdf: kdf(&a.kdf),
     };
     let password = new_password(None, g, true)?;
