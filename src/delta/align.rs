@@ -1,11 +1,11 @@
 //! Aligning a new version of a file with its parent: a new chunk at offset
 //! `o` most likely resembles the parent's bytes at `o - drift`, where the
 //! drift is what inserts and deletes earlier in the file shifted it by.
-//! A chunk both versions share fixes the drift exactly. A changed chunk is
-//! taken to end where its counterpart ends (content-defined boundaries
-//! resynchronise right after a small edit), so the drift follows edits
-//! that change every chunk a little, with no chunk left in common. Pure
-//! bookkeeping.
+//! A chunk both versions share fixes the drift exactly. A changed chunk of
+//! about its counterpart's length is taken to end where its counterpart
+//! ends (content-defined boundaries resynchronise right after a small
+//! edit), so the drift follows edits that change every chunk a little,
+//! with no chunk left in common. Pure bookkeeping.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -68,9 +68,15 @@ impl Counterpart {
             .starts
             .partition_point(|s| *s <= centre as u64)
             .checked_sub(1)?;
-        let end = offset + u64::from(len);
+        // Only a chunk about as long as its counterpart is taken to be an
+        // edit of it; after a merge, split or insert the drift stays as it
+        // was until a shared chunk fixes it.
         let parent_end = self.starts.get(i + 1).copied().unwrap_or(self.len);
-        drift.entry(end).or_insert(end as i64 - parent_end as i64);
+        let parent_len = parent_end - self.starts[i];
+        if u64::from(len).abs_diff(parent_len) * 8 <= parent_len {
+            let end = offset + u64::from(len);
+            drift.entry(end).or_insert(end as i64 - parent_end as i64);
+        }
         Some(self.ids[i])
     }
 }
