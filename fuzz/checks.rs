@@ -347,7 +347,14 @@ pub fn sealed(data: &[u8]) -> bool {
 
 /// Payload encodings (raw or zstd) under a few length caps: 0, the input's
 /// length and `PAYLOAD_CAP`. Whatever decodes must respect the cap exactly.
+/// The base the `payload` target decodes delta payloads against.
+pub const DELTA_BASE: &[u8] = b"the base blob of every delta payload the payload target decodes; \
+      deltas against it are short, anything else fails or decodes to other bytes";
+
 pub fn payload(data: &[u8]) -> bool {
+    if data.first() == Some(&payload::ENCODING_DELTA) {
+        return delta_payload(data);
+    }
     let mut accepted = false;
     for cap in [0, data.len(), PAYLOAD_CAP] {
         let Ok(raw) = payload::decode(data, cap) else {
@@ -377,6 +384,39 @@ pub fn payload(data: &[u8]) -> bool {
                 raw
             );
         }
+        accepted = true;
+    }
+    accepted
+}
+
+/// A delta decodes to exactly the length it is given, only with a base,
+/// and a delta of what it decoded to decodes back.
+fn delta_payload(data: &[u8]) -> bool {
+    assert!(
+        payload::decode(data, PAYLOAD_CAP).is_err(),
+        "a delta decoded without its base"
+    );
+    // Writers record the length in the frame; a blob's comes from its index entry.
+    let recorded = vault::format::delta::recorded_len(&data[1..])
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n <= PAYLOAD_CAP)
+        .unwrap_or(0);
+    let mut accepted = false;
+    for cap in [0, data.len(), recorded] {
+        let Ok(raw) = payload::decode_with_base(data, cap, Some(DELTA_BASE)) else {
+            continue;
+        };
+        assert_eq!(
+            raw.len(),
+            cap,
+            "a delta decoded to another length than asked"
+        );
+        let again = vault::format::delta::encode(&raw, DELTA_BASE, 1).expect("delta");
+        assert_eq!(
+            payload::decode_with_base(&again, raw.len(), Some(DELTA_BASE))
+                .expect("re-encoded delta"),
+            raw
+        );
         accepted = true;
     }
     accepted

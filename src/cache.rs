@@ -15,7 +15,7 @@ use crate::format::index::IndexBody;
 use crate::format::{BlobKind, Id};
 
 /// Bumped whenever the tables change; an older cache is dropped and rebuilt.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Where a blob is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct BlobLocation {
     pub raw_len: u32,
     /// Size of the whole pack, as indexed.
     pub pack_size: u64,
+    /// The base of a blob stored as a delta.
+    pub base: Option<Id>,
 }
 
 pub struct IndexCache {
@@ -108,6 +110,7 @@ impl IndexCache {
                  CREATE TABLE blobs (
                      id BLOB NOT NULL, kind INTEGER NOT NULL, pack INTEGER NOT NULL,
                      offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
+                     base BLOB,
                      PRIMARY KEY (id, kind)
                  ) WITHOUT ROWID;",
             )
@@ -214,8 +217,9 @@ impl IndexCache {
     }
 
     /// Record one index object's entries (and its `supersedes` list). The
-    /// first location seen for a blob wins; duplicates in other packs are
-    /// harmless.
+    /// first location seen for a blob wins, except that a whole copy
+    /// replaces one stored as a delta (a base must be read whole);
+    /// duplicates in other packs are harmless.
     pub fn add_index(&mut self, index_id: Option<&Id>, body: &IndexBody) -> Result<()> {
         let tx = self.conn.transaction().map_err(db_err)?;
         {
@@ -227,8 +231,12 @@ impl IndexCache {
                 .map_err(db_err)?;
             let mut add_blob = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO blobs (id, kind, pack, offset, stored_len, raw_len)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO blobs (id, kind, pack, offset, stored_len, raw_len, base)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id, kind) DO UPDATE SET pack = excluded.pack,
+                         offset = excluded.offset, stored_len = excluded.stored_len,
+                         raw_len = excluded.raw_len, base = NULL
+                     WHERE blobs.base IS NOT NULL AND excluded.base IS NULL",
                 )
                 .map_err(db_err)?;
             for pack in &body.packs {
@@ -246,7 +254,8 @@ impl IndexCache {
                             n,
                             b.offset,
                             b.stored_len,
-                            b.raw_len
+                            b.raw_len,
+                            b.base.as_ref().map(|b| b.as_bytes().to_vec())
                         ])
                         .map_err(db_err)?;
                 }
@@ -264,7 +273,7 @@ impl IndexCache {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT p.id, b.offset, b.stored_len, b.raw_len, p.size
+                "SELECT p.id, b.offset, b.stored_len, b.raw_len, p.size, b.base
                  FROM blobs b JOIN packs p ON p.n = b.pack WHERE b.id = ?1 AND b.kind = ?2",
             )
             .map_err(db_err)?;
@@ -276,6 +285,10 @@ impl IndexCache {
                 stored_len: r.get(2)?,
                 raw_len: r.get(3)?,
                 pack_size: r.get::<_, i64>(4)? as u64,
+                base: r
+                    .get::<_, Option<Vec<u8>>>(5)?
+                    .map(id_from_row)
+                    .transpose()?,
             })
         })
         .optional()
@@ -348,6 +361,7 @@ mod tests {
                         offset: i as u32 * 10,
                         stored_len: 10,
                         raw_len: 20,
+                        base: None,
                     })
                     .collect(),
             }],

@@ -9,6 +9,7 @@
 //! - `system`, `storage`, `cache`, `config`: the machine and its services;
 //! - `engines`: the database servers and their client programs;
 //! - `repo`: the repository, its objects, locks and the write pipeline;
+//! - `delta`: which parent chunk a new chunk is stored against;
 //! - `ingest`: bytes in, trees and snapshots out;
 //! - `ops`: every command as a library call; `mount`, `serve` beside it.
 
@@ -16,6 +17,7 @@ pub mod cache;
 pub mod chunker;
 pub mod config;
 pub mod crypto;
+pub mod delta;
 pub mod engines;
 pub mod error;
 pub mod format;

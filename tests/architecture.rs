@@ -21,10 +21,11 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 3),
     ("engines", 4),
     ("repo", 5),
-    ("ingest", 6),
-    ("ops", 7),
-    ("mount", 8),
-    ("serve", 8),
+    ("delta", 6),
+    ("ingest", 7),
+    ("ops", 8),
+    ("mount", 9),
+    ("serve", 9),
 ];
 
 /// Names the crate root re-exports, and the module each comes from.

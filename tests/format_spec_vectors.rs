@@ -128,6 +128,9 @@ const ALL_VECTORS: &[&str] = &[
     "ad-snapshot",
     "payload-raw",
     "payload-zstd",
+    "payload-delta",
+    "pack-header-body-delta",
+    "index-body-delta",
     "config-body",
     "config-object",
     "pack-header-body",
@@ -278,6 +281,19 @@ fn payload_encoding() {
     assert_eq!(z[0], payload::ENCODING_ZSTD);
     assert_eq!(payload::decode(z, 64).unwrap(), vec![b'a'; 64]);
     assert!(payload::decode(z, 63).is_err(), "decompression cap");
+
+    let d = hex_vector("payload-delta");
+    assert_eq!(d[0], payload::ENCODING_DELTA);
+    let base = b"the quick brown fox jumps over the lazy dog";
+    assert_eq!(
+        payload::decode_with_base(d, 43, Some(base)).unwrap(),
+        b"the quick brown cat jumps over the lazy dog"
+    );
+    assert!(payload::decode(d, 43).is_err(), "a delta needs its base");
+    assert!(
+        payload::decode_with_base(d, 42, Some(base)).is_err(),
+        "length cap"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -332,12 +348,14 @@ fn pack_header_and_trailer() {
             id: fill(0x11),
             stored_len: 51,
             raw_len: 5,
+            base: None,
         },
         PackEntry {
             kind: BlobKind::Tree,
             id: fill(0x22),
             stored_len: 256,
             raw_len: 200,
+            base: None,
         },
     ];
     check("pack-header-body", &pack::encode_header(&entries));
@@ -346,6 +364,22 @@ fn pack_header_and_trailer() {
         entries
     );
     assert_eq!(pack::entry_offsets(&entries, 307).unwrap(), vec![0, 51]);
+
+    let with_delta = [
+        PackEntry {
+            kind: BlobKind::Data,
+            id: fill(0x44),
+            stored_len: 40,
+            raw_len: 64,
+            base: Some(fill(0x11)),
+        },
+        entries[1],
+    ];
+    check("pack-header-body-delta", &pack::encode_header(&with_delta));
+    assert_eq!(
+        pack::decode_header(hex_vector("pack-header-body-delta")).unwrap(),
+        with_delta
+    );
 
     check("pack-trailer", &pack::trailer(89));
     assert_eq!(
@@ -366,9 +400,34 @@ fn index_body() -> IndexBody {
                 offset: 0,
                 stored_len: 51,
                 raw_len: 5,
+                base: None,
             }],
         }],
     }
+}
+
+#[test]
+fn index_body_with_a_delta_vector() {
+    let body = IndexBody {
+        supersedes: vec![],
+        packs: vec![IndexPack {
+            id: fill(0x55),
+            size: 148,
+            blobs: vec![IndexBlob {
+                kind: BlobKind::Data,
+                id: fill(0x44),
+                offset: 0,
+                stored_len: 40,
+                raw_len: 64,
+                base: Some(fill(0x11)),
+            }],
+        }],
+    };
+    check("index-body-delta", &body.encode());
+    assert_eq!(
+        IndexBody::decode(hex_vector("index-body-delta")).unwrap(),
+        body
+    );
 }
 
 #[test]
@@ -547,6 +606,7 @@ fn one_blob_pack() -> Vec<u8> {
         id,
         stored_len: blob_box.len() as u32,
         raw_len: 5,
+        base: None,
     }]);
     let header_payload = payload::encode(&header, 3);
     assert_eq!(

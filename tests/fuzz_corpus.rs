@@ -467,18 +467,21 @@ mod seeds {
                 id: id(1),
                 stored_len: 1000,
                 raw_len: 4000,
+                base: None,
             },
             PackEntry {
                 kind: BlobKind::Tree,
                 id: id(2),
                 stored_len: 77,
                 raw_len: 36,
+                base: None,
             },
             PackEntry {
                 kind: BlobKind::Data,
                 id: id(3),
                 stored_len: u32::MAX,
                 raw_len: 0,
+                base: None,
             },
         ]
     }
@@ -504,6 +507,7 @@ mod seeds {
                 id: blob_id,
                 stored_len: boxed.len() as u32,
                 raw_len: plain.len() as u32,
+                base: None,
             });
             data.extend_from_slice(&boxed);
         }
@@ -536,6 +540,13 @@ mod seeds {
             ),
             ("valid-whole-pack".into(), pack),
             (
+                "valid-delta-entry".into(),
+                pack::encode_header(&[PackEntry {
+                    base: Some(id(2)),
+                    ..entries()[0]
+                }]),
+            ),
+            (
                 "invalid-truncated".into(),
                 half(&pack::encode_header(&entries())),
             ),
@@ -553,6 +564,7 @@ mod seeds {
             offset,
             stored_len,
             raw_len,
+            base: None,
         };
         IndexBody {
             supersedes: vec![id(0xa1), id(0xa2)],
@@ -569,6 +581,14 @@ mod seeds {
                     id: id(0xb2),
                     size: 0,
                     blobs: vec![],
+                },
+                IndexPack {
+                    id: id(0xb4),
+                    size: 100,
+                    blobs: vec![IndexBlob {
+                        base: Some(id(1)),
+                        ..blob(BlobKind::Data, 4, 0, 100, 5000)
+                    }],
                 },
                 IndexPack {
                     id: id(0xb3),
@@ -884,6 +904,9 @@ mod seeds {
         two_frames.extend_from_slice(&compressed[1..]);
         let mut bad_frame = compressed.clone();
         bad_frame[5] ^= 0xff;
+        let mut changed = checks::DELTA_BASE.to_vec();
+        changed[10..14].copy_from_slice(b"EDIT");
+        let delta = vault::format::delta::encode(&changed, checks::DELTA_BASE, 3).expect("delta");
         let mut files: Files = vec![
             ("valid-raw-empty".into(), vec![payload::ENCODING_RAW]),
             (
@@ -894,7 +917,9 @@ mod seeds {
             ("valid-zstd-two-frames".into(), two_frames),
             ("invalid-zstd-truncated".into(), half(&compressed)),
             ("invalid-zstd-corrupt-frame".into(), bad_frame),
-            ("invalid-unknown-encoding".into(), vec![2, 1, 2, 3]),
+            ("invalid-unknown-encoding".into(), vec![3, 1, 2, 3]),
+            ("valid-delta".into(), delta.clone()),
+            ("invalid-delta-truncated".into(), half(&delta)),
         ];
         common(&mut files);
         files

@@ -3,8 +3,10 @@
 //! in many seeded interleavings. Prune decides with the real planners
 //! (`decide`, `plan_phases`) and acts in the order `execute_phases` does;
 //! backups take their lock, read the marks and index, reuse or write blobs,
-//! index them and commit, as the real ones do. After every step, every
-//! stored snapshot must find each blob it uses indexed in a stored pack.
+//! index them and commit, as the real ones do. Backups store some new blobs
+//! as deltas against a whole blob they may reuse. After every step, every
+//! stored snapshot must find each blob it uses indexed in a stored pack,
+//! and a delta's base indexed whole in a stored pack too.
 //!
 //! Pure and deterministic: no files, no processes, no clock (the model's
 //! clock advances one second per step).
@@ -32,11 +34,20 @@ enum Variant {
     Correct,
     BackupsIgnoreMarks,
     PruneIgnoresHolders,
+    /// Prune is shown the index without the deltas' bases.
+    PruneIgnoresBases,
+}
+
+/// A pack's blobs: each blob, and the base it is a delta against.
+type Blobs = Vec<(u64, Option<u64>)>;
+
+fn num(id: &Id) -> u64 {
+    u64::from_le_bytes(id.as_bytes()[1..9].try_into().expect("8 bytes"))
 }
 
 #[derive(Default)]
 struct Store {
-    packs: HashMap<Id, Vec<u64>>,
+    packs: HashMap<Id, Blobs>,
     index: BTreeMap<Id, IndexBody>,
     marks: BTreeMap<Id, Marks>,
     snapshots: BTreeMap<Id, HashSet<u64>>,
@@ -69,30 +80,33 @@ impl Store {
             blobs: blobs
                 .iter()
                 .enumerate()
-                .map(|(i, b)| IndexBlob {
+                .map(|(i, (b, base))| IndexBlob {
                     kind: BlobKind::Data,
                     id: id(1, *b),
                     offset: i as u32 * 100,
                     stored_len: 100,
                     raw_len: 100,
+                    base: base.map(|x| id(1, x)),
                 })
                 .collect(),
         }
     }
 
-    /// Packs the effective index names, with their blobs.
-    fn indexed(&self) -> HashMap<Id, HashSet<u64>> {
+    /// Packs the effective index names, with their blobs and bases.
+    fn indexed(&self) -> HashMap<Id, HashMap<u64, Option<u64>>> {
         let superseded: HashSet<&Id> = self.index.values().flat_map(|b| &b.supersedes).collect();
-        let mut out: HashMap<Id, HashSet<u64>> = HashMap::new();
+        let mut out: HashMap<Id, HashMap<u64, Option<u64>>> = HashMap::new();
         for (iid, body) in &self.index {
             if superseded.contains(iid) {
                 continue;
             }
             for p in &body.packs {
                 let e = out.entry(p.id).or_default();
-                e.extend(p.blobs.iter().map(|b| {
-                    u64::from_le_bytes(b.id.as_bytes()[1..9].try_into().expect("8 bytes"))
-                }));
+                e.extend(
+                    p.blobs
+                        .iter()
+                        .map(|b| (num(&b.id), b.base.as_ref().map(num))),
+                );
             }
         }
         out
@@ -101,12 +115,22 @@ impl Store {
     /// The invariant: every blob a snapshot uses is indexed in a stored pack.
     fn lost(&self) -> Option<String> {
         let indexed = self.indexed();
+        let stored = |b: &u64, whole: bool| {
+            indexed.iter().any(|(p, bs)| {
+                self.packs.contains_key(p) && bs.get(b).is_some_and(|base| !whole || base.is_none())
+            })
+        };
         for (sid, blobs) in &self.snapshots {
             for b in blobs {
-                let ok = indexed
-                    .iter()
-                    .any(|(p, bs)| bs.contains(b) && self.packs.contains_key(p));
-                if !ok {
+                let readable = indexed.iter().any(|(p, bs)| {
+                    self.packs.contains_key(p)
+                        && match bs.get(b) {
+                            None => false,
+                            Some(None) => true,
+                            Some(Some(base)) => stored(base, true),
+                        }
+                });
+                if !readable {
                     return Some(format!("snapshot {} lost blob {b}", sid.short()));
                 }
             }
@@ -119,8 +143,9 @@ enum Backup {
     Idle,
     Locked,
     Working {
-        /// What it may deduplicate against: blob -> indexed, unmarked.
-        view: HashSet<u64>,
+        /// What it may deduplicate against (indexed, unmarked, its base
+        /// too), and whether it is stored whole (a possible base).
+        view: HashMap<u64, bool>,
         uses: HashSet<u64>,
         written: Vec<Id>,
         todo: Vec<u64>,
@@ -175,7 +200,7 @@ impl Model {
                     .values()
                     .flat_map(|m| m.packs.clone())
                     .collect();
-                let view = self
+                let usable: HashMap<u64, Option<u64>> = self
                     .s
                     .indexed()
                     .into_iter()
@@ -183,6 +208,17 @@ impl Model {
                         self.variant == Variant::BackupsIgnoreMarks || !marked.contains(p)
                     })
                     .flat_map(|(_, bs)| bs)
+                    .collect();
+                // As `has_blob`: a delta only while its base is usable whole.
+                let whole: HashSet<u64> = usable
+                    .iter()
+                    .filter(|(_, base)| base.is_none())
+                    .map(|(b, _)| *b)
+                    .collect();
+                let view = usable
+                    .into_iter()
+                    .filter(|(_, base)| base.is_none_or(|x| whole.contains(&x)))
+                    .map(|(b, base)| (b, base.is_none()))
                     .collect();
                 let todo = (0..rng.gen_range(1..4))
                     .map(|_| rng.gen_range(0..8))
@@ -201,9 +237,17 @@ impl Model {
                 mut todo,
             } => {
                 if let Some(b) = todo.pop() {
-                    if !view.contains(&b) && !uses.contains(&b) {
+                    if !view.contains_key(&b) && !uses.contains(&b) {
+                        let mut bases: Vec<u64> = view
+                            .iter()
+                            .filter(|(x, whole)| **whole && **x != b)
+                            .map(|(x, _)| *x)
+                            .collect();
+                        bases.sort_unstable();
+                        let base = (!bases.is_empty() && rng.gen_bool(0.7))
+                            .then(|| bases[rng.gen_range(0..bases.len())]);
                         let p = self.s.fresh(2);
-                        self.s.packs.insert(p, vec![b]);
+                        self.s.packs.insert(p, vec![(b, base)]);
                         written.push(p);
                     }
                     uses.insert(b);
@@ -245,8 +289,17 @@ impl Model {
                 live: self.live(),
             },
             Prune::Read { marks, live } => {
-                let index: Vec<(Id, IndexBody)> =
+                let mut index: Vec<(Id, IndexBody)> =
                     self.s.index.iter().map(|(k, v)| (*k, v.clone())).collect();
+                if self.variant == Variant::PruneIgnoresBases {
+                    for (_, body) in &mut index {
+                        for p in &mut body.packs {
+                            for b in &mut p.blobs {
+                                b.base = None;
+                            }
+                        }
+                    }
+                }
                 let stored: HashSet<Id> = self.s.packs.keys().copied().collect();
                 let used = self
                     .s
@@ -337,7 +390,20 @@ impl Model {
             }
             2 => {
                 if ph.rewrite_index {
-                    for body in index_bodies(&ph.keep, &ph.supersede, 4) {
+                    // What the packs really hold (the broken variant planned
+                    // on an index without bases, but writes the packs' own).
+                    let keep: Vec<IndexPack> = ph
+                        .keep
+                        .iter()
+                        .map(|p| {
+                            if self.s.packs.contains_key(&p.id) {
+                                self.s.index_pack(&p.id)
+                            } else {
+                                p.clone()
+                            }
+                        })
+                        .collect();
+                    for body in index_bodies(&keep, &ph.supersede, 4) {
                         let iid = self.s.fresh(3);
                         self.s.index.insert(iid, body);
                     }
@@ -439,5 +505,13 @@ fn the_model_sees_loss_when_prune_ignores_running_backups() {
     assert!(
         (0..RUNS).any(|seed| run(seed, Variant::PruneIgnoresHolders, STEPS).is_err()),
         "no interleaving lost a blob: the model cannot tell a broken protocol"
+    );
+}
+
+#[test]
+fn the_model_sees_loss_when_prune_ignores_bases() {
+    assert!(
+        (0..RUNS).any(|seed| run(seed, Variant::PruneIgnoresBases, STEPS).is_err()),
+        "no interleaving lost a base: the model cannot tell a broken planner"
     );
 }

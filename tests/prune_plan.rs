@@ -30,6 +30,7 @@ fn pack(p: u32, blobs: &[u32]) -> IndexPack {
                 offset: i as u32 * 100,
                 stored_len: 100,
                 raw_len: 90,
+                base: None,
             })
             .collect(),
     }

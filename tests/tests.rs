@@ -17,6 +17,7 @@ mod db_redis;
 mod db_sqlite;
 mod dedup;
 mod deep_trees;
+mod deltas;
 mod disk_full;
 mod effective_index;
 mod find_diff;

@@ -10,7 +10,7 @@ use super::commands::{
     find::FindArgs, forget::ForgetArgs, init::InitArgs, key::KeyCommand, ls::LsArgs,
     mount::MountArgs, prune::PruneArgs, repair::RepairCommand, restore::RestoreArgs, run::RunArgs,
     schedule::ScheduleArgs, serve::ServeArgs, snapshot::SnapshotArgs, snapshots::SnapshotsArgs,
-    status::StatusArgs, unlock::UnlockArgs,
+    status::StatusArgs, unlock::UnlockArgs, upgrade::UpgradeArgs,
 };
 
 #[derive(Parser, Debug)]
@@ -97,6 +97,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Remove stale locks (or all locks with --all)
     Unlock(UnlockArgs),
+    /// Move the repository to the newest format version (deltas)
+    Upgrade(UpgradeArgs),
     /// Prove a snapshot restores: restore it into a scratch server and check it
     Drill(DrillArgs),
     /// Verify the repository and name what any damage touches

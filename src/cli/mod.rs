@@ -98,6 +98,7 @@ pub mod exit {
     pub const STORAGE_DENIED: i32 = 11;
     pub const NO_SPACE: i32 = 12;
     pub const TARGET_BREACHED: i32 = 13;
+    pub const UNSUPPORTED: i32 = 14;
 }
 
 /// The exit code for an error that reached the top.
@@ -118,6 +119,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         NoSpace => exit::NO_SPACE,
         // A bug: a failure, with a message that says so.
         Internal => exit::FAILURE,
+        Unsupported => exit::UNSUPPORTED,
         _ => exit::FAILURE,
     }
 }

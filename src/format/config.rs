@@ -1,4 +1,4 @@
-//! Repository config: written once by `init`, never changed.
+//! Repository config: written by `init`, rewritten only by `upgrade`.
 //! Stored as `"VLTC" | sealed box (Config)`; this module encodes the body.
 
 use super::codec::{Reader, Writer};
@@ -98,7 +98,7 @@ impl Config {
         let mut r = Reader::new(bytes, "config");
         r.expect_version(CONFIG_VERSION)?;
         let repo_version = r.u32()?;
-        if repo_version != super::REPO_VERSION {
+        if !(super::MIN_REPO_VERSION..=super::REPO_VERSION).contains(&repo_version) {
             return Err(Error::new(
                 crate::ErrorKind::Unsupported,
                 format!("repository format version {repo_version} is not supported"),
@@ -128,6 +128,11 @@ impl Config {
             _ => Error::corrupt(format!("config: {}", e.context())),
         })?;
         Ok(config)
+    }
+
+    /// Whether writers may store blobs as deltas (format version 2 on).
+    pub fn deltas(&self) -> bool {
+        self.repo_version >= 2
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -5,10 +5,14 @@
 
 use super::codec::{Reader, Writer};
 use super::id::{Id, ID_LEN};
+use super::pack::{read_base, write_base};
 use super::BlobKind;
 use crate::error::Result;
 
 pub const INDEX_VERSION: u8 = 1;
+/// Index version whose blobs may name a delta's base (format version 4),
+/// written only when some blob is a delta.
+pub const INDEX_VERSION_DELTAS: u8 = 2;
 const BLOB_LEN: usize = 1 + ID_LEN + 4 + 4 + 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +22,8 @@ pub struct IndexBlob {
     pub offset: u32,
     pub stored_len: u32,
     pub raw_len: u32,
+    /// For a blob stored as a delta: its base (a data blob stored whole).
+    pub base: Option<Id>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +41,16 @@ pub struct IndexBody {
 
 impl IndexBody {
     pub fn encode(&self) -> Vec<u8> {
+        let deltas = self
+            .packs
+            .iter()
+            .any(|p| p.blobs.iter().any(|b| b.base.is_some()));
         let mut w = Writer::new();
-        w.u8(INDEX_VERSION);
+        w.u8(if deltas {
+            INDEX_VERSION_DELTAS
+        } else {
+            INDEX_VERSION
+        });
         w.list(&self.supersedes, |w, id| w.id(id));
         w.list(&self.packs, |w, p| {
             w.id(&p.id);
@@ -47,6 +61,9 @@ impl IndexBody {
                 w.u32(b.offset);
                 w.u32(b.stored_len);
                 w.u32(b.raw_len);
+                if deltas {
+                    write_base(w, b.base.as_ref());
+                }
             });
         });
         w.into_bytes()
@@ -54,20 +71,31 @@ impl IndexBody {
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "index");
-        r.expect_version(INDEX_VERSION)?;
+        let deltas = r.expect_version(INDEX_VERSION_DELTAS)? == INDEX_VERSION_DELTAS;
+        let blob_len = BLOB_LEN + usize::from(deltas);
         let supersedes = r.list(ID_LEN, |r| r.id())?;
         let packs = r.list(ID_LEN + 8 + 1, |r| {
             let id = r.id()?;
             let size = r.u64()?;
-            let blobs = r.list(BLOB_LEN, |r| {
+            let blobs = r.list(blob_len, |r| {
                 let kind =
                     BlobKind::from_u8(r.u8()?).ok_or_else(|| r.error("unknown blob kind"))?;
+                let id = r.id()?;
+                let offset = r.u32()?;
+                let stored_len = r.u32()?;
+                let raw_len = r.u32()?;
+                let base = if deltas {
+                    read_base(r, kind, &id)?
+                } else {
+                    None
+                };
                 let blob = IndexBlob {
                     kind,
-                    id: r.id()?,
-                    offset: r.u32()?,
-                    stored_len: r.u32()?,
-                    raw_len: r.u32()?,
+                    id,
+                    offset,
+                    stored_len,
+                    raw_len,
+                    base,
                 };
                 if u64::from(blob.offset) + u64::from(blob.stored_len) > size {
                     return Err(r.error("blob lies beyond the end of its pack"));

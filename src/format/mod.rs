@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod delta;
 pub mod drill;
 pub mod id;
 pub mod index;
@@ -23,7 +24,11 @@ pub mod verified;
 pub use id::Id;
 
 /// Version of the repository format as a whole, recorded in the config.
-pub const REPO_VERSION: u32 = 1;
+/// Version 2 repositories may store blobs as deltas; version 1 ones never do
+/// until `vault upgrade` rewrites their config.
+pub const REPO_VERSION: u32 = 2;
+/// The oldest repository format still read and written.
+pub const MIN_REPO_VERSION: u32 = 1;
 
 /// The two kinds of blob stored in packs. The numbers are part of the format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,11 +1,13 @@
 //! The first byte inside every sealed box says how the rest is encoded:
-//! 0 = stored as is, 1 = zstd frame. Compression is skipped when zstd does not
+//! 0 = stored as is, 1 = zstd frame, 2 = delta against a base blob
+//! (`format::delta`, blobs only). Compression is skipped when zstd does not
 //! shrink the data (already compressed dumps, media).
 
 use crate::error::{Error, Result};
 
 pub const ENCODING_RAW: u8 = 0;
 pub const ENCODING_ZSTD: u8 = 1;
+pub const ENCODING_DELTA: u8 = 2;
 
 /// Objects other than blobs carry no raw length outside the box, so their
 /// decompressed size is capped to stop a hostile frame from exhausting memory.
@@ -35,10 +37,20 @@ pub fn encode(raw: &[u8], level: i32) -> Vec<u8> {
 
 /// Decode a payload whose raw length must not exceed `max_len`.
 pub fn decode(payload: &[u8], max_len: usize) -> Result<Vec<u8>> {
+    decode_with_base(payload, max_len, None)
+}
+
+/// Decode a blob's payload; a delta needs its base's plaintext, and then
+/// decodes to exactly `max_len` bytes.
+pub fn decode_with_base(payload: &[u8], max_len: usize, base: Option<&[u8]>) -> Result<Vec<u8>> {
     let (&encoding, body) = payload
         .split_first()
         .ok_or_else(|| Error::corrupt("empty payload"))?;
     match encoding {
+        ENCODING_DELTA => match base {
+            Some(base) => super::delta::decode(body, base, max_len),
+            None => Err(Error::corrupt("a delta payload where no base is recorded")),
+        },
         ENCODING_RAW => {
             if body.len() > max_len {
                 return Err(Error::corrupt("payload longer than recorded"));

@@ -20,7 +20,7 @@ pub const PG_FACTS_KEY: &str = "pg.databases";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseFacts {
     pub database: String,
-    /// md5 (hex) of the schema's description, `sources::pg::facts`.
+    /// md5 (hex) of the schema's description, `engines::pg::facts`.
     pub fingerprint: String,
     pub large_objects: u64,
     pub large_object_bytes: u64,

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::sync::atomic::Ordering;
 
 use crate::chunker::Chunker;
+use crate::delta::Counterpart;
 use crate::error::Error;
 use crate::format::tree::ChunkRef;
 use crate::format::BlobKind;
@@ -21,6 +22,7 @@ pub(super) fn save_small(
     min: u64,
     seed: u64,
     progress: &Progress,
+    like: Option<&Counterpart>,
 ) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
     let mut data = Vec::new();
     (&mut file)
@@ -33,26 +35,31 @@ pub(super) fn save_small(
             std::io::Cursor::new(data).chain(file),
             seed,
             progress,
+            like,
         );
     }
     if data.is_empty() {
         return Ok((vec![], 0));
     }
-    let chunk = save_chunk(writer, data, progress)?;
+    let chunk = save_chunk(writer, data, progress, (0, like))?;
     Ok((vec![chunk], u64::from(chunk.len)))
 }
 
+/// `at`: the chunk's offset in its file, and the parent's version of the
+/// file to store it as a delta against.
 fn save_chunk(
     writer: &BlobWriter,
     data: Vec<u8>,
     progress: &Progress,
+    at: (u64, Option<&Counterpart>),
 ) -> std::result::Result<ChunkRef, StreamError> {
     let len = data.len() as u32;
     progress
         .bytes_read
         .fetch_add(u64::from(len), Ordering::Relaxed);
+    let (offset, like) = at;
     let id = writer
-        .save(BlobKind::Data, data)
+        .save_like(BlobKind::Data, data, |id| like?.like(offset, len, id))
         .map_err(StreamError::Repo)?;
     Ok(ChunkRef { id, len })
 }
@@ -70,12 +77,14 @@ pub(super) fn save_in_turn(
     reader: impl Read,
     seed: u64,
     progress: &Progress,
+    like: Option<&Counterpart>,
 ) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
     let params = writer.repo().config().chunker;
     let mut chunks = Vec::new();
     let mut total = 0u64;
     for chunk in Chunker::new(reader, &params, seed) {
-        let chunk = save_chunk(writer, chunk.map_err(StreamError::Read)?, progress)?;
+        let data = chunk.map_err(StreamError::Read)?;
+        let chunk = save_chunk(writer, data, progress, (total, like))?;
         total += u64::from(chunk.len);
         chunks.push(chunk);
     }
@@ -96,23 +105,28 @@ pub fn save_stream(
     reader: impl Read + Send,
     seed: u64,
     progress: &Progress,
+    like: Option<&Counterpart>,
 ) -> std::result::Result<(Vec<ChunkRef>, u64), StreamError> {
     use rayon::iter::{ParallelBridge, ParallelIterator};
     let params = writer.repo().config().chunker;
     std::thread::scope(|scope| {
-        let (tx, rx) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(CHUNKS_IN_FLIGHT);
+        let (tx, rx) = crossbeam_channel::bounded::<(usize, u64, Vec<u8>)>(CHUNKS_IN_FLIGHT);
         let cutter = scope.spawn(move || -> std::io::Result<()> {
+            let mut offset = 0u64;
             for (n, chunk) in Chunker::new(reader, &params, seed).enumerate() {
-                if tx.send((n, chunk?)).is_err() {
+                let chunk = chunk?;
+                let len = chunk.len() as u64;
+                if tx.send((n, offset, chunk)).is_err() {
                     break; // the hashers stopped on an error
                 }
+                offset += len;
             }
             Ok(())
         });
         let saved: std::result::Result<Vec<(usize, ChunkRef)>, StreamError> = rx
             .into_iter()
             .par_bridge()
-            .map(|(n, data)| save_chunk(writer, data, progress).map(|c| (n, c)))
+            .map(|(n, at, data)| save_chunk(writer, data, progress, (at, like)).map(|c| (n, c)))
             .collect();
         // A read error ends the stream early: it outranks what was saved.
         match cutter.join() {

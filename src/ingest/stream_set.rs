@@ -34,6 +34,9 @@ pub struct StreamSet {
     draft: Draft,
     owner: (u32, u32, String, String),
     files: Mutex<BTreeMap<StreamPath, Stored>>,
+    /// The last snapshot of the same streams, whose files new chunks are
+    /// stored as deltas against.
+    like: Option<crate::delta::Parent>,
 }
 
 /// Split `a/b/c` into safe components; a stream path is chosen by vault or
@@ -64,7 +67,10 @@ impl StreamSet {
         // SAFETY: these calls have no preconditions.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let mut owners = Owners::default();
+        let host = opts.host.clone().unwrap_or_else(crate::system::hostname);
+        let like = crate::delta::stream_parent(repo, source, &host, &labels);
         Ok(StreamSet {
+            like,
             repo: repo.clone(),
             writer: BlobWriter::new(repo.clone(), opts.compression),
             seed: repo.keys().chunker_seed(),
@@ -84,8 +90,12 @@ impl StreamSet {
     /// Returns the stream's length.
     pub fn add(&self, path: &str, reader: impl Read + Send, progress: &Progress) -> Result<u64> {
         let parts = stream_path(path)?;
-        let (chunks, size) =
-            save_stream(&self.writer, reader, self.seed, progress).map_err(|e| match e {
+        let like = self
+            .like
+            .as_ref()
+            .and_then(|p| p.counterpart(&self.repo, &parts));
+        let (chunks, size) = save_stream(&self.writer, reader, self.seed, progress, like.as_ref())
+            .map_err(|e| match e {
                 StreamError::Read(e) => Error::io(format!("reading {path}"), e),
                 StreamError::Repo(e) => e,
             })?;

@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::delta::Counterpart;
 use crate::error::{Error, Result};
 use crate::format::tree::{ChunkRef, Content, Entry, EntryKind, Tree};
 use crate::format::{BlobKind, Id, Timestamp};
@@ -377,14 +378,18 @@ fn file_content(
         Err(e) => return Ok(FileOutcome::Unreadable(e)),
     };
     let min = u64::from(writer.repo().config().chunker.min);
+    let like = old
+        .filter(|o| o.kind == EntryKind::File)
+        .and_then(|o| Counterpart::new(o.chunks()));
+    let like = like.as_ref();
     let stored = if meta.size() < min {
         // Smaller than the smallest chunk: one read, one chunk, no chunker.
-        save_small(writer, file, min, seed, progress)
+        save_small(writer, file, min, seed, progress, like)
     } else if meta.size() < PIPELINE_THRESHOLD {
         // Other files are being read alongside: no extra thread needed.
-        save_in_turn(writer, file, seed, progress)
+        save_in_turn(writer, file, seed, progress, like)
     } else {
-        save_stream(writer, file, seed, progress)
+        save_stream(writer, file, seed, progress, like)
     };
     match stored {
         Ok((chunks, size)) => {

@@ -328,6 +328,9 @@ impl Copier<'_> {
                 ChannelReader::new(rx),
                 self.seed,
                 self.progress,
+                // The target stores whole blobs; its own next snapshots
+                // store deltas against them.
+                None,
             )
         });
         let failed_source = source_error.into_inner().unwrap_or_else(|p| p.into_inner());

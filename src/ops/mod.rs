@@ -19,4 +19,5 @@ pub mod restore;
 pub mod run;
 pub mod snapshot;
 pub mod sqlite;
+pub mod upgrade;
 pub mod walk;

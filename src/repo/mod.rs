@@ -223,9 +223,35 @@ impl Repository {
 
     /// Whether a backup may reuse the stored blob: indexed, and not in a
     /// pack marked for deletion.
+    /// A delta is reusable only while its base is too.
     pub fn has_blob(&self, kind: BlobKind, id: &Id) -> Result<bool> {
         let loc = self.index().lookup(kind, id)?;
-        Ok(loc.is_some_and(|l| !self.is_marked(&l.pack)))
+        match loc {
+            Some(l) if !self.is_marked(&l.pack) => match l.base {
+                None => Ok(true),
+                Some(base) => Ok(self.whole_base(&base)?.is_some()),
+            },
+            _ => Ok(false),
+        }
+    }
+
+    /// Where `base` lies if a delta may name it: indexed, stored whole (chains
+    /// are one link long) and not in a pack marked for deletion.
+    pub fn whole_base(&self, base: &Id) -> Result<Option<BlobLocation>> {
+        let loc = self.index().lookup(BlobKind::Data, base)?;
+        Ok(loc.filter(|l| l.base.is_none() && !self.is_marked(&l.pack)))
+    }
+
+    /// The base a delta of a blob resembling `like` is stored against, with
+    /// its bytes: `like` itself when stored whole, else its own base (chains
+    /// are one link long). `None` when there is no usable base: the blob is
+    /// then stored whole, which is never wrong.
+    pub fn delta_base(&self, like: &Id) -> Option<(Id, Vec<u8>)> {
+        let loc = self.blob_location(BlobKind::Data, like).ok()??;
+        let base = loc.base.unwrap_or(*like);
+        let loc = self.whole_base(&base).ok()??;
+        let bytes = self.read_blob_at(BlobKind::Data, &base, &loc).ok()?;
+        Some((base, bytes))
     }
 
     /// Read, decrypt, decompress and verify one blob.
@@ -297,20 +323,27 @@ impl Repository {
                 kind
             )));
         }
-        self.open_blob(kind, id, boxed, loc.raw_len)
+        self.open_blob(kind, id, boxed, loc.raw_len, loc.base.as_ref())
             .map_err(|e| e.at(blob_place(id, loc)))
     }
 
     /// Decrypt a sealed blob and check that its plaintext hashes to its id.
+    /// A delta (`base` given) reads its base first.
     pub fn open_blob(
         &self,
         kind: BlobKind,
         id: &Id,
         boxed: &[u8],
         raw_len: u32,
+        base: Option<&Id>,
     ) -> Result<Vec<u8>> {
         let payload_bytes = self.keys.open(kind.box_kind(), Some(id), boxed)?;
-        let data = payload::decode(&payload_bytes, raw_len as usize)?;
+        let base_bytes = match base {
+            Some(b) => Some(self.read_base(b)?),
+            None => None,
+        };
+        let data =
+            payload::decode_with_base(&payload_bytes, raw_len as usize, base_bytes.as_deref())?;
         if data.len() != raw_len as usize || self.keys.blob_id(&data) != *id {
             return Err(Error::new(
                 ErrorKind::Corrupt,
@@ -318,6 +351,21 @@ impl Repository {
             ));
         }
         Ok(data)
+    }
+
+    /// A delta's base: a data blob stored whole. A base that is itself a
+    /// delta breaks the one-link limit and is damage.
+    fn read_base(&self, base: &Id) -> Result<Vec<u8>> {
+        let place = |e: Error| e.at(format!("base {}", base.short()));
+        let loc = self
+            .blob_location(BlobKind::Data, base)?
+            .ok_or_else(|| place(missing_blob(base)))?;
+        if loc.base.is_some() {
+            return Err(place(Error::corrupt(
+                "a delta's base is itself a delta (chains are one link long)",
+            )));
+        }
+        self.read_blob_at(BlobKind::Data, base, &loc).map_err(place)
     }
 
     pub fn read_tree(&self, id: &Id) -> Result<crate::format::tree::Tree> {

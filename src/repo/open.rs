@@ -20,7 +20,7 @@ use crate::format::config::{ChunkerParams, Config, DEFAULT_COMPRESSION, DEFAULT_
 use crate::format::keyfile::KdfParams;
 use crate::format::limits::MAX_CONFIG_OBJECT;
 use crate::format::sealed::BoxKind;
-use crate::format::{layout, magic, payload, Id, Timestamp, REPO_VERSION};
+use crate::format::{layout, magic, payload, Id, Timestamp, MIN_REPO_VERSION, REPO_VERSION};
 use crate::storage::{Backend, Transport};
 
 /// The parameters a new repository is created with.
@@ -30,6 +30,8 @@ pub struct InitOptions {
     pub pack_target: u32,
     pub compression: i32,
     pub kdf: KdfParams,
+    /// `REPO_VERSION`, or an older one still read and written.
+    pub repo_version: u32,
 }
 
 impl Default for InitOptions {
@@ -39,6 +41,7 @@ impl Default for InitOptions {
             pack_target: DEFAULT_PACK_TARGET,
             compression: DEFAULT_COMPRESSION,
             kdf: KdfParams::default(),
+            repo_version: REPO_VERSION,
         }
     }
 }
@@ -90,8 +93,14 @@ impl Repository {
         init: &InitOptions,
         options: &OpenOptions,
     ) -> Result<Repository> {
+        if !(MIN_REPO_VERSION..=REPO_VERSION).contains(&init.repo_version) {
+            return Err(Error::invalid(format!(
+                "repository format version {} is not one this vault writes",
+                init.repo_version
+            )));
+        }
         let config = Config {
-            repo_version: REPO_VERSION,
+            repo_version: init.repo_version,
             repo_id: {
                 let mut id = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut id);
@@ -116,15 +125,7 @@ impl Repository {
         // The key goes first and the config last: a location with a config
         // is a complete repository.
         let key_id = keys::write_key(backend.as_ref(), &keys, password, &init.kdf)?;
-        let mut body = vec![];
-        body.extend_from_slice(magic::CONFIG);
-        body.extend_from_slice(&keys.seal(
-            BoxKind::Config,
-            None,
-            &payload::encode(&config.encode(), 0),
-            random_nonce(),
-        ));
-        backend.write(layout::CONFIG, body)?;
+        backend.write(layout::CONFIG, sealed_config(&keys, &config))?;
         Self::assemble(backend, keys, key_id, config, options)
     }
 
@@ -165,6 +166,46 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// The config as stored now (another client may have upgraded it since
+    /// this one was opened).
+    pub fn stored_config(&self) -> Result<Config> {
+        open_config(&self.keys, &read_config(self.backend.as_ref())?)
+    }
+
+    /// Replace the config (`upgrade` only; the caller holds the exclusive
+    /// lock). Storage replaces the object whole or not at all.
+    pub fn rewrite_config(&self, config: &Config) -> Result<()> {
+        config.validate()?;
+        self.backend
+            .write(layout::CONFIG, sealed_config(&self.keys, config))
+    }
+}
+
+/// `"VLTC" | sealed box (Config)`, its payload stored raw.
+fn sealed_config(keys: &MasterKeys, config: &Config) -> Vec<u8> {
+    let mut body = vec![];
+    body.extend_from_slice(magic::CONFIG);
+    body.extend_from_slice(&keys.seal(
+        BoxKind::Config,
+        None,
+        &payload::encode(&config.encode(), 0),
+        random_nonce(),
+    ));
+    body
+}
+
+/// The config inside a config object's bytes.
+fn open_config(keys: &MasterKeys, bytes: &[u8]) -> Result<Config> {
+    let sealed = bytes
+        .strip_prefix(magic::CONFIG.as_slice())
+        .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;
+    let plain = keys
+        .open(BoxKind::Config, None, sealed)
+        .map_err(|e| e.at("config"))?;
+    Config::decode(&payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT)?)
+}
+
 /// A repository found in storage, not yet opened: its config is read but
 /// still sealed. Finding comes first so that a wrong location is reported
 /// before anyone is asked for a password.
@@ -195,13 +236,7 @@ impl SealedRepository {
             options.cache_dir(),
             &config_bytes,
         )?;
-        let sealed = config_bytes
-            .strip_prefix(magic::CONFIG.as_slice())
-            .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;
-        let plain = keys
-            .open(BoxKind::Config, None, sealed)
-            .map_err(|e| e.at("config"))?;
-        let config = Config::decode(&payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT)?)?;
+        let config = open_config(&keys, &config_bytes)?;
         let repo = Repository::assemble(backend, keys, opened.id, config, options)?;
         if options.index == IndexView::Effective {
             repo.sync_index()?;

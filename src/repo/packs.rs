@@ -58,6 +58,7 @@ impl Repository {
                         .map_err(|_| Error::corrupt("blob offset beyond 4 GiB"))?,
                     stored_len: e.stored_len,
                     raw_len: e.raw_len,
+                    base: e.base,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::index::{IndexBlob, IndexBody, IndexPack};
 use crate::format::pack::{self, PackEntry};
 use crate::format::sealed::BoxKind;
-use crate::format::{layout, payload, BlobKind, Id};
+use crate::format::{delta, layout, payload, BlobKind, Id};
 
 /// Packs per index object while a run is going: a killed run loses at most
 /// this many packs' worth of reusable data from the index.
@@ -33,12 +33,18 @@ pub struct WriteStats {
     pub stored_bytes_added: u64,
     pub packs_written: u64,
     pub index_objects_written: u64,
+    /// Blobs added as deltas against a base, and the bytes that saved
+    /// against storing them whole.
+    pub delta_blobs: u64,
+    pub delta_saved_bytes: u64,
 }
 
 struct Job {
     kind: BlobKind,
     id: Id,
     data: Vec<u8>,
+    /// A blob this one likely resembles (the parent's at the same place).
+    like: Option<Id>,
 }
 
 struct FullPack {
@@ -60,6 +66,8 @@ struct Counters {
     stored: AtomicU64,
     packs: AtomicU64,
     indexes: AtomicU64,
+    deltas: AtomicU64,
+    saved: AtomicU64,
 }
 
 struct Shared {
@@ -113,6 +121,7 @@ impl Shared {
                     offset,
                     stored_len: e.stored_len,
                     raw_len: e.raw_len,
+                    base: e.base,
                 };
                 offset += e.stored_len;
                 b
@@ -202,6 +211,23 @@ impl BlobWriter {
     /// Returns its id at once; the data is stored by the time `finish` returns.
     /// Callable from several threads (files are read in parallel).
     pub fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<Id> {
+        self.save_like(kind, data, |_| None)
+    }
+
+    /// `save`, storing the blob as a delta against `like` (or, if that is a
+    /// delta, its base) when the repository allows deltas and it pays.
+    pub fn save_against(&self, kind: BlobKind, data: Vec<u8>, like: Option<Id>) -> Result<Id> {
+        self.save_like(kind, data, |_| like)
+    }
+
+    /// `save_against` with the candidate chosen once the blob's id is known
+    /// (ingest aligns a chunk with its parent using the ids it has seen).
+    pub fn save_like(
+        &self,
+        kind: BlobKind,
+        data: Vec<u8>,
+        like: impl FnOnce(&Id) -> Option<Id>,
+    ) -> Result<Id> {
         // Lengths are u32 in the index and the pack header (a tree of a
         // folder with tens of millions of entries could exceed that).
         if u32::try_from(data.len() + crate::format::sealed::OVERHEAD + 16).is_err() {
@@ -214,6 +240,9 @@ impl BlobWriter {
         if let Some(e) = self.shared.first_error() {
             return Err(e);
         }
+        // Asked for every blob, stored or not: a chunk the parent shares
+        // tells the aligner where the two versions stand.
+        let like = like(&id).filter(|l| kind == BlobKind::Data && *l != id);
         {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             if seen.contains(&(kind, id))
@@ -224,7 +253,15 @@ impl BlobWriter {
             seen.insert((kind, id));
         }
         let sender = self.jobs.as_ref().expect("jobs channel lives until finish");
-        if sender.send(Job { kind, id, data }).is_err() {
+        if sender
+            .send(Job {
+                kind,
+                id,
+                data,
+                like,
+            })
+            .is_err()
+        {
             return Err(self
                 .shared
                 .first_error()
@@ -241,6 +278,8 @@ impl BlobWriter {
             stored_bytes_added: c.stored.load(Ordering::Relaxed),
             packs_written: c.packs.load(Ordering::Relaxed),
             index_objects_written: c.indexes.load(Ordering::Relaxed),
+            delta_blobs: c.deltas.load(Ordering::Relaxed),
+            delta_saved_bytes: c.saved.load(Ordering::Relaxed),
         }
     }
 
@@ -291,12 +330,12 @@ fn seal_worker(shared: &Shared, jobs: Receiver<Job>, uploads: Sender<FullPack>) 
             continue;
         }
         let raw_len = job.data.len() as u32;
-        let boxed = shared.repo.keys().seal(
-            job.kind.box_kind(),
-            Some(&job.id),
-            &payload::encode(&job.data, shared.level),
-            random_nonce(),
-        );
+        let (encoded, base) = encode_blob(shared, &job);
+        let boxed =
+            shared
+                .repo
+                .keys()
+                .seal(job.kind.box_kind(), Some(&job.id), &encoded, random_nonce());
         let full = {
             let mut packer = shared.packer.lock().unwrap_or_else(|p| p.into_inner());
             packer.entries.push(PackEntry {
@@ -304,6 +343,7 @@ fn seal_worker(shared: &Shared, jobs: Receiver<Job>, uploads: Sender<FullPack>) 
                 id: job.id,
                 stored_len: boxed.len() as u32,
                 raw_len,
+                base,
             });
             packer.data.extend_from_slice(&boxed);
             shared.counters.blobs.fetch_add(1, Ordering::Relaxed);
@@ -322,6 +362,29 @@ fn seal_worker(shared: &Shared, jobs: Receiver<Job>, uploads: Sender<FullPack>) 
                 return;
             }
         }
+    }
+}
+
+/// The blob's payload, as a delta when it has a usable base and the delta
+/// is worth it (`delta::worth_it`), else whole. A base that cannot be read
+/// only costs the saving: the blob is stored whole.
+fn encode_blob(shared: &Shared, job: &Job) -> (Vec<u8>, Option<Id>) {
+    let whole = payload::encode(&job.data, shared.level);
+    let Some(like) = job.like.filter(|_| shared.repo.config().deltas()) else {
+        return (whole, None);
+    };
+    let Some((base, bytes)) = shared.repo.delta_base(&like) else {
+        return (whole, None);
+    };
+    match delta::encode(&job.data, &bytes, shared.level) {
+        Some(d) if delta::worth_it(d.len(), whole.len()) => {
+            let c = &shared.counters;
+            c.deltas.fetch_add(1, Ordering::Relaxed);
+            c.saved
+                .fetch_add((whole.len() - d.len()) as u64, Ordering::Relaxed);
+            (d, Some(base))
+        }
+        _ => (whole, None),
     }
 }
 

@@ -28,6 +28,10 @@ pub struct InitArgs {
     /// Default zstd level, 0 (off) to 22
     #[arg(long)]
     pub compression: Option<i32>,
+    /// Repository format version: 2 (default) stores deltas; 1 stays
+    /// readable by older vault builds (`vault upgrade` moves it on)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub format_version: Option<u32>,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }
@@ -47,6 +51,7 @@ pub(super) fn init(g: &Global, a: InitArgs) -> Result<i32> {
             .map(|m| m.saturating_mul(1 << 20))
             .unwrap_or(d.pack_target),
         compression: a.compression.unwrap_or(d.compression),
+        repo_version: a.format_version.unwrap_or(d.repo_version),
         kdf: kdf(&a.kdf),
     };
     let password = new_password(None, g, true)?;

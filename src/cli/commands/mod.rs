@@ -39,6 +39,7 @@ pub(crate) mod snapshots;
 pub(crate) mod sqlite;
 pub(crate) mod status;
 pub(crate) mod unlock;
+pub(crate) mod upgrade;
 
 use super::output;
 use super::password::repository_password;
@@ -221,6 +222,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Forget(a) => forget::forget(g, a),
         Command::Prune(a) => prune::prune_cmd(g, a),
         Command::Unlock(a) => unlock::unlock(g, a),
+        Command::Upgrade(a) => upgrade::upgrade_cmd(g, a),
         Command::Check(a) => check::check_cmd(g, a),
         Command::Repair(c) => repair::repair(g, c),
         Command::Copy(a) => copy::copy(g, a),

@@ -285,13 +285,24 @@ pub(super) fn report_snapshot(g: &Global, o: &SnapshotOutcome) -> Result<()> {
             "raw_bytes_added": o.stats.raw_bytes_added,
             "blobs_added": s.blobs_added,
             "packs_written": o.stats.packs_written,
+            "delta_blobs": o.stats.delta_blobs,
+            "delta_saved_bytes": o.stats.delta_saved_bytes,
             "duration_ms": s.duration_ms,
             "requests": o.requests.to_json(),
             "warnings": o.warnings,
         }))?;
     } else if !g.quiet {
+        let deltas = if o.stats.delta_blobs == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {} as deltas saving {}",
+                o.stats.delta_blobs,
+                human_bytes(o.stats.delta_saved_bytes)
+            )
+        };
         println!(
-            "snapshot {} saved: {} files, {} read, {} added ({} stored) in {:.1}s{}",
+            "snapshot {} saved: {} files, {} read, {} added ({} stored{deltas}) in {:.1}s{}",
             o.id.short(),
             s.files,
             human_bytes(s.bytes_read),

@@ -404,20 +404,43 @@ fn find_lost(
     }
     let mut data: Vec<Id> = reach.data.into_iter().collect();
     data.sort_unstable();
-    let lost: Vec<(Id, String)> = data
-        .par_iter()
-        .filter_map(|id| match repo.blob_location(BlobKind::Data, id) {
-            Err(e) => Some(Err(e)),
-            Ok(None) => Some(Ok((*id, "not in the index".to_string()))),
-            Ok(Some(loc)) => unusable.get(&loc.pack).map(|why| {
-                Ok((
-                    *id,
+    let bad = &report.lost;
+    // A delta is lost with its base: check each link.
+    let why_lost = |id: &Id| -> Result<Option<(String, Option<Id>)>> {
+        Ok(match repo.blob_location(BlobKind::Data, id)? {
+            None => Some(("not in the index".to_string(), None)),
+            Some(loc) => match unusable.get(&loc.pack) {
+                Some(why) => Some((
                     format!(
                         "stored in pack {}, which is unusable: {why}",
                         loc.pack.short()
                     ),
-                ))
-            }),
+                    None,
+                )),
+                None => bad
+                    .get(&(BlobKind::Data, *id))
+                    .map(|why| (why.clone(), None))
+                    .or_else(|| loc.base.map(|b| (String::new(), Some(b)))),
+            },
+        })
+    };
+    let lost: Vec<(Id, String)> = data
+        .par_iter()
+        .filter_map(|id| match why_lost(id) {
+            Err(e) => Some(Err(e)),
+            Ok(None) => None,
+            Ok(Some((_, Some(base)))) => match why_lost(&base) {
+                Err(e) => Some(Err(e)),
+                Ok(Some((why, _))) => Some(Ok((
+                    *id,
+                    format!(
+                        "stored as a delta against {}, which is lost: {why}",
+                        base.short()
+                    ),
+                ))),
+                Ok(None) => None,
+            },
+            Ok(Some((why, None))) => Some(Ok((*id, why))),
         })
         .collect::<Result<_>>()?;
     for (id, reason) in lost {

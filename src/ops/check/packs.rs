@@ -116,7 +116,7 @@ fn open_blob(repo: &Repository, pack: &[u8], blob: &IndexBlob) -> Result<()> {
     let boxed = pack
         .get(start..start + blob.stored_len as usize)
         .ok_or_else(|| Error::corrupt("lies beyond the end of the pack"))?;
-    repo.open_blob(blob.kind, &blob.id, boxed, blob.raw_len)
+    repo.open_blob(blob.kind, &blob.id, boxed, blob.raw_len, blob.base.as_ref())
         .map(drop)
 }
 

@@ -364,9 +364,9 @@ fn repack(repo: &Arc<Repository>, packs: &[Repack], progress: &Progress) -> Resu
                     ))
                 })?;
             let data = repo
-                .open_blob(b.kind, &b.id, boxed, b.raw_len)
+                .open_blob(b.kind, &b.id, boxed, b.raw_len, b.base.as_ref())
                 .map_err(|e| e.at(format!("blob {} in {place}", b.id.short())))?;
-            writer.save(b.kind, data)?;
+            writer.save_against(b.kind, data, b.base)?;
         }
         progress
             .bytes_written

@@ -107,7 +107,44 @@ pub(crate) const COMPACT_INDEX_OBJECTS: usize = 32;
 /// Decide. Refuses (as damage) when a used blob has no indexed copy in a
 /// stored pack: deleting anything then could destroy the last copy of data
 /// that repair might still find.
+///
+/// A delta needs its base: the base of every delta that stays (in a kept
+/// pack, used or not, or copied by a repack) counts as used, and the plan
+/// is made again until that adds nothing (chains are one link long, so
+/// twice at most in practice).
+///
+/// A base must stay as a whole copy: another copy of the same blob stored
+/// as a delta (written when the whole one was in a marked pack) cannot
+/// serve, since chains are one link long.
 pub fn plan(input: &PlanInput<'_>, rules: &PruneRules) -> Result<PrunePlan> {
+    let mut used = input.used.clone();
+    let mut bases: HashSet<(BlobKind, Id)> = HashSet::new();
+    loop {
+        let out = plan_for(input, &used, &bases, rules)?;
+        let needed: Vec<(BlobKind, Id)> = out
+            .keep
+            .iter()
+            .flat_map(|p| &p.blobs)
+            .chain(out.repack.iter().flat_map(|r| &r.keep))
+            .filter_map(|b| b.base)
+            .map(|base| (BlobKind::Data, base))
+            .filter(|b| !bases.contains(b))
+            .collect();
+        if needed.is_empty() {
+            return Ok(out);
+        }
+        used.extend(needed.iter().copied());
+        bases.extend(needed);
+    }
+}
+
+/// `bases`: used blobs that must be kept as a whole copy.
+fn plan_for(
+    input: &PlanInput<'_>,
+    used: &HashSet<(BlobKind, Id)>,
+    bases: &HashSet<(BlobKind, Id)>,
+    rules: &PruneRules,
+) -> Result<PrunePlan> {
     // One entry per pack, however many index objects name it.
     let mut packs: Vec<&IndexPack> = Vec::new();
     let mut seen = HashSet::new();
@@ -146,7 +183,7 @@ pub fn plan(input: &PlanInput<'_>, rules: &PruneRules) -> Result<PrunePlan> {
             let used: u64 = p
                 .blobs
                 .iter()
-                .filter(|b| input.used.contains(&(b.kind, b.id)))
+                .filter(|b| used.contains(&(b.kind, b.id)))
                 .map(|b| u64::from(b.stored_len))
                 .sum();
             (p, used)
@@ -169,7 +206,12 @@ pub fn plan(input: &PlanInput<'_>, rules: &PruneRules) -> Result<PrunePlan> {
         let live: Vec<IndexBlob> = pack
             .blobs
             .iter()
-            .filter(|b| input.used.contains(&(b.kind, b.id)) && claimed.insert((b.kind, b.id)))
+            .filter(|b| {
+                let key = (b.kind, b.id);
+                used.contains(&key)
+                    && (b.base.is_none() || !bases.contains(&key))
+                    && claimed.insert(key)
+            })
             .copied()
             .collect();
         let live_bytes = live.iter().map(|b| u64::from(b.stored_len)).sum();
@@ -179,7 +221,7 @@ pub fn plan(input: &PlanInput<'_>, rules: &PruneRules) -> Result<PrunePlan> {
             live_bytes,
         });
     }
-    let missing = input.used.iter().filter(|b| !claimed.contains(b)).count();
+    let missing = used.iter().filter(|b| !claimed.contains(b)).count();
     if missing > 0 {
         return Err(Error::corrupt(format!(
             "{missing} blobs that snapshots use have no indexed copy in a stored pack; refusing to delete anything (the data is damaged: check and repair it first)"

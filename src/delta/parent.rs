@@ -1,0 +1,48 @@
+//! Where a stream's counterpart lives: the newest snapshot of the same
+//! source, host and labels (stream, command or database names), and in it
+//! the file at the same path. Streams never record a parent (their bytes
+//! are always read); this is only where deltas look for bases.
+
+use super::Counterpart;
+use crate::format::tree::EntryKind;
+use crate::format::Id;
+use crate::repo::Repository;
+
+/// The root tree of the snapshot a set of streams is compared with.
+pub struct Parent {
+    root: Id,
+}
+
+/// The newest snapshot with the same source, host and labels, if deltas
+/// are on. A repository we cannot list only costs the deltas.
+pub fn stream_parent(
+    repo: &Repository,
+    source: &str,
+    host: &str,
+    labels: &[Vec<u8>],
+) -> Option<Parent> {
+    if !repo.config().deltas() {
+        return None;
+    }
+    let all = repo.snapshots().ok()?;
+    all.into_iter()
+        .rev()
+        .find(|(_, s)| s.source == source && s.host == host && s.paths == labels)
+        .map(|(_, s)| Parent { root: s.root })
+}
+
+impl Parent {
+    /// The parent's file at `path` (folder names, then the file name).
+    pub fn counterpart(&self, repo: &Repository, path: &[Vec<u8>]) -> Option<Counterpart> {
+        let (file, dirs) = path.split_last()?;
+        let mut tree = repo.read_tree(&self.root).ok()?;
+        for dir in dirs {
+            let sub = tree.find(dir)?.subtree()?;
+            tree = repo.read_tree(&sub).ok()?;
+        }
+        let entry = tree.find(file)?;
+        (entry.kind == EntryKind::File)
+            .then(|| Counterpart::new(entry.chunks()))
+            .flatten()
+    }
+}

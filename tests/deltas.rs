@@ -1,0 +1,373 @@
+//! Deltas against the parent: an hourly snapshot of data in which a few rows
+//! changed everywhere stores its changed chunks as deltas, restores byte for
+//! byte, survives prune of the snapshot that stored the bases, and a damaged
+//! base is reported against every file that depends on it.
+
+use crate::common;
+
+use std::fs;
+use std::io::Cursor;
+
+use common::faults::{flip, open_library};
+use common::*;
+use serde_json::Value;
+use vault::format::{layout, BlobKind};
+
+/// Table-like text: tab-separated rows with numbers, words and JSON.
+fn rows(n: usize, version: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 90);
+    for i in 0..n {
+        // About 1% of the rows change in each version, spread evenly.
+        let touched = (i as u64 * 2654435761 + version * 97).is_multiple_of(100) && version > 0;
+        let v = if touched { version } else { 0 };
+        let x = (i as u64).wrapping_mul(6364136223846793005) >> 33;
+        out.extend_from_slice(
+            format!(
+                "{i}\t{}\t{{\"user\":{},\"kind\":\"{}\",\"score\":{}.{}}}\t{}\n",
+                ["alpha", "bravo", "charlie", "delta"][(x % 4) as usize],
+                x % 100_000,
+                ["click", "view", "buy"][(x % 3) as usize],
+                (x + v * 13) % 1000,
+                v,
+                x ^ v
+            )
+            .as_bytes(),
+        );
+    }
+    out
+}
+
+fn stats(v: &Value) -> (u64, u64, u64) {
+    (
+        json_u64(v, "bytes_added"),
+        json_u64(v, "delta_blobs"),
+        json_u64(v, "delta_saved_bytes"),
+    )
+}
+
+fn dump(v: &Vault, snap: &str, path: &str) -> Vec<u8> {
+    let out = v.ok(&["dump", snap, path]);
+    out.stdout
+}
+
+fn check_clean(v: &Vault) {
+    let report = v.json(&["check", "--read-data"]);
+    assert_eq!(report["clean"], Value::Bool(true), "{report}");
+}
+
+#[test]
+fn a_stream_stores_changed_chunks_as_deltas_and_restores() {
+    let v = Vault::init_with(SMALL_CHUNKS);
+    let hour0 = rows(60_000, 0);
+    let hour1 = rows(60_000, 1);
+    let first = v.snapshot_stdin("events.tsv", Cursor::new(hour0.clone()));
+    let second = v.snapshot_stdin("events.tsv", Cursor::new(hour1.clone()));
+    let (whole, d0, _) = stats(&first);
+    let (added, deltas, saved) = stats(&second);
+    assert_eq!(d0, 0, "a first snapshot has no parent: {first}");
+    assert!(deltas > 0, "changed chunks became deltas: {second}");
+    assert!(saved > 0, "{second}");
+    assert!(
+        added * 5 < whole,
+        "the hour costs a fraction of the dump: {added} vs {whole}"
+    );
+    let id0 = json_str(&first, "snapshot");
+    let id1 = json_str(&second, "snapshot");
+    assert_eq!(dump(&v, id1, "events.tsv"), hour1);
+    assert_eq!(dump(&v, id0, "events.tsv"), hour0);
+    check_clean(&v);
+}
+
+#[test]
+fn a_changed_file_is_stored_against_the_same_path_in_the_parent() {
+    let v = Vault::init_with(SMALL_CHUNKS);
+    let src = v.dir("src");
+    fs::write(src.join("table.tsv"), rows(50_000, 0)).unwrap();
+    fs::write(src.join("other.tsv"), rows(20_000, 0)).unwrap();
+    let first = v.snapshot_paths(&[&src]);
+    fs::write(src.join("table.tsv"), rows(50_000, 1)).unwrap();
+    let second = v.snapshot_paths(&[&src]);
+    let (added, deltas, _) = stats(&second);
+    assert!(deltas > 0, "{second}");
+    assert!(added * 5 < json_u64(&first, "bytes_added"), "{second}");
+    let target = v.path().join("restored");
+    v.restore(json_str(&second, "snapshot"), &target, &[]);
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(
+        fs::read(restored.join("table.tsv")).unwrap(),
+        rows(50_000, 1)
+    );
+    assert_eq!(
+        fs::read(restored.join("other.tsv")).unwrap(),
+        rows(20_000, 0)
+    );
+    check_clean(&v);
+}
+
+#[test]
+fn prune_keeps_the_bases_of_a_forgotten_snapshot_while_deltas_need_them() {
+    let v = Vault::init_with(SMALL_CHUNKS);
+    let hours: Vec<Vec<u8>> = (0..4).map(|h| rows(40_000, h)).collect();
+    let ids: Vec<String> = hours
+        .iter()
+        .map(|h| json_str(&v.snapshot_stdin("t", Cursor::new(h.clone())), "snapshot").to_string())
+        .collect();
+    // The first snapshot stored every base; forget it and prune hard.
+    v.ok(&["forget", "--keep-last", "3"]);
+    v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
+    for (id, data) in ids.iter().zip(&hours).skip(1) {
+        assert_eq!(&dump(&v, id, "t"), data, "snapshot {id}");
+    }
+    check_clean(&v);
+    // With every snapshot but the last forgotten, the last still restores.
+    v.ok(&["forget", "--keep-last", "1"]);
+    assert_eq!(v.snapshots().len(), 1);
+    v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
+    assert_eq!(dump(&v, &ids[3], "t"), hours[3]);
+    check_clean(&v);
+}
+
+#[test]
+fn a_flipped_byte_in_a_base_is_damage_to_every_file_that_depends_on_it() {
+    let v = Vault::init_with(SMALL_CHUNKS);
+    let src = v.dir("src");
+    fs::write(src.join("a.tsv"), rows(30_000, 0)).unwrap();
+    let first = v.snapshot_paths(&[&src]);
+    fs::write(src.join("a.tsv"), rows(30_000, 1)).unwrap();
+    let second = v.snapshot_paths(&[&src]);
+    let (_, deltas, _) = stats(&second);
+    assert!(deltas > 0, "{second}");
+
+    // A base: the first chunk of the first snapshot's file (rows change
+    // from the start, so the second snapshot's first chunk is a delta).
+    let repo = open_library(&v);
+    let (_, snap) = repo
+        .find_snapshot(json_str(&first, "snapshot"), &Default::default())
+        .unwrap();
+    let entry = vault::ops::walk::resolve(
+        &repo,
+        &snap.root,
+        src.join("a.tsv").as_os_str().as_encoded_bytes(),
+    )
+    .unwrap();
+    let vault::ops::walk::Resolved::Entry { entry, .. } = entry else {
+        panic!("a.tsv resolved to the root")
+    };
+    let base = entry.chunks()[0].id;
+    let loc = repo.blob_location(BlobKind::Data, &base).unwrap().unwrap();
+    assert!(loc.base.is_none(), "a base is stored whole");
+    drop(repo);
+    flip(
+        &v.repo.join(layout::pack(&loc.pack)),
+        u64::from(loc.offset) + u64::from(loc.stored_len) / 2,
+    );
+
+    let out = v.run(&["--json", "check", "--read-data"]);
+    assert_code(&out, 4, "check over a damaged base");
+    let report = parse_json(&out);
+    let damaged = report["damaged_snapshots"].as_array().unwrap();
+    assert_eq!(damaged.len(), 2, "both snapshots lose data: {report}");
+    let second_id = json_str(&second, "snapshot");
+    let of_second = damaged
+        .iter()
+        .find(|d| d["id"] == second_id)
+        .expect("the snapshot of deltas is damaged");
+    let lost = of_second["damaged"].as_array().unwrap();
+    assert!(
+        lost.iter()
+            .any(|p| p["path"].as_str().unwrap().ends_with("a.tsv")
+                && p["reason"].as_str().unwrap().contains("base")),
+        "the file whose delta needs the base, and why: {of_second}"
+    );
+}
+
+#[test]
+fn a_version_1_repository_keeps_working_and_upgrades() {
+    let mut args = SMALL_CHUNKS.to_vec();
+    args.extend(["--format-version", "1"]);
+    let v = Vault::init_with(&args);
+    assert_eq!(open_library(&v).config().repo_version, 1);
+    let hour0 = rows(30_000, 0);
+    let hour1 = rows(30_000, 1);
+    let hour2 = rows(30_000, 2);
+    let a = v.snapshot_stdin("t", Cursor::new(hour0.clone()));
+    let b = v.snapshot_stdin("t", Cursor::new(hour1.clone()));
+    assert_eq!(stats(&b).1, 0, "no deltas in a version 1 repository: {b}");
+
+    let plan = v.json(&["upgrade", "--dry-run"]);
+    assert_eq!(
+        (json_u64(&plan, "from"), json_u64(&plan, "to")),
+        (1, 2),
+        "{plan}"
+    );
+    assert_eq!(plan["upgraded"], Value::Bool(false));
+    let still = v.json(&["upgrade", "--dry-run"]);
+    assert_eq!(json_u64(&still, "from"), 1, "a dry run changes nothing");
+    let done = v.json(&["upgrade"]);
+    assert_eq!(done["upgraded"], Value::Bool(true), "{done}");
+    let again = v.json(&["upgrade"]);
+    assert_eq!(again["upgraded"], Value::Bool(false), "{again}");
+
+    let c = v.snapshot_stdin("t", Cursor::new(hour2.clone()));
+    assert!(stats(&c).1 > 0, "deltas once upgraded: {c}");
+    for (s, data) in [(&a, &hour0), (&b, &hour1), (&c, &hour2)] {
+        assert_eq!(&dump(&v, json_str(s, "snapshot"), "t"), data);
+    }
+    check_clean(&v);
+}
+
+#[test]
+fn a_newer_repository_format_is_refused_clearly() {
+    let v = Vault::init();
+    {
+        let repo = open_library(&v);
+        let mut config = repo.config().clone();
+        config.repo_version = 3;
+        repo.rewrite_config(&config).unwrap();
+    }
+    let out = v.run(&["snapshots"]);
+    assert_code(&out, 14, "a repository of an unknown format version");
+    assert!(
+        one_line_error(&out).contains("repository format version 3 is not supported"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn hour_with_tail(n: usize, hour: u64, tail: u64) -> Vec<u8> {
+    let mut data = rows(n, hour);
+    data.extend(Gen::random(1000 + hour, tail).bytes());
+    data
+}
+
+#[test]
+fn kill_9_during_a_delta_snapshot_leaves_a_whole_repository() {
+    let mut args = SMALL_CHUNKS.to_vec();
+    args.extend(["--pack-size-mib", "1"]);
+    let v = Vault::init_with(&args);
+    let hour0 = hour_with_tail(60_000, 0, 0);
+    let first = v.snapshot_stdin("t", Cursor::new(hour0.clone()));
+    // The changed rows become deltas; the new bytes after them fill packs,
+    // so the run is storing both when it is killed.
+    let hour1 = hour_with_tail(60_000, 1, 8 * MIB);
+    let packs_before = v.objects("data").len();
+    let held = common::held::Held::start(
+        &v,
+        &["snapshot", "--stdin", "--name", "t"],
+        Cursor::new(hour1.clone()),
+        hour0.len() as u64 + 4 * MIB,
+    );
+    common::prune::wait_until(
+        "a pack of the held run",
+        std::time::Duration::from_secs(120),
+        || v.objects("data").len() > packs_before,
+    );
+    held.kill9();
+    assert_eq!(v.snapshots().len(), 1, "no snapshot from the killed run");
+    assert_eq!(dump(&v, json_str(&first, "snapshot"), "t"), hour0);
+    check_clean(&v);
+    let again = v.snapshot_stdin("t", Cursor::new(hour1.clone()));
+    assert!(stats(&again).1 > 0, "{again}");
+    assert_eq!(dump(&v, json_str(&again, "snapshot"), "t"), hour1);
+    check_clean(&v);
+}
+
+#[test]
+fn kill_9_during_a_prune_that_moves_bases_loses_nothing() {
+    use std::time::{Duration, Instant};
+    let mut args = SMALL_CHUNKS.to_vec();
+    args.extend(["--pack-size-mib", "1"]);
+    let v = Vault::init_with(&args);
+    // Each hour: changed rows (deltas against the first hour's chunks) and
+    // a tail of its own, so forgetting an hour leaves packs of bases with
+    // unused blobs beside them, which prune repacks.
+    let hour = |h: u64| hour_with_tail(40_000, h, MIB);
+    let prune = ["prune", "--exclusive", "--max-unused", "0%"];
+    for h in 0..3 {
+        v.snapshot_stdin("t", Cursor::new(hour(h)));
+    }
+    v.ok(&["forget", "--group-by", "", "--keep-last", "2"]);
+    let started = Instant::now();
+    v.ok(&prune);
+    let full = started.elapsed();
+    let mut kills = 0;
+    for round in 0..6u32 {
+        v.snapshot_stdin("t", Cursor::new(hour(3 + u64::from(round))));
+        v.ok(&["forget", "--group-by", "", "--keep-last", "2"]);
+        let mut child = v
+            .cmd(&prune)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = full * (round + 1) / 7;
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed() < delay {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        for s in v.snapshots() {
+            let id = json_str(&s, "id");
+            let h: Vec<u8> = dump(&v, id, "t");
+            assert!(
+                (0..10).any(|n| h == hour(n)),
+                "round {round}: snapshot {id} no longer restores its bytes"
+            );
+        }
+        v.ok(&["check"]);
+    }
+    assert!(kills > 0, "no prune was killed");
+    v.ok(&prune);
+    check_clean(&v);
+}
+
+#[test]
+fn hourly_pg_snapshots_store_table_changes_as_deltas_and_restore() {
+    let Some(pg) = common::postgres::Postgres::start() else {
+        return;
+    };
+    let v = Vault::init_with(SMALL_CHUNKS);
+    pg.createdb("shop");
+    pg.sql(
+        "shop",
+        "CREATE TABLE events (id int PRIMARY KEY, kind text, body jsonb, score numeric); \
+         INSERT INTO events SELECT g, (ARRAY['view','click','buy'])[1 + g % 3], \
+           jsonb_build_object('page', '/p/' || g % 997, 'ref', md5(g::text)), g * 1.5 \
+         FROM generate_series(1, 60000) g;",
+    );
+    let snap = |v: &Vault| pg.vault_json(v, &["snapshot", "pg", "--dbname", "shop"]);
+    let first = snap(&v);
+    // An hour: 1% of the rows, spread over the whole table, change in place.
+    pg.sql(
+        "shop",
+        "UPDATE events SET score = score + 1, body = body || '{\"seen\": 1}' WHERE id % 100 = 7",
+    );
+    let expected = pg.pg_dump("shop");
+    let sums = pg.table_checksums("shop");
+    let second = snap(&v);
+    let (added, deltas, _) = stats(&second);
+    assert!(deltas > 0, "{second}");
+    assert!(
+        added * 3 < json_u64(&first, "bytes_added"),
+        "the hour costs a fraction of the first snapshot: {second} vs {first}"
+    );
+    pg.dropdb("shop");
+    pg.vault_json(
+        &v,
+        &[
+            "restore",
+            "pg",
+            json_str(&second, "snapshot"),
+            "--dbname",
+            "shop",
+            "--create",
+        ],
+    );
+    assert_eq!(pg.table_checksums("shop"), sums);
+    common::postgres::Postgres::assert_same_dump(&expected, &pg.pg_dump("shop"));
+    check_clean(&v);
+}
