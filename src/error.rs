@@ -36,6 +36,9 @@ pub enum ErrorKind {
     PermissionDenied,
     /// A disk (the repository's, or a restore's target) is full.
     NoSpace,
+    /// Something different is already stored under a name that must hold
+    /// one thing only (a WAL file pushed again with other contents).
+    Conflict,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.

@@ -98,7 +98,7 @@ impl Config {
         let mut r = Reader::new(bytes, "config");
         r.expect_version(CONFIG_VERSION)?;
         let repo_version = r.u32()?;
-        if repo_version != super::REPO_VERSION {
+        if !super::SUPPORTED_REPO_VERSIONS.contains(&repo_version) {
             return Err(Error::new(
                 crate::ErrorKind::Unsupported,
                 format!("repository format version {repo_version} is not supported"),

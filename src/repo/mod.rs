@@ -7,6 +7,7 @@ mod marks;
 mod objects;
 mod packs;
 mod reader;
+mod wal;
 mod writer;
 
 pub use keys::{local_kdf_limit, open_key, KeyInfo, OpenedKey};
@@ -16,6 +17,7 @@ pub use lock::{
 };
 pub use objects::{ObjectKind, SnapshotFilter};
 pub use reader::BlobReader;
+pub use wal::{Pushed, WalArchive, WalKeyFile};
 pub use writer::{BlobWriter, WriteStats};
 
 use std::collections::HashSet;
@@ -197,13 +199,7 @@ impl Repository {
         };
         let (opened, keys) = keys::open_key_for(backend.as_ref(), password, cache, &config_bytes)?;
         let key_id = opened.id;
-        let sealed = config_bytes
-            .strip_prefix(magic::CONFIG.as_slice())
-            .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;
-        let plain = keys
-            .open(BoxKind::Config, None, sealed)
-            .map_err(|e| e.at("config"))?;
-        let config = Config::decode(&payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT)?)?;
+        let config = open_config(&keys, &config_bytes)?;
         let index = IndexCache::open(
             cache_path(cache, &config.repo_id).as_deref(),
             &config.repo_id,
@@ -507,6 +503,17 @@ pub(crate) fn pack_read_error(e: Error, id: &Id, loc: &BlobLocation) -> Error {
         e
     };
     e.at(blob_place(id, loc))
+}
+
+/// Decrypt and decode the `config` object's bytes with the master keys.
+pub(crate) fn open_config(keys: &MasterKeys, config_bytes: &[u8]) -> Result<Config> {
+    let sealed = config_bytes
+        .strip_prefix(magic::CONFIG.as_slice())
+        .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;
+    let plain = keys
+        .open(BoxKind::Config, None, sealed)
+        .map_err(|e| e.at("config"))?;
+    Config::decode(&payload::decode(&plain, payload::MAX_OBJECT_PLAINTEXT)?)
 }
 
 fn cache_path(cache: &CacheOptions, repo_id: &Id) -> Option<PathBuf> {
