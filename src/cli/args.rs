@@ -117,6 +117,9 @@ pub enum Command {
     Serve(super::commands::serve::ServeArgs),
     /// Print the systemd units or crontab line that drive `vault run`
     Schedule(super::commands::schedule::ScheduleArgs),
+    /// PostgreSQL WAL archiving: archive_command and restore_command
+    #[command(subcommand)]
+    Wal(super::commands::wal::WalCommand),
 }
 
 #[derive(Args, Debug)]

@@ -19,6 +19,8 @@ pub mod restore;
 pub mod run;
 pub mod snapshot;
 pub mod stream_set;
+pub mod wal_ahead;
+pub mod wal_status;
 pub mod walk;
 
 use std::sync::atomic::AtomicU64;
