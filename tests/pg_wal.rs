@@ -304,7 +304,7 @@ fn push_ahead_stores_ready_segments_and_answers_from_its_notes() {
 }
 
 #[test]
-fn status_shows_the_newest_segment_and_names_a_deleted_one() {
+fn status_and_check_show_the_newest_segment_and_name_a_deleted_one() {
     let v = Vault::init();
     let pg_wal = v.dir("pg_wal");
     for i in 1..=4u64 {
@@ -316,6 +316,7 @@ fn status_shows_the_newest_segment_and_names_a_deleted_one() {
     assert!(st["newest_age_secs"].as_i64().unwrap() < 600);
     assert_eq!(st["timelines"][0]["segments"], 4);
     assert_eq!(st["timelines"][0]["gaps"].as_array().unwrap().len(), 0);
+    v.ok(&["check"]);
 
     fs::remove_file(v.repo.join("wal/000000010000000000000003")).unwrap();
     let out = wal(&v, &["status"]);
@@ -326,6 +327,15 @@ fn status_shows_the_newest_segment_and_names_a_deleted_one() {
             && err.contains("recovery past 0/3000000")
             && err.contains("at or after 0/4000000"),
         "{err}"
+    );
+
+    // check finds it too, as damage.
+    let out = v.run(&["check"]);
+    common::assert_code(&out, 4, "check with a segment missing");
+    assert!(
+        common::stdout(&out).contains("WAL timeline 1: 000000010000000000000003 to"),
+        "{}",
+        common::stdout(&out)
     );
 }
 

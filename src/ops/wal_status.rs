@@ -41,6 +41,16 @@ pub struct Gap {
     pub whole_again_from: String,
 }
 
+impl Gap {
+    /// One line naming the gap and the recovery targets it breaks.
+    pub fn describe(&self, timeline: u32) -> String {
+        format!(
+            "WAL timeline {timeline}: {} to {} missing: recovery past {} on timeline {timeline} needs a base backup taken at or after {}",
+            self.first_missing, self.last_missing, self.breaks_after, self.whole_again_from
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Timeline {
     pub timeline: u32,
@@ -89,6 +99,14 @@ pub fn timelines(files: &[WalFile], segment_size: u64) -> Vec<Timeline> {
                 gaps,
             })
         })
+        .collect()
+}
+
+/// Every gap of the archive, described.
+pub fn gap_lines(timelines: &[Timeline]) -> Vec<String> {
+    timelines
+        .iter()
+        .flat_map(|t| t.gaps.iter().map(|g| g.describe(t.timeline)))
         .collect()
 }
 

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use vault::format::wal::WalFile;
 use vault::format::Timestamp;
 use vault::ops::wal_ahead::{push_ahead, Spool};
-use vault::ops::wal_status::wal_status;
+use vault::ops::wal_status::{gap_lines, wal_status};
 use vault::repo::{Pushed, WalArchive, WalKeyFile};
 use vault::Repository;
 
@@ -149,17 +149,26 @@ fn status(g: &Global, a: &StatusArgs) -> Result<i32> {
             );
         }
     }
-    let mut gaps = 0;
-    for t in &st.timelines {
-        for gap in &t.gaps {
-            gaps += 1;
-            eprintln!(
-                "damage: timeline {}: {} to {} missing: recovery past {} on timeline {} needs a base backup taken at or after {}",
-                t.timeline, gap.first_missing, gap.last_missing, gap.breaks_after, t.timeline, gap.whole_again_from
-            );
-        }
+    let gaps = gap_lines(&st.timelines);
+    for line in &gaps {
+        eprintln!("damage: {line}");
     }
-    Ok(if gaps > 0 { exit::DAMAGE } else { exit::OK })
+    Ok(if gaps.is_empty() {
+        exit::OK
+    } else {
+        exit::DAMAGE
+    })
+}
+
+/// The gaps of the WAL archive, for `check`; a format 1 repository has
+/// no archive.
+pub(super) fn check_archive(repo: &Repository) -> Result<Vec<String>> {
+    let Ok(archive) = WalArchive::of(repo) else {
+        return Ok(Vec::new());
+    };
+    Ok(gap_lines(
+        &wal_status(&archive, Timestamp::now())?.timelines,
+    ))
 }
 
 fn file_name(path: &Path) -> Result<WalFile> {
