@@ -34,6 +34,8 @@ use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION}
 use vault::format::snapshot::Snapshot;
 use vault::format::tree::{self, Content, Tree, FLAG_DAMAGED};
 use vault::format::verified::VerifiedRecord;
+use vault::format::wal::{self as wal_format, WalFile, WalHeader};
+use vault::format::wal_key::WalKey;
 use vault::format::Id;
 
 /// A check: arbitrary bytes in, whether they were accepted out.
@@ -55,6 +57,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("verified", verified),
     ("pg_tables", pg_tables),
     ("run_record", run_record),
+    ("wal", wal),
 ];
 
 /// Seed of the master keys the `sealed` target opens boxes with. The seed
@@ -65,7 +68,7 @@ pub const KEY_SEED: u64 = 0x7661_756c_7446_757a;
 /// The blob id the `sealed` target tries besides "no id".
 pub const BLOB_ID: Id = Id::from_bytes([0xb1; 32]);
 
-pub const BOX_KINDS: [BoxKind; 12] = [
+pub const BOX_KINDS: [BoxKind; 13] = [
     BoxKind::Config,
     BoxKind::KeySet,
     BoxKind::Index,
@@ -78,6 +81,7 @@ pub const BOX_KINDS: [BoxKind; 12] = [
     BoxKind::CheckState,
     BoxKind::Marks,
     BoxKind::RunRecord,
+    BoxKind::Wal,
 ];
 
 /// Largest decoded payload the `payload` target allows (a decompression bomb
@@ -306,6 +310,31 @@ pub fn run_record(data: &[u8]) -> bool {
         .unwrap_or_else(|e| panic!("re-encoded run record does not decode: {e:?}"));
     assert_eq!(again, r, "run record changed through encode/decode");
     true
+}
+
+/// Everything of the WAL archive a reader parses: the object's split, the
+/// header body, the name inside it, and the local key file. Accepted means
+/// a header body that decodes (and encodes back to the same value).
+pub fn wal(data: &[u8]) -> bool {
+    if let Ok((header_box, content_box)) = wal_format::split(data) {
+        assert_eq!(
+            wal_format::PREFIX_LEN + header_box.len() + content_box.len(),
+            data.len(),
+            "split lost bytes"
+        );
+    }
+    if let Ok(name) = std::str::from_utf8(data) {
+        if let Ok(file) = WalFile::parse(name) {
+            assert_eq!(file.name(), name, "a WAL name has one spelling");
+        }
+    }
+    if let Ok(key) = WalKey::decode(data) {
+        let again = WalKey::decode(&key.encode())
+            .unwrap_or_else(|e| panic!("re-encoded wal key file does not decode: {e:?}"));
+        assert_eq!(again.repo_id, key.repo_id);
+        assert_eq!(&*again.keys.encode(), &*key.keys.encode());
+    }
+    round_trip!("wal header", WalHeader::decode, WalHeader::encode, data)
 }
 
 /// Sealed boxes: split, then open under fixed master keys as every kind, with

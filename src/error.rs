@@ -44,6 +44,9 @@ pub enum ErrorKind {
     /// A bug in vault, such as a worker thread that panicked: nothing the
     /// caller passed or the repository holds explains it.
     Internal,
+    /// Something different is already stored under a name that must hold
+    /// one thing only (a WAL file pushed again with other contents).
+    Conflict,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.

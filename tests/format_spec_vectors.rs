@@ -162,6 +162,8 @@ const ALL_VECTORS: &[&str] = &[
     "reject-tree-nanos",
     "pg-databases",
     "run-record-body",
+    "wal-header-body",
+    "wal-object",
 ];
 
 #[test]
@@ -578,6 +580,69 @@ fn run_record_body_vector() {
     let mut bad = r.encode();
     bad[1 + 12 + 4 + 7] = 2;
     assert!(RunRecord::decode(&bad).is_err());
+}
+
+// ---------------------------------------------------------------------------
+// The WAL archive.
+
+#[test]
+fn wal_object_vectors() {
+    use vault::format::wal::{self, WalFile, WalHeader};
+    let k = master_keys();
+    let name = "000000010000000000000001";
+    let content = k.blob_id(b"hello");
+    let content_box = k.seal(
+        BoxKind::Wal,
+        Some(&content),
+        &payload::encode(b"hello", 3),
+        seq(BLOB_NONCE_START),
+    );
+    let header = WalHeader {
+        name: name.into(),
+        size: 5,
+        content,
+        pushed: ts(1_700_000_100, 0),
+        content_box_len: content_box.len() as u64,
+    };
+    check("wal-header-body", &header.encode());
+    assert_eq!(
+        WalHeader::decode(hex_vector("wal-header-body")).unwrap(),
+        header
+    );
+    let header_box = k.seal(
+        BoxKind::Wal,
+        Some(&wal::name_slot(name)),
+        &payload::encode(&header.encode(), 0),
+        seq(HEADER_NONCE_START),
+    );
+    check("wal-object", &wal::join(&header_box, &content_box).unwrap());
+
+    // Read it back as fetch does, and check what binds each box.
+    let stored = hex_vector("wal-object");
+    let (hb, cb) = wal::split(stored).unwrap();
+    let plain = k
+        .open(BoxKind::Wal, Some(&wal::name_slot(name)), hb)
+        .unwrap();
+    let read = WalHeader::decode(&payload::decode(&plain, 1 << 16).unwrap()).unwrap();
+    assert_eq!(read, header);
+    let bytes =
+        payload::decode(&k.open(BoxKind::Wal, Some(&read.content), cb).unwrap(), 5).unwrap();
+    assert_eq!(bytes, b"hello");
+    let other = WalFile::parse("000000010000000000000002").unwrap().name();
+    assert_eq!(
+        k.open(BoxKind::Wal, Some(&wal::name_slot(&other)), hb)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Tampered,
+        "a header box does not open under another name"
+    );
+    assert_eq!(
+        k.open(BoxKind::Wal, Some(&wal::name_slot(name)), cb)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Tampered,
+        "the content box does not open as a header"
+    );
 }
 
 // ---------------------------------------------------------------------------

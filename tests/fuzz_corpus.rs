@@ -127,7 +127,8 @@ corpus_tests!(
     drill,
     verified,
     pg_tables,
-    run_record
+    run_record,
+    wal
 );
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -268,6 +269,7 @@ mod seeds {
             ("verified", verified()),
             ("pg_tables", pg_tables()),
             ("run_record", run_record()),
+            ("wal", wal()),
         ]
     }
 
@@ -749,6 +751,50 @@ mod seeds {
                 ("rows".into(), vec![0; 8]),
             ],
         }
+    }
+
+    fn wal() -> Files {
+        use vault::format::wal::{join, WalHeader};
+        let header = WalHeader {
+            name: "000000010000000A000000FF".into(),
+            size: 16 << 20,
+            content: id(0x57),
+            pushed: T,
+            content_box_len: 4242,
+        };
+        let encoded = header.encode();
+        let mut trailing = encoded.clone();
+        trailing.push(0);
+        let mut version = encoded.clone();
+        version[0] = 2;
+        // The name's length byte follows the version; lower-case hex is not
+        // PostgreSQL's spelling.
+        let lower = with_byte(encoded.clone(), 2 + 17, b'a');
+        let mut huge = header.clone();
+        huge.size = (1 << 30) + 1;
+        vec![
+            ("valid-segment".into(), encoded.clone()),
+            (
+                "valid-history".into(),
+                WalHeader {
+                    name: "00000002.history".into(),
+                    size: 41,
+                    ..header.clone()
+                }
+                .encode(),
+            ),
+            ("invalid-object".into(), join(&[1; 60], &[2; 70]).unwrap()),
+            (
+                "invalid-name".into(),
+                b"00000001000000000000000A.00000028.backup".to_vec(),
+            ),
+            ("invalid-lower-case".into(), lower),
+            ("invalid-size".into(), huge.encode()),
+            ("invalid-trailing".into(), trailing),
+            ("invalid-version".into(), version),
+            ("invalid-truncated".into(), half(&encoded)),
+            ("invalid-garbage".into(), garbage(14, 200)),
+        ]
     }
 
     fn run_record() -> Files {

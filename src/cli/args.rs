@@ -10,7 +10,7 @@ use super::commands::{
     find::FindArgs, forget::ForgetArgs, init::InitArgs, key::KeyCommand, ls::LsArgs,
     mount::MountArgs, prune::PruneArgs, repair::RepairCommand, restore::RestoreArgs, run::RunArgs,
     schedule::ScheduleArgs, serve::ServeArgs, snapshot::SnapshotArgs, snapshots::SnapshotsArgs,
-    status::StatusArgs, unlock::UnlockArgs, upgrade::UpgradeArgs,
+    status::StatusArgs, unlock::UnlockArgs, upgrade::UpgradeArgs, wal::WalCommand,
 };
 
 #[derive(Parser, Debug)]
@@ -116,4 +116,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the systemd units or crontab line that drive `vault run`
     Schedule(ScheduleArgs),
+    /// PostgreSQL WAL archiving: archive_command and restore_command
+    #[command(subcommand)]
+    Wal(WalCommand),
 }

@@ -98,7 +98,7 @@ impl Config {
         let mut r = Reader::new(bytes, "config");
         r.expect_version(CONFIG_VERSION)?;
         let repo_version = r.u32()?;
-        if !(super::MIN_REPO_VERSION..=super::REPO_VERSION).contains(&repo_version) {
+        if !super::SUPPORTED_REPO_VERSIONS.contains(&repo_version) {
             return Err(Error::new(
                 crate::ErrorKind::Unsupported,
                 format!("repository format version {repo_version} is not supported"),

@@ -20,3 +20,5 @@ pub const MAX_MARKS_OBJECT: u64 = 256 * MIB;
 pub const MAX_RUN_OBJECT: u64 = 16 * MIB;
 /// An index body may reach the plaintext cap of any non-blob payload.
 pub const MAX_INDEX_OBJECT: u64 = super::payload::MAX_OBJECT_PLAINTEXT as u64 + SEAL_OVERHEAD;
+/// An archived WAL file: its largest content plus two sealed boxes' overhead.
+pub const MAX_WAL_OBJECT: u64 = super::wal::MAX_WAL_FILE + 2 * SEAL_OVERHEAD;

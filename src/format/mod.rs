@@ -20,15 +20,21 @@ pub mod sealed;
 pub mod snapshot;
 pub mod tree;
 pub mod verified;
+pub mod wal;
+pub mod wal_key;
 
 pub use id::Id;
 
 /// Version of the repository format as a whole, recorded in the config.
-/// Version 2 repositories may store blobs as deltas; version 1 ones never do
-/// until `vault upgrade` rewrites their config.
+/// Version 2 repositories may store blobs as deltas and hold a WAL archive,
+/// which only tools that know them keep; version 1 ones never do until
+/// `vault upgrade` rewrites their config.
 pub const REPO_VERSION: u32 = 2;
 /// The oldest repository format still read and written.
 pub const MIN_REPO_VERSION: u32 = 1;
+
+/// The repository versions this build reads.
+pub const SUPPORTED_REPO_VERSIONS: std::ops::RangeInclusive<u32> = MIN_REPO_VERSION..=REPO_VERSION;
 
 /// The two kinds of blob stored in packs. The numbers are part of the format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,6 +130,8 @@ pub mod magic {
     pub const VERIFIED: &[u8; 4] = b"VLTV";
     pub const MARKS: &[u8; 4] = b"VLTM";
     pub const RUN: &[u8; 4] = b"VLTR";
+    /// An archived PostgreSQL WAL file (`wal/`).
+    pub const WAL: &[u8; 4] = b"VLTW";
     /// Packs end with this, after the header length.
     pub const PACK: &[u8; 4] = b"VLTP";
 }
@@ -145,6 +153,8 @@ pub mod layout {
     pub const MARKS: &str = "marks/";
     /// Outcomes of `vault run`'s tasks, failures included.
     pub const RUNS: &str = "runs/";
+    /// Archived PostgreSQL WAL files, by their PostgreSQL names.
+    pub const WAL: &str = "wal/";
 
     pub fn key(id: &Id) -> String {
         format!("{KEYS}{id}")

@@ -36,6 +36,8 @@ pub enum BoxKind {
     Marks = 11,
     /// A run record of `vault run` (`runs/`). Kind 12 stays reserved.
     RunRecord = 13,
+    /// Both boxes of an archived WAL file (`wal/`).
+    Wal = 14,
 }
 
 pub struct SealedParts<'a> {

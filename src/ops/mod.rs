@@ -20,4 +20,6 @@ pub mod run;
 pub mod snapshot;
 pub mod sqlite;
 pub mod upgrade;
+pub mod wal_ahead;
+pub mod wal_status;
 pub mod walk;

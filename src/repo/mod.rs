@@ -8,6 +8,7 @@ mod objects;
 mod open;
 mod packs;
 mod reader;
+mod wal;
 mod writer;
 
 pub use keys::{local_kdf_limit, KeyInfo, OpenedKey};
@@ -16,8 +17,10 @@ pub use lock::{
     DELETES_PER_LOCK_CHECK, REFRESH_EVERY, STALE_AFTER,
 };
 pub use objects::{ObjectKind, SnapshotFilter};
+pub(crate) use open::open_config;
 pub use open::{open_key, IndexView, InitOptions, OpenOptions, SealedRepository};
 pub use reader::BlobReader;
+pub use wal::{Pushed, WalArchive, WalKeyFile};
 pub use writer::{BlobWriter, WriteStats};
 
 use std::collections::HashSet;

@@ -196,7 +196,7 @@ fn sealed_config(keys: &MasterKeys, config: &Config) -> Vec<u8> {
 }
 
 /// The config inside a config object's bytes.
-fn open_config(keys: &MasterKeys, bytes: &[u8]) -> Result<Config> {
+pub(crate) fn open_config(keys: &MasterKeys, bytes: &[u8]) -> Result<Config> {
     let sealed = bytes
         .strip_prefix(magic::CONFIG.as_slice())
         .ok_or_else(|| Error::corrupt("config: wrong magic bytes"))?;

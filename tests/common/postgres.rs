@@ -48,6 +48,12 @@ impl Postgres {
     /// A running cluster, or None (after a loud message) when PostgreSQL is
     /// not installed and VAULT_REQUIRE_SERVICES is not set.
     pub fn start() -> Option<Postgres> {
+        Self::start_with(&[])
+    }
+
+    /// Like `start`, with extra server settings (`name=value`, passed as
+    /// `-c` options: archiving, timeouts).
+    pub fn start_with(settings: &[&str]) -> Option<Postgres> {
         let found = require(
             "PostgreSQL tests",
             &["initdb", "pg_ctl", "postgres", "pg_dump", "psql", "pgbench"],
@@ -91,26 +97,106 @@ impl Postgres {
                 .expect("initdb"),
             "initdb",
         );
-        let opts = format!(
+        pg.launch(settings);
+        Some(pg)
+    }
+
+    fn launch(&mut self, settings: &[&str]) {
+        let mut opts = format!(
             "-k {} -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            pg.socket_dir().display()
+            self.socket_dir().display()
         );
+        for s in settings {
+            opts.push_str(&format!(" -c {s}"));
+        }
         check(
-            pg.as_owner("pg_ctl")
+            self.as_owner("pg_ctl")
                 .arg("-D")
-                .arg(&data)
+                .arg(self.data_dir())
                 .arg("-l")
-                .arg(pg.dir.path().join("log"))
-                .args(["-o", &opts, "-w", "start"])
+                .arg(self.dir.path().join("log"))
+                .args(["-o", &opts, "-w", "-t", "120", "start"])
                 .output()
                 .expect("pg_ctl start"),
             "pg_ctl start",
         );
-        pg.running = true;
-        Some(pg)
+        self.running = true;
     }
 
-    fn data_dir(&self) -> PathBuf {
+    /// A base backup of the running cluster, as plain files in a folder of
+    /// its temp dir (`pg_basebackup -X none`: the WAL comes from an archive).
+    pub fn base_backup(&self) -> PathBuf {
+        let target = self.dir.path().join("base-backup");
+        check(
+            self.as_owner("pg_basebackup")
+                .arg("-h")
+                .arg(self.socket_dir())
+                .args(["-U", "postgres", "-X", "none", "-c", "fast", "-D"])
+                .arg(&target)
+                .output()
+                .expect("pg_basebackup"),
+            "pg_basebackup",
+        );
+        target
+    }
+
+    /// A second cluster started from a copy of `data` (a base backup)
+    /// after `prepare` has written its recovery settings into the copy.
+    pub fn start_from(
+        &self,
+        data: &Path,
+        settings: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Postgres {
+        let dir = tempfile::Builder::new()
+            .prefix("vault-pg-")
+            .tempdir()
+            .expect("temp dir");
+        let mut pg = Postgres {
+            dir,
+            bin: self.bin.clone(),
+            owner: self.owner,
+            running: false,
+        };
+        if let Some((uid, gid)) = pg.owner {
+            std::os::unix::fs::chown(pg.dir.path(), Some(uid), Some(gid)).expect("chown");
+        }
+        check(
+            Command::new("cp")
+                .arg("-a")
+                .arg(data)
+                .arg(pg.data_dir())
+                .output()
+                .expect("cp"),
+            "copy of the base backup",
+        );
+        prepare(&pg.data_dir());
+        if let Some((uid, gid)) = pg.owner {
+            check(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg(format!("{uid}:{gid}"))
+                    .arg(pg.data_dir())
+                    .output()
+                    .expect("chown"),
+                "chown",
+            );
+        }
+        pg.launch(settings);
+        pg
+    }
+
+    /// The account the server runs as (None: the current user).
+    pub fn owner(&self) -> Option<(u32, u32)> {
+        self.owner
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 

@@ -73,14 +73,19 @@ pub(super) fn check_cmd(g: &Global, a: CheckArgs) -> Result<i32> {
         check(&repo, &opts, &progress)?
     };
     let elapsed = started.elapsed();
+    let wal = super::wal::check_archive(&repo)?;
     if g.json {
         let mut value = report_json(&report, elapsed.as_millis() as u64);
         value["requests"] = repo.backend().requests().to_json();
+        value["wal_gaps"] = json!(wal);
         print_json(&value)?;
-    } else if !g.quiet || !report.is_clean() {
+    } else if !g.quiet || !report.is_clean() || !wal.is_empty() {
         print_report(&report, elapsed.as_secs_f64())?;
+        for line in &wal {
+            println!("damage: {line}");
+        }
     }
-    Ok(if report.is_clean() {
+    Ok(if report.is_clean() && wal.is_empty() {
         exit::OK
     } else {
         exit::DAMAGE

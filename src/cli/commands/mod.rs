@@ -40,6 +40,7 @@ pub(crate) mod sqlite;
 pub(crate) mod status;
 pub(crate) mod unlock;
 pub(crate) mod upgrade;
+pub(crate) mod wal;
 
 use super::output;
 use super::password::repository_password;
@@ -230,5 +231,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => status::status_cmd(g, a),
         Command::Serve(a) => serve::serve_cmd(g, a),
         Command::Schedule(a) => schedule::schedule_cmd(g, a),
+        Command::Wal(c) => wal::wal(g, c),
     }
 }
