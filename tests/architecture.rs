@@ -14,7 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("crypto", 2),
     ("policy", 2),
     ("progress", 2),
-    ("units", 2),
+    ("units", 1),
     ("system", 3),
     ("storage", 3),
     ("cache", 3),
