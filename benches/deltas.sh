@@ -24,6 +24,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/benches/setup.sh"
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
 ROWS=${ROWS:-400000}
 HOURS=${HOURS:-24}
@@ -35,16 +36,8 @@ RESULTS=${RESULTS:-$BENCH_DIR/deltas-results.tsv}
 export VAULT_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
-for tool in restic borg; do
-    if [[ " $TOOLS " == *" $tool "* ]] && ! command -v "$tool" >/dev/null; then
-        echo "installing $tool from Debian's packages" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic borgbackup >/dev/null
-    fi
-done
-if [ -z "${VAULT_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build --release --quiet)
-    VAULT_BIN=$ROOT/target/release/vault
-fi
+install_peers
+vault_binary
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 AS_PG=(runuser -u postgres --)
 mkdir -p "$BENCH_DIR"

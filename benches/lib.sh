@@ -4,6 +4,7 @@
 # Sourced, not run; the caller sets `set -euo pipefail` and may preset TOOLS.
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/benches/setup.sh"
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
 RUNS=${RUNS:-3}
 SCALE=${SCALE:-60}
@@ -15,12 +16,7 @@ RESULTS=${RESULTS:-$BENCH_DIR/results.tsv}
 export VAULT_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
-for tool in restic borg; do
-    if [[ " $TOOLS " == *" $tool "* ]] && ! command -v "$tool" >/dev/null; then
-        echo "installing $tool from Debian's packages" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic borgbackup >/dev/null
-    fi
-done
+install_peers
 
 (cd "$ROOT" && cargo build --release --quiet)
 VAULT=$ROOT/target/release/vault

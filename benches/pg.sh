@@ -13,6 +13,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/benches/setup.sh"
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
 RUNS=${RUNS:-3}
 SCALE=${SCALE:-40}
@@ -23,10 +24,7 @@ CLUSTER=$BENCH_DIR/pg-s$SCALE
 RESULTS=$BENCH_DIR/pg-results.tsv
 export VAULT_PASSWORD=bench RESTIC_PASSWORD=bench
 
-if [ -z "${VAULT_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build --release --quiet)
-    VAULT_BIN=$ROOT/target/release/vault
-fi
+vault_binary
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 AS_PG=(runuser -u postgres --)
 mkdir -p "$BENCH_DIR"

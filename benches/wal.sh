@@ -15,6 +15,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/benches/setup.sh"
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
 RUNS=${RUNS:-3}
 SECS=${SECS:-30}
@@ -25,11 +26,7 @@ WORK=$BENCH_DIR/wal-work
 RESULTS=$BENCH_DIR/wal-results.tsv
 export VAULT_PASSWORD=bench
 
-if [ -z "${VAULT_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build --release --quiet)
-    VAULT_BIN=$ROOT/target/release/vault
-fi
-VAULT_BIN=$(readlink -f "$VAULT_BIN")
+vault_binary
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 AS_PG=(runuser -u postgres --)
 

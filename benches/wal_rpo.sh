@@ -9,17 +9,14 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/benches/setup.sh"
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
 TIMEOUT=${TIMEOUT:-5}
 SAMPLES=${SAMPLES:-7}
 WORK=$BENCH_DIR/wal-rpo
 export VAULT_PASSWORD=bench
 
-if [ -z "${VAULT_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build --release --quiet)
-    VAULT_BIN=$ROOT/target/release/vault
-fi
-VAULT_BIN=$(readlink -f "$VAULT_BIN")
+vault_binary
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 AS_PG=(runuser -u postgres --)
 
