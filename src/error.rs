@@ -44,6 +44,8 @@ pub enum ErrorKind {
     /// A bug in vault, such as a worker thread that panicked: nothing the
     /// caller passed or the repository holds explains it.
     Internal,
+    /// A stop signal (Ctrl-C, SIGTERM) ended the run before it was done.
+    Interrupted,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.

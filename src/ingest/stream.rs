@@ -12,6 +12,7 @@ use crate::format::tree::ChunkRef;
 use crate::format::BlobKind;
 use crate::progress::Progress;
 use crate::repo::BlobWriter;
+use crate::system::interrupt;
 
 /// A file expected to fit in one chunk. If it grew past `min` since it was
 /// stat'ed, its bytes go through the chunker after all.
@@ -75,6 +76,7 @@ pub(super) fn save_in_turn(
     let mut chunks = Vec::new();
     let mut total = 0u64;
     for chunk in Chunker::new(reader, &params, seed) {
+        interrupt::check().map_err(StreamError::Repo)?;
         let chunk = save_chunk(writer, chunk.map_err(StreamError::Read)?, progress)?;
         total += u64::from(chunk.len);
         chunks.push(chunk);
@@ -103,6 +105,9 @@ pub fn save_stream(
         let (tx, rx) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(CHUNKS_IN_FLIGHT);
         let cutter = scope.spawn(move || -> std::io::Result<()> {
             for (n, chunk) in Chunker::new(reader, &params, seed).enumerate() {
+                if interrupt::received().is_some() {
+                    break; // reported below, once the hashers are done
+                }
                 if tx.send((n, chunk?)).is_err() {
                     break; // the hashers stopped on an error
                 }
@@ -114,6 +119,9 @@ pub fn save_stream(
             .par_bridge()
             .map(|(n, data)| save_chunk(writer, data, progress).map(|c| (n, c)))
             .collect();
+        // A stop signal also explains a read that failed because the
+        // producer was killed by the same signal.
+        interrupt::check().map_err(StreamError::Repo)?;
         // A read error ends the stream early: it outranks what was saved.
         match cutter.join() {
             Ok(Ok(())) => {}

@@ -349,9 +349,11 @@ fn upload_worker(shared: &Shared, packs: Receiver<FullPack>) {
         if shared.failed() {
             continue;
         }
+        let size = p.index.size;
         match shared.repo.backend().write(&layout::pack(&p.id), p.bytes) {
             Ok(()) => {
                 shared.counters.packs.fetch_add(1, Ordering::Relaxed);
+                crate::system::interrupt::note_pack_stored(size);
                 pending.push(p.index);
                 if pending.len() >= PACKS_PER_INDEX {
                     flush(&mut pending);
