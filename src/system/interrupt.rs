@@ -17,9 +17,10 @@ extern "C" fn on_stop_signal(sig: libc::c_int) {
     SIGNAL.store(sig, Ordering::SeqCst);
 }
 
-/// Catch the first SIGINT and SIGTERM. Without SA_RESTART, a read blocked
-/// on the thread the signal lands on returns early instead of waiting for
-/// a producer that may never write again.
+/// Catch the first SIGINT and SIGTERM. Interrupted system calls restart:
+/// an upload or index write in flight must finish, not fail with EINTR.
+/// A read blocked on a silent producer waits for it (the terminal's
+/// Ctrl-C ends the producer too) or for a second signal.
 pub fn catch_stop_signals() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the action is fully initialised; the handler only stores
@@ -27,7 +28,7 @@ pub fn catch_stop_signals() {
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESETHAND;
+            action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(sig, &action, std::ptr::null_mut());
         }
