@@ -3,6 +3,7 @@
 //! and exits 128 + the signal; the next snapshot reuses what was kept.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -131,4 +132,45 @@ fn ctrl_c_keeps_and_indexes_stored_packs_and_records_no_snapshot() {
 #[test]
 fn sigterm_keeps_and_indexes_stored_packs_and_records_no_snapshot() {
     assert_stop_keeps_stored_packs(libc::SIGTERM, 143);
+}
+
+/// Ctrl-C at a terminal signals the whole foreground group: the producer
+/// dies of it too, and that is not a failed source (exit 8).
+#[test]
+fn ctrl_c_that_also_kills_the_producer_is_an_interruption_not_a_source_failure() {
+    let v = Vault::init_with(&["--pack-size-mib", "4"]);
+    let child = v
+        .cmd(&[
+            "snapshot",
+            "cmd",
+            "--name",
+            "big",
+            "--",
+            "cat",
+            "/dev/urandom",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn vault");
+    let watchdog = common::Watchdog::start(&child);
+    let deadline = Instant::now() + common::RUN_LIMIT;
+    while v.objects("data").len() < PACKS_BEFORE_SIGNAL {
+        assert!(Instant::now() < deadline, "no packs were stored");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: the group is led by the child, which has not been reaped.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    watchdog.stop();
+    common::assert_code(&out, 130, "snapshot cmd stopped by Ctrl-C");
+    let line = common::one_line_error(&out);
+    assert!(line.starts_with("vault: interrupted; "), "{line}");
+    assert!(
+        v.snapshots().is_empty(),
+        "an interrupted run recorded a snapshot"
+    );
+    common::assert_success(&v.run(&["check", "--read-data"]), "check --read-data");
 }
