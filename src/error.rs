@@ -47,6 +47,8 @@ pub enum ErrorKind {
     /// Something different is already stored under a name that must hold
     /// one thing only (a WAL file pushed again with other contents).
     Conflict,
+    /// A stop signal (Ctrl-C, SIGTERM) ended the run before it was done.
+    Interrupted,
 }
 
 /// The library error: `kind` for decisions, `context` and `source` for people.

@@ -16,6 +16,10 @@ fn run_on_deep_stacks(parsed: cli::Cli) -> i32 {
     if matches!(parsed.command, cli::args::Command::Mount(_)) {
         cli::block_stop_signals();
     }
+    // A snapshot stops cleanly on the first signal, keeping what it stored.
+    if matches!(parsed.command, cli::args::Command::Snapshot(_)) {
+        vault::system::interrupt::catch_stop_signals();
+    }
     // Without the global pool the walk still runs, on smaller stacks.
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(WALK_STACK)
@@ -38,6 +42,12 @@ fn run(parsed: cli::Cli) -> i32 {
     match cli::run(parsed) {
         Ok(code) => code,
         Err(err) => {
+            // After a stop signal, whatever failed (a killed producer, a
+            // stopped read) failed because of it.
+            if let Some((line, code)) = cli::interrupted_report() {
+                eprintln!("vault: {line}");
+                return code;
+            }
             if is_broken_pipe(&err) {
                 cli::exit::OK
             } else {

@@ -8,8 +8,11 @@ use crate::common;
 use std::fs;
 use std::path::Path;
 
+use common::faults::{blob_place, flip, open_library, plant_edited_snapshot};
 use common::*;
 use vault::format::keyfile::{KdfParams, KeyFile};
+use vault::format::tree::Content;
+use vault::format::BlobKind;
 use vault::repo::{open_key, OpenedKey};
 use vault::storage::{Location, OpendalBackend};
 use vault::Id;
@@ -185,5 +188,43 @@ fn a_huge_file_planted_among_snapshots_is_refused_by_its_size() {
     assert!(
         err.contains("is 3221225472 bytes, over the 67108864 bytes such an object may have"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_planted_chunk_length_is_refused_before_repair_allocates_it() {
+    let v = Vault::init();
+    let s = v.snapshot_stdin("a", Gen::random(7, 100 << 10));
+    let original = json_str(&s, "snapshot").to_string();
+    let chunk = {
+        let repo = open_library(&v);
+        let snap = repo.load_snapshot(&original.parse().unwrap()).unwrap();
+        repo.read_tree(&snap.root).unwrap().entries[0].chunks()[0].id
+    };
+    plant_edited_snapshot(&v, &original, |root| {
+        let file = &mut root.entries[0];
+        file.size = u64::from(u32::MAX);
+        if let Content::File { chunks } = &mut file.content {
+            chunks[0].len = u32::MAX;
+        }
+    });
+    let (pack, offset, len) = blob_place(&v, BlobKind::Data, &chunk);
+    flip(&pack, offset + len / 2);
+    let before = v.snapshots();
+
+    let out = v.run(&["repair", "snapshots", "--read-data"]);
+    assert_code(&out, 4, "repair snapshots over a planted chunk length");
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&format!(
+            "is recorded as {} bytes, but its index entry says",
+            u32::MAX
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        v.snapshots(),
+        before,
+        "a failed repair changed the snapshots"
     );
 }

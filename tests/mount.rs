@@ -435,3 +435,35 @@ fn allow_other_mounts_keep_file_permissions_for_other_users() {
         m.stop();
     }
 }
+
+#[test]
+fn a_device_number_over_32_bits_is_eoverflow_not_a_truncated_number() {
+    if !fuse_available("a_device_number_over_32_bits_is_eoverflow_not_a_truncated_number") {
+        return;
+    }
+    let v = Vault::init();
+    let s = v.snapshot_stdin("stream", &b"data"[..]);
+    let planted = common::faults::plant_edited_snapshot(&v, json_str(&s, "snapshot"), |root| {
+        let mut dev = root.entries[0].clone();
+        dev.name = b"dev".to_vec();
+        dev.kind = vault::format::tree::EntryKind::CharDevice;
+        dev.size = 0;
+        // Major 1, minor 3 (/dev/null) once truncated to 32 bits.
+        dev.content = vault::format::tree::Content::Device {
+            rdev: (1 << 32) | 0x0103,
+        };
+        root.entries.insert(0, dev);
+    });
+    let mp = v.dir("mnt");
+    let mount = Mount::start(&v, &mp, &[]);
+    let suffix = format!("_{}", &planted.to_hex()[..8]);
+    let dir = only_snapshot_dir(&mp)
+        .into_iter()
+        .find(|d| d.to_string_lossy().ends_with(&suffix))
+        .expect("the planted snapshot is mounted");
+    let err = fs::symlink_metadata(dir.join("dev")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EOVERFLOW), "{err}");
+    // Its neighbour is unaffected.
+    assert_eq!(fs::read(dir.join("stream")).unwrap(), b"data");
+    mount.stop();
+}

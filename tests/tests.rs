@@ -26,6 +26,7 @@ mod format_roundtrip;
 mod format_spec_vectors;
 mod fuzz_corpus;
 mod hostile_objects;
+mod interrupt;
 mod library;
 mod lock_format;
 mod lock_loss;

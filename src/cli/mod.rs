@@ -99,6 +99,27 @@ pub mod exit {
     pub const NO_SPACE: i32 = 12;
     pub const TARGET_BREACHED: i32 = 13;
     pub const UNSUPPORTED: i32 = 14;
+    /// 128 + the signal, as shells report a process the signal killed.
+    pub const INTERRUPTED: i32 = 130;
+    pub const TERMINATED: i32 = 143;
+}
+
+/// After a stop signal: the line to print and the exit code.
+pub fn interrupted_report() -> Option<(String, i32)> {
+    let sig = vault::system::interrupt::received()?;
+    let code = if sig == libc::SIGTERM {
+        exit::TERMINATED
+    } else {
+        exit::INTERRUPTED
+    };
+    let (packs, bytes) = vault::system::interrupt::packs_stored();
+    let line = format!(
+        "interrupted; {packs} pack{} ({}) already stored {} kept and indexed: the next snapshot reuses them",
+        if packs == 1 { "" } else { "s" },
+        output::human_bytes(bytes),
+        if packs == 1 { "is" } else { "are" },
+    );
+    Some((line, code))
 }
 
 /// The exit code for an error that reached the top.
@@ -120,6 +141,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         // A bug: a failure, with a message that says so.
         Internal => exit::FAILURE,
         Unsupported => exit::UNSUPPORTED,
+        Interrupted => interrupted_report().map_or(exit::INTERRUPTED, |(_, code)| code),
         _ => exit::FAILURE,
     }
 }

@@ -10,7 +10,7 @@ use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::{Id, Timestamp};
 use crate::repo::{BlobWriter, LockGuard, Repository, WriteStats};
 use crate::storage::RequestCounts;
-use crate::system::{hostname, username};
+use crate::system::{hostname, interrupt, username};
 
 #[derive(Debug, Clone, Default)]
 pub enum ParentChoice {
@@ -85,6 +85,9 @@ pub(crate) fn commit(
     opts: &SnapshotOptions,
 ) -> Result<SnapshotOutcome> {
     let stats = writer.finish()?;
+    // Everything stored is indexed by now; a stopped run records no
+    // snapshot, since its sources were not read to the end.
+    interrupt::check()?;
     let snapshot = Snapshot {
         time: draft.time,
         host: opts.host.clone().unwrap_or_else(hostname),

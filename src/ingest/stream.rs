@@ -13,6 +13,7 @@ use crate::format::tree::ChunkRef;
 use crate::format::BlobKind;
 use crate::progress::Progress;
 use crate::repo::BlobWriter;
+use crate::system::interrupt;
 
 /// A file expected to fit in one chunk. If it grew past `min` since it was
 /// stat'ed, its bytes go through the chunker after all.
@@ -83,6 +84,7 @@ pub(super) fn save_in_turn(
     let mut chunks = Vec::new();
     let mut total = 0u64;
     for chunk in Chunker::new(reader, &params, seed) {
+        interrupt::check().map_err(StreamError::Repo)?;
         let data = chunk.map_err(StreamError::Read)?;
         let chunk = save_chunk(writer, data, progress, (total, like))?;
         total += u64::from(chunk.len);
@@ -114,6 +116,9 @@ pub fn save_stream(
         let cutter = scope.spawn(move || -> std::io::Result<()> {
             let mut offset = 0u64;
             for (n, chunk) in Chunker::new(reader, &params, seed).enumerate() {
+                if interrupt::received().is_some() {
+                    break; // reported below, once the hashers are done
+                }
                 let chunk = chunk?;
                 let len = chunk.len() as u64;
                 if tx.send((n, offset, chunk)).is_err() {
@@ -128,6 +133,9 @@ pub fn save_stream(
             .par_bridge()
             .map(|(n, at, data)| save_chunk(writer, data, progress, (at, like)).map(|c| (n, c)))
             .collect();
+        // A stop signal also explains a read that failed because the
+        // producer was killed by the same signal.
+        interrupt::check().map_err(StreamError::Repo)?;
         // A read error ends the stream early: it outranks what was saved.
         match cutter.join() {
             Ok(Ok(())) => {}

@@ -16,7 +16,7 @@ use crate::format::tree::{valid_name, ChunkRef, Content, Entry, EntryKind, Tree}
 use crate::format::{BlobKind, Id};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
-use crate::system::Owners;
+use crate::system::{interrupt, Owners};
 
 /// A stream's place: folder names, then the file name.
 type StreamPath = Vec<Vec<u8>>;
@@ -90,6 +90,7 @@ impl StreamSet {
     /// Returns the stream's length.
     pub fn add(&self, path: &str, reader: impl Read + Send, progress: &Progress) -> Result<u64> {
         let parts = stream_path(path)?;
+        interrupt::check()?;
         let like = self
             .like
             .as_ref()

@@ -248,6 +248,7 @@ impl<'a> TreeSaver<'a> {
     /// The entry for one real path, or `None` (with a warning) when it
     /// cannot be read. Only repository errors abort the snapshot.
     fn entry_for(&self, path: &Path, name: Vec<u8>, old: Option<&Entry>) -> Result<Option<Entry>> {
+        crate::system::interrupt::check()?;
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {

@@ -520,9 +520,6 @@ impl Drop for LockGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::keyfile::KdfParams;
-    use crate::repo::{InitOptions, OpenOptions};
-    use crate::storage::{Location, OpendalBackend};
 
     /// A clock the test moves by hand, shared with the guard it drives.
     #[derive(Clone)]
@@ -545,16 +542,7 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
 
     fn repo() -> Arc<Repository> {
-        let backend = Arc::new(OpendalBackend::open(&Location::Memory, true).unwrap());
-        let options = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 8,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..InitOptions::default()
-        };
-        Arc::new(Repository::init(backend, b"pw", &options, &OpenOptions::default()).unwrap())
+        crate::repo::in_memory()
     }
 
     /// A guard over a freshly written lock whose clock the test controls;

@@ -399,3 +399,20 @@ pub(crate) fn pack_read_error(e: Error, id: &Id, loc: &BlobLocation) -> Error {
     };
     e.at(blob_place(id, loc))
 }
+
+/// A fresh repository in memory with a cheap key, for unit tests.
+#[cfg(test)]
+pub(crate) fn in_memory() -> Arc<Repository> {
+    use crate::format::keyfile::KdfParams;
+    use crate::storage::{Location, OpendalBackend};
+    let backend = Arc::new(OpendalBackend::open(&Location::Memory, true).unwrap());
+    let options = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..InitOptions::default()
+    };
+    Arc::new(Repository::init(backend, b"pw", &options, &OpenOptions::default()).unwrap())
+}

@@ -412,9 +412,11 @@ fn upload_worker(shared: &Shared, packs: Receiver<FullPack>) {
         if shared.failed() {
             continue;
         }
+        let size = p.index.size;
         match shared.repo.backend().write(&layout::pack(&p.id), p.bytes) {
             Ok(()) => {
                 shared.counters.packs.fetch_add(1, Ordering::Relaxed);
+                crate::system::interrupt::note_pack_stored(size);
                 pending.push(p.index);
                 if pending.len() >= PACKS_PER_INDEX {
                     flush(&mut pending);
@@ -425,4 +427,23 @@ fn upload_worker(shared: &Shared, packs: Receiver<FullPack>) {
     }
     // Packs that reached storage get indexed even when the run failed.
     flush(&mut pending);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn a_blob_over_4_gib_is_refused_before_it_is_hashed_or_sealed() {
+        let writer = BlobWriter::new(crate::repo::in_memory(), None);
+        // Zeroed on demand: the pages are never touched when the length is
+        // checked first, so the test costs no memory.
+        let data = vec![0u8; u32::MAX as usize + 1];
+        let err = writer.save(BlobKind::Tree, data).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("over the 4 GiB"), "{err}");
+        let stats = writer.finish().unwrap();
+        assert_eq!((stats.blobs_added, stats.packs_written), (0, 0));
+    }
 }

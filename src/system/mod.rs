@@ -1,6 +1,7 @@
 //! What vault asks of the machine it runs on: its name, the users and
 //! groups behind ids, and the programs it starts.
 
+pub mod interrupt;
 mod owners;
 pub mod process;
 

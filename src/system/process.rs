@@ -132,6 +132,8 @@ fn wait_for_words(child: &mut Child, name: &str, stderr: StderrTail) -> Result<S
     if status.success() {
         return Ok(stderr.release());
     }
+    // The terminal's Ctrl-C reaches the child too: its death is ours.
+    crate::system::interrupt::check()?;
     use std::os::unix::process::ExitStatusExt;
     let how = match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),

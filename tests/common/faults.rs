@@ -164,3 +164,20 @@ pub fn damaged_paths(report: &Value) -> Vec<String> {
         .map(|p| p["path"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Store, as someone holding the password could, a copy of snapshot
+/// `snapshot` whose root listing `edit` changed; returns the copy's id.
+pub fn plant_edited_snapshot(
+    v: &Vault,
+    snapshot: &str,
+    edit: impl FnOnce(&mut vault::format::tree::Tree),
+) -> Id {
+    let repo = std::sync::Arc::new(open_library(v));
+    let mut snap = repo.load_snapshot(&snapshot.parse().unwrap()).unwrap();
+    let mut root = repo.read_tree(&snap.root).unwrap();
+    edit(&mut root);
+    let writer = vault::repo::BlobWriter::new(repo.clone(), None);
+    snap.root = writer.save(BlobKind::Tree, root.encode()).unwrap();
+    writer.finish().unwrap();
+    repo.save_snapshot(&snap).unwrap()
+}
