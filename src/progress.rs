@@ -2,6 +2,7 @@
 //! for its progress bar.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -12,4 +13,17 @@ pub struct Progress {
     pub bytes_written: AtomicU64,
     /// Known total, when there is one (restore).
     pub bytes_total: AtomicU64,
+    /// What the run is at, in words (a table, a phase), when counters alone
+    /// would leave a long step looking stuck.
+    stage: Mutex<String>,
+}
+
+impl Progress {
+    pub fn set_stage(&self, stage: impl Into<String>) {
+        *self.stage.lock().unwrap_or_else(|p| p.into_inner()) = stage.into();
+    }
+
+    pub fn stage(&self) -> String {
+        self.stage.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }

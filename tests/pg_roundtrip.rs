@@ -198,3 +198,47 @@ fn all_databases_with_globals_restore_one_by_one() {
     );
     assert_eq!(pg.sql("beta2", "SELECT sum(x) FROM t"), "210");
 }
+
+/// `cmd` run on a terminal (through `script`), so the progress bar shows;
+/// everything it wrote there.
+fn on_a_terminal(pg: &Postgres, v: &Vault, args: &[&str]) -> String {
+    let line = std::iter::once(common::BIN)
+        .chain(["-r", v.repo.to_str().unwrap()])
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = std::process::Command::new("script");
+    v.configure(&mut c, &v.password);
+    c.envs(pg.env()).args(["-qec", &line, "/dev/null"]);
+    let out = c.output().unwrap();
+    common::assert_success(&out, &line);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_names_the_table_being_dumped_and_the_restore_phase() {
+    let Some(pg) = Postgres::start() else { return };
+    let v = Vault::init();
+    pg.createdb("big");
+    // Big enough that dumping it and indexing it each outlast a refresh.
+    pg.sql(
+        "big",
+        "CREATE TABLE events AS SELECT g AS id, md5(g::text) AS body \
+         FROM generate_series(1, 1500000) g; \
+         ALTER TABLE events ADD PRIMARY KEY (id); \
+         CREATE INDEX events_body ON events (body);",
+    );
+    let shown = on_a_terminal(&pg, &v, &["snapshot", "pg", "--dbname", "big"]);
+    assert!(shown.contains(r#"table "public"."events""#), "{shown}");
+
+    pg.dropdb("big");
+    let shown = on_a_terminal(
+        &pg,
+        &v,
+        &["restore", "pg", "latest", "--dbname", "big", "--create"],
+    );
+    assert!(
+        shown.contains("building indexes and constraints"),
+        "{shown}"
+    );
+}

@@ -169,7 +169,12 @@ impl ProgressGuard {
                             human_bytes(skipped)
                         )
                     };
-                    bar.set_message(msg);
+                    let stage = progress.stage();
+                    if stage.is_empty() {
+                        bar.set_message(msg);
+                    } else {
+                        bar.set_message(format!("{msg}: {stage}"));
+                    }
                     bar.tick();
                     std::thread::sleep(Duration::from_millis(120));
                 }

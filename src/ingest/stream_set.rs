@@ -104,6 +104,10 @@ impl StreamSet {
         if files.insert(parts, Stored { chunks, size }).is_some() {
             return Err(Error::invalid(format!("stream '{path}' stored twice")));
         }
+        // Each stream becomes a file of the snapshot.
+        progress
+            .files
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(size)
     }
 

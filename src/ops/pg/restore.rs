@@ -610,16 +610,19 @@ fn restore_into(
         }
     };
     if plan.parts != Parts::DataOnly {
+        progress.set_stage("creating the schema");
         run_script(&opts.conn, &plan.target, &pick(pre_data))
             .map_err(|e| e.at("restoring the schema (pre-data)"))?;
     }
     if plan.parts != Parts::SchemaOnly {
+        progress.set_stage("loading table data");
         restore_data(repo, snapshot, plan, &opts.conn, opts.jobs, progress)?;
         restore_large_objects(repo, snapshot, plan, &opts.conn, progress)?;
         run_script(&opts.conn, &plan.target, &sequences_sql)
             .map_err(|e| e.at("restoring sequences"))?;
     }
     if plan.parts != Parts::DataOnly {
+        progress.set_stage("building indexes and constraints");
         run_script(&opts.conn, &plan.target, &pick(&post_data))
             .map_err(|e| e.at("restoring indexes and constraints (post-data)"))?;
     }

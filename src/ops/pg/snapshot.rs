@@ -237,6 +237,8 @@ impl Dump<'_> {
         // inside values, so newlines count rows.
         let mut rows = 0u64;
         let path = names::table_data(self.database, &t.schema, &t.name);
+        self.progress
+            .set_stage(format!("table {}", qualified(&t.schema, &t.name)));
         add_observed_output(
             self.set,
             &path,
