@@ -38,15 +38,7 @@ fn store_from_old_host(v: &Vault, streams: &[(&str, u64, u64)]) {
 fn forgotten_data() -> Vault {
     let v = Vault::init_with(SMALL_REPO);
     store_from_old_host(&v, &[("a", 1, LEN), ("b", 2, 200 << 10)]);
-    v.ok(&[
-        "forget",
-        "--host",
-        "old",
-        "--group-by",
-        "host",
-        "--keep-last",
-        "1",
-    ]);
+    forget_old_host_but_newest(&v);
     v
 }
 
@@ -109,15 +101,7 @@ fn a_reader_whose_index_predates_a_prune_finds_repacked_blobs() {
     store_from_old_host(&v, &[("a", 1, 3 * LEN), ("b", 1, 600 << 10)]);
     let stale = open_library(&v);
     let (_, b) = stale.find_snapshot("latest", &Default::default()).unwrap();
-    v.ok(&[
-        "forget",
-        "--host",
-        "old",
-        "--group-by",
-        "host",
-        "--keep-last",
-        "1",
-    ]);
+    forget_old_host_but_newest(&v);
     v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
 
     let root = stale.read_tree(&b.root).unwrap();

@@ -71,15 +71,7 @@ fn a_backup_that_lost_its_lock_to_unlock_all_and_prune_stores_no_snapshot() {
     // Frozen, so its refresher cannot write a lock before prune starts.
     signal(held.pid(), "-STOP");
     v.ok(&["unlock", "--all"]);
-    v.ok(&[
-        "forget",
-        "--host",
-        "old",
-        "--group-by",
-        "host",
-        "--keep-last",
-        "1",
-    ]);
+    forget_old_host_but_newest(&v);
     let pruned = v.json(&["prune", "--exclusive", "--max-unused", "0%"]);
     assert!(json_u64(&pruned, "packs_deleted") > 0, "{pruned}");
     signal(held.pid(), "-CONT");

@@ -25,6 +25,20 @@ pub const SMALL_REPO: &[&str] = &[
     "65536",
 ];
 
+/// `vault forget` keeping only the newest snapshot of host `old` (the
+/// snapshots a test stores as the ones to forget).
+pub fn forget_old_host_but_newest(v: &Vault) {
+    v.ok(&[
+        "forget",
+        "--host",
+        "old",
+        "--group-by",
+        "host",
+        "--keep-last",
+        "1",
+    ]);
+}
+
 /// The repository opened through the library, without a cache, so it
 /// reads the index objects as they are in storage.
 pub fn open_library(v: &Vault) -> Arc<Repository> {

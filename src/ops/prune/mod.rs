@@ -58,11 +58,18 @@ pub struct PruneOutcome {
 /// objects and the packs in storage. Refuses when any tree cannot be read,
 /// since what lies below it is unknown and could be deleted.
 pub fn plan_prune(repo: &Repository, rules: &PruneRules) -> Result<PrunePlan> {
-    Ok(picture(repo, rules)?.1)
+    Ok(picture(repo, rules)?.plan)
 }
 
-/// The index objects read, and the one-phase plan made from them.
-fn picture(repo: &Repository, rules: &PruneRules) -> Result<(Vec<(Id, IndexBody)>, PrunePlan)> {
+/// What prune read, and the one-phase plan made from it.
+struct Picture {
+    index: Vec<(Id, IndexBody)>,
+    plan: PrunePlan,
+    /// Sizes of the packs no index names.
+    unindexed_sizes: HashMap<Id, u64>,
+}
+
+fn picture(repo: &Repository, rules: &PruneRules) -> Result<Picture> {
     let snapshots = repo.snapshots()?;
     // A backup may have stored its index and snapshot since the repository
     // was opened (two-phase prune runs beside backups): its trees are only
@@ -99,8 +106,13 @@ fn picture(repo: &Repository, rules: &PruneRules) -> Result<(Vec<(Id, IndexBody)
         },
         rules,
     )?;
-    plan.unindexed_bytes = unindexed_sizes(repo, &plan.unindexed)?.values().sum();
-    Ok((index, plan))
+    let unindexed_sizes = unindexed_sizes(repo, &plan.unindexed)?;
+    plan.unindexed_bytes = unindexed_sizes.values().sum();
+    Ok(Picture {
+        index,
+        plan,
+        unindexed_sizes,
+    })
 }
 
 /// Sizes of packs no index names (one request each; there are few). A
@@ -136,8 +148,11 @@ pub fn plan_two_phase(
     // then either still counts as a holder or has its snapshot read.
     let marks = repo.read_marks()?;
     let live = live_holders(repo)?;
-    let (index, base) = picture(repo, rules)?;
-    let sizes = unindexed_sizes(repo, &base.unindexed)?;
+    let Picture {
+        index,
+        plan: base,
+        unindexed_sizes: sizes,
+    } = picture(repo, rules)?;
     let phases = plan_phases(
         &base,
         &PhaseInput {
