@@ -13,6 +13,7 @@ pub mod lock;
 pub mod marks;
 pub mod pack;
 pub mod payload;
+pub mod pg_base;
 pub mod pg_facts;
 pub mod pg_tables;
 pub mod run;
