@@ -405,3 +405,46 @@ fn restore_with_include_and_exclude_restores_exactly_the_selection() {
     one_line_error(&out);
     assert!(!target.exists() || listing(&target).is_empty());
 }
+
+#[test]
+fn an_unchanged_snapshot_lists_its_total_size_beside_the_bytes_it_read() {
+    let v = Vault::init();
+    let src = v.dir("src");
+    small_tree(&src);
+    // Every regular file of the small tree: the symlink holds no bytes.
+    let total: u64 = [
+        "a/x.log",
+        "a/y.txt",
+        "b/z.log",
+        "b/c/w.txt",
+        "b/c/v.log",
+        "top.txt",
+        "node_modules/pkg/index.js",
+    ]
+    .iter()
+    .map(|f| fs::metadata(src.join(f)).unwrap().len())
+    .sum();
+    let first = v.snapshot_paths(&[&src]);
+    let second = v.snapshot_paths(&[&src]);
+    assert_eq!(json_u64(&first, "total_bytes"), total);
+    assert_eq!(json_u64(&second, "total_bytes"), total);
+    assert_eq!(json_u64(&second, "bytes_read"), 0, "nothing changed");
+
+    let listed = v.snapshots();
+    let summary = |i: usize| &listed[i]["summary"];
+    assert_eq!(json_u64(summary(1), "total_bytes"), total);
+    assert_eq!(json_u64(summary(1), "bytes_read"), 0);
+
+    let text = stdout(&v.ok(&["snapshots"]));
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&json_str(&second, "snapshot")[..8]))
+        .unwrap_or_else(|| panic!("no row for the second snapshot:\n{text}"));
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    // id, date, time, host, source, then size and read (number and unit each).
+    assert_eq!(
+        &columns[5..9],
+        &[&total.to_string(), "B", "0", "B"],
+        "size, then bytes read: {row}"
+    );
+}

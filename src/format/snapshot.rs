@@ -8,6 +8,9 @@ use super::Timestamp;
 use crate::error::Result;
 
 pub const SNAPSHOT_VERSION: u8 = 1;
+/// Meta key of the snapshot's total size: plaintext bytes of every file and
+/// stream it holds, read or carried over unchanged from the parent (u64 LE).
+pub const TOTAL_BYTES_KEY: &str = "total-bytes";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -41,6 +44,22 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Plaintext bytes of everything the snapshot holds. Snapshots written
+    /// before the `total-bytes` key read every byte they hold, unless they
+    /// are file snapshots with a parent, which skip unchanged files: those
+    /// have no known total.
+    pub fn total_bytes(&self) -> Option<u64> {
+        match self.meta.iter().find(|(k, _)| k == TOTAL_BYTES_KEY) {
+            Some((_, v)) => <[u8; 8]>::try_from(v.as_slice())
+                .ok()
+                .map(u64::from_le_bytes),
+            None if self.source != "files" || self.parent.is_none() => {
+                Some(self.summary.bytes_read)
+            }
+            None => None,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(SNAPSHOT_VERSION);

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::format::snapshot::{Snapshot, Summary};
+use crate::format::snapshot::{Snapshot, Summary, TOTAL_BYTES_KEY};
 use crate::format::{Id, Timestamp};
 use crate::repo::{BlobWriter, LockGuard, Repository, WriteStats};
 use crate::storage::RequestCounts;
@@ -73,6 +73,18 @@ pub(crate) struct ReadCounts {
     pub(crate) files: u64,
     pub(crate) dirs: u64,
     pub(crate) bytes_read: u64,
+    /// Bytes of every file held, unchanged ones included.
+    pub(crate) total_bytes: u64,
+}
+
+fn with_total_bytes(meta: &[(String, Vec<u8>)], total: u64) -> Vec<(String, Vec<u8>)> {
+    let mut meta: Vec<_> = meta
+        .iter()
+        .filter(|(k, _)| k != TOTAL_BYTES_KEY)
+        .cloned()
+        .collect();
+    meta.push((TOTAL_BYTES_KEY.to_string(), total.to_le_bytes().to_vec()));
+    meta
 }
 
 pub(crate) fn commit(
@@ -107,7 +119,7 @@ pub(crate) fn commit(
             warnings: warnings.len() as u64,
         },
         program_version: env!("CARGO_PKG_VERSION").to_string(),
-        meta: opts.meta.clone(),
+        meta: with_total_bytes(&opts.meta, counts.total_bytes),
     };
     // Only a lock held throughout guarantees that no prune deleted data
     // this snapshot references. A lost lock says so first; the index check

@@ -201,6 +201,7 @@ impl StreamSet {
             files: files.len() as u64,
             dirs,
             bytes_read: files.iter().map(|(_, stored)| stored.size).sum(),
+            total_bytes: files.iter().map(|(_, stored)| stored.size).sum(),
         };
         commit(
             &self.repo,

@@ -30,12 +30,15 @@ pub struct TreeSaver<'a> {
     warnings: Mutex<Vec<String>>,
     files: AtomicU64,
     dirs: AtomicU64,
+    bytes: AtomicU64,
 }
 
 /// What a walk saw, for the snapshot's summary.
 pub struct WalkReport {
     pub files: u64,
     pub dirs: u64,
+    /// Bytes of the files saved, unchanged ones included.
+    pub bytes: u64,
     pub warnings: Vec<String>,
 }
 
@@ -86,6 +89,7 @@ impl<'a> TreeSaver<'a> {
             warnings: Mutex::new(vec![]),
             files: AtomicU64::new(0),
             dirs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
         }
     }
 
@@ -97,6 +101,7 @@ impl<'a> TreeSaver<'a> {
         WalkReport {
             files: self.files.into_inner(),
             dirs: self.dirs.into_inner(),
+            bytes: self.bytes.into_inner(),
             warnings: self
                 .warnings
                 .into_inner()
@@ -234,6 +239,7 @@ impl<'a> TreeSaver<'a> {
         match outcome {
             FileOutcome::Stored { chunks, size } => {
                 self.files.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(size, Ordering::Relaxed);
                 let mut e = self.make_entry(name, meta, EntryKind::File, Content::File { chunks });
                 e.size = size;
                 Some(e)

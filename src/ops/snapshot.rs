@@ -73,6 +73,7 @@ pub fn snapshot_files(
         bytes_read: progress
             .bytes_read
             .load(std::sync::atomic::Ordering::Relaxed),
+        total_bytes: walked.bytes,
     };
     let warnings = walked.warnings;
     commit(repo, writer, draft, root, counts, warnings, opts)

@@ -280,6 +280,7 @@ pub(super) fn report_snapshot(g: &Global, o: &SnapshotOutcome) -> Result<()> {
             "time": rfc3339_utc(o.snapshot.time),
             "files": s.files,
             "dirs": s.dirs,
+            "total_bytes": o.snapshot.total_bytes(),
             "bytes_read": s.bytes_read,
             "bytes_added": s.bytes_added,
             "raw_bytes_added": o.stats.raw_bytes_added,
@@ -302,9 +303,12 @@ pub(super) fn report_snapshot(g: &Global, o: &SnapshotOutcome) -> Result<()> {
             )
         };
         println!(
-            "snapshot {} saved: {} files, {} read, {} added ({} stored{deltas}) in {:.1}s{}",
+            "snapshot {} saved: {} files ({}), {} read, {} added ({} stored{deltas}) in {:.1}s{}",
             o.id.short(),
             s.files,
+            o.snapshot
+                .total_bytes()
+                .map_or("-".to_string(), human_bytes),
             human_bytes(s.bytes_read),
             human_bytes(o.stats.raw_bytes_added),
             human_bytes(s.bytes_added),

@@ -34,6 +34,7 @@ pub(super) fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
         "summary": {
             "files": s.summary.files,
             "dirs": s.summary.dirs,
+            "total_bytes": s.total_bytes(),
             "bytes_read": s.summary.bytes_read,
             "bytes_added": s.summary.bytes_added,
             "blobs_added": s.summary.blobs_added,
@@ -87,18 +88,19 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:<26}  {:<10}  paths",
-        "id", "time", "host", "source", "size", "added", "proven", "tags"
+        "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:>10}  {:<26}  {:<10}  paths",
+        "id", "time", "host", "source", "size", "read", "added", "proven", "tags"
     )?;
     for (id, s) in &list {
         let paths = lossy_paths(&s.paths);
         writeln!(
             out,
-            "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:<26}  {:<10}  {}",
+            "{:<8}  {:<19}  {:<12}  {:<8}  {:>10}  {:>10}  {:>10}  {:<26}  {:<10}  {}",
             id.short(),
             local_time(s.time),
             s.host,
             s.source,
+            s.total_bytes().map_or("-".to_string(), human_bytes),
             human_bytes(s.summary.bytes_read),
             human_bytes(s.summary.bytes_added),
             proven.get(id).map_or("-".to_string(), |d| if d.passed {
