@@ -127,6 +127,7 @@ corpus_tests!(
     drill,
     verified,
     pg_tables,
+    pg_base,
     run_record,
     wal
 );
@@ -268,6 +269,7 @@ mod seeds {
             ("drill", drill()),
             ("verified", verified()),
             ("pg_tables", pg_tables()),
+            ("pg_base", pg_base()),
             ("run_record", run_record()),
             ("wal", wal()),
         ]
@@ -1068,6 +1070,39 @@ mod seeds {
             ("valid-none".into(), encode(&[])),
             ("invalid-truncated".into(), half(&good)),
             ("invalid-version".into(), with_byte(good.clone(), 0, 99)),
+        ];
+        let mut trailing = good;
+        trailing.push(0);
+        files.push(("invalid-trailing-byte".into(), trailing));
+        common(&mut files);
+        files
+    }
+
+    fn pg_base() -> Files {
+        use vault::format::pg_base::BaseBackup;
+        let base = BaseBackup {
+            system_identifier: 7_300_000_000_000_000_001,
+            wal_segment_size: 16 << 20,
+            start_timeline: 1,
+            start_lsn: 0x2_0000_0028,
+            stop_timeline: 2,
+            stop_lsn: 0x3_0100_0100,
+        };
+        let good = base.encode();
+        let odd_size = BaseBackup {
+            wal_segment_size: 3 << 20,
+            ..base
+        };
+        let backwards = BaseBackup {
+            stop_lsn: 1,
+            ..base
+        };
+        let mut files: Files = vec![
+            ("valid-base".into(), good.clone()),
+            ("invalid-truncated".into(), half(&good)),
+            ("invalid-version".into(), with_byte(good.clone(), 0, 99)),
+            ("invalid-segment-size".into(), odd_size.encode()),
+            ("invalid-stops-before-start".into(), backwards.encode()),
         ];
         let mut trailing = good;
         trailing.push(0);
