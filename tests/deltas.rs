@@ -9,6 +9,7 @@ use std::fs;
 use std::io::Cursor;
 
 use common::faults::{flip, open_library};
+use common::s3::{FaultProxy, S3Repo, S3Server};
 use common::*;
 use serde_json::Value;
 use vault::format::{layout, BlobKind};
@@ -370,4 +371,94 @@ fn hourly_pg_snapshots_store_table_changes_as_deltas_and_restore() {
     assert_eq!(pg.table_checksums("shop"), sums);
     common::postgres::Postgres::assert_same_dump(&expected, &pg.pg_dump("shop"));
     check_clean(&v);
+}
+
+/// The GET requests for pack bytes the proxy saw since `from`.
+fn pack_reads(proxy: &FaultProxy, from: usize) -> usize {
+    let log = proxy.faults.log.lock().unwrap();
+    log[from..]
+        .iter()
+        .filter(|l| l.starts_with("GET ") && l.contains("/data/"))
+        .count()
+}
+
+fn requests_so_far(proxy: &FaultProxy) -> usize {
+    proxy.faults.log.lock().unwrap().len()
+}
+
+/// Every file of the local base caches.
+fn cached_bases(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(cached_bases(&p));
+        } else if p.components().any(|c| c.as_os_str() == "bases") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn hourly_snapshots_into_s3_take_their_bases_from_the_local_cache() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.port);
+    let r = S3Repo::new(&server, "bases", &proxy.endpoint());
+    r.init_here(SMALL_CHUNKS);
+    let hours: Vec<Vec<u8>> = (0..4).map(|h| rows(40_000, h)).collect();
+    let hour = |h: usize| {
+        let from = requests_so_far(&proxy);
+        let summary = r.snapshot_stdin("t.tsv", Cursor::new(hours[h].clone()));
+        (summary, pack_reads(&proxy, from))
+    };
+    let (first, _) = hour(0);
+    assert_eq!(stats(&first).1, 0);
+    assert!(
+        !cached_bases(&r.cache).is_empty(),
+        "the first snapshot left its chunks in the cache"
+    );
+
+    // Warm: the bases come from the cache. The only pack reads left are the
+    // parent's folder listing (one tree blob).
+    let (warm, warm_reads) = hour(1);
+    let deltas = stats(&warm).1;
+    assert!(deltas > 10, "{warm}");
+    assert!(warm_reads <= 2, "{warm_reads} pack reads with a warm cache");
+
+    // Deleted: every base is downloaded again, and cached again.
+    for f in cached_bases(&r.cache) {
+        fs::remove_file(f).unwrap();
+    }
+    let (cold, cold_reads) = hour(2);
+    let cold_deltas = stats(&cold).1;
+    assert!(cold_deltas > 10, "{cold}");
+    assert!(
+        cold_reads as u64 >= cold_deltas / 2 && cold_reads > warm_reads + 5,
+        "{cold_reads} pack reads with no cache, {warm_reads} with one"
+    );
+
+    // Damaged: a cached box that does not verify is never used, only
+    // replaced; the snapshot stores the same deltas it would have.
+    let cached = cached_bases(&r.cache);
+    assert!(!cached.is_empty());
+    for f in &cached {
+        let mut bytes = fs::read(f).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        fs::write(f, bytes).unwrap();
+    }
+    let (damaged, _) = hour(3);
+    assert!(stats(&damaged).1 > 10, "{damaged}");
+
+    for (h, data) in hours.iter().enumerate() {
+        let snaps = r.snapshots();
+        let id = json_str(&snaps[h], "id");
+        let file = r.dump_to_file(id, "t.tsv");
+        assert_eq!(&fs::read(file).unwrap(), data, "hour {h}");
+    }
+    let report = r.json(&["check", "--read-data"]);
+    assert_eq!(report["clean"], Value::Bool(true), "{report}");
 }
