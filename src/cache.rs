@@ -3,7 +3,10 @@
 //! source of truth: it mirrors the repository's effective index (the index
 //! objects present, less those another present one supersedes), and a
 //! schema change, a different repository or an index object that left the
-//! effective index drops its entries and rebuilds them.
+//! effective index drops its entries and rebuilds them. `bases` keeps the
+//! bytes deltas are stored against, for remote repositories.
+
+pub mod bases;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

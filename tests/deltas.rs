@@ -9,6 +9,8 @@ use std::fs;
 use std::io::Cursor;
 
 use common::faults::{flip, open_library};
+use common::mount::{fuse_available, Mount};
+use common::s3::{FaultProxy, S3Repo, S3Server};
 use common::*;
 use serde_json::Value;
 use vault::format::{layout, BlobKind};
@@ -179,6 +181,48 @@ fn a_flipped_byte_in_a_base_is_damage_to_every_file_that_depends_on_it() {
                 && p["reason"].as_str().unwrap().contains("base")),
         "the file whose delta needs the base, and why: {of_second}"
     );
+
+    // Repair writes a copy of the snapshot of deltas in which the chunk
+    // whose base is damaged reads as zeros and every other byte, deltas
+    // against intact bases included, is in place.
+    let done = v.json(&["repair", "snapshots", "--read-data"]);
+    let repaired = done["written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["original"] == second_id)
+        .unwrap_or_else(|| panic!("no repaired copy of {second_id}: {done}"))["repaired"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = v.path().join("repaired");
+    let out = v
+        .cmd(&["restore", &repaired, "--target"])
+        .arg(&target)
+        .watched_output();
+    assert_code(&out, 4, "restore of the repaired snapshot of deltas");
+    let got = fs::read(restored_at(&target, &src).join("a.tsv")).unwrap();
+    let hour1 = rows(30_000, 1);
+    assert_eq!(got.len(), hour1.len());
+    let first_len = {
+        let repo = open_library(&v);
+        let (_, snap) = repo.find_snapshot(second_id, &Default::default()).unwrap();
+        match vault::ops::walk::resolve(
+            &repo,
+            &snap.root,
+            src.join("a.tsv").as_os_str().as_encoded_bytes(),
+        )
+        .unwrap()
+        {
+            vault::ops::walk::Resolved::Entry { entry, .. } => entry.chunks()[0].len as usize,
+            _ => unreachable!(),
+        }
+    };
+    assert!(
+        got[..first_len].iter().all(|&b| b == 0),
+        "lost bytes read as zeros"
+    );
+    assert_eq!(got[first_len..], hour1[first_len..]);
 }
 
 #[test]
@@ -370,4 +414,209 @@ fn hourly_pg_snapshots_store_table_changes_as_deltas_and_restore() {
     assert_eq!(pg.table_checksums("shop"), sums);
     common::postgres::Postgres::assert_same_dump(&expected, &pg.pg_dump("shop"));
     check_clean(&v);
+}
+
+/// The pg drill restores a snapshot of deltas into a scratch server and
+/// passes.
+#[test]
+fn drill_passes_on_a_pg_snapshot_of_deltas() {
+    let Some(pg) = common::postgres::Postgres::start() else {
+        return;
+    };
+    let v = Vault::init_with(SMALL_CHUNKS);
+    pg.createdb("shop");
+    pg.sql(
+        "shop",
+        "CREATE TABLE events (id int PRIMARY KEY, body jsonb); \
+         INSERT INTO events SELECT g, jsonb_build_object('ref', md5(g::text), 'n', g) \
+         FROM generate_series(1, 40000) g;",
+    );
+    let snap = |v: &Vault| pg.vault_json(v, &["snapshot", "pg", "--dbname", "shop"]);
+    snap(&v);
+    pg.sql(
+        "shop",
+        "UPDATE events SET body = body || '{\"seen\": 1}' WHERE id % 100 = 7",
+    );
+    let second = snap(&v);
+    assert!(stats(&second).1 > 0, "{second}");
+    let out = pg
+        .vault(
+            &v,
+            &[
+                "--json",
+                "drill",
+                "pg",
+                json_str(&second, "snapshot"),
+                "--assert",
+                "SELECT count(*) = 400 FROM events WHERE body->>'seen' IS NOT NULL",
+            ],
+        )
+        .output()
+        .expect("run vault drill");
+    let report = parse_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["passed"], true, "{report}");
+}
+
+/// Two hours of a stream, the second stored as deltas.
+fn two_hours(v: &Vault) -> [(String, Vec<u8>); 2] {
+    let hours = [rows(40_000, 0), rows(40_000, 1)];
+    let ids: Vec<String> = hours
+        .iter()
+        .map(|h| {
+            json_str(
+                &v.snapshot_stdin("t.tsv", Cursor::new(h.clone())),
+                "snapshot",
+            )
+            .to_string()
+        })
+        .collect();
+    let [a, b] = hours;
+    let summary = v.json(&["snapshots"]);
+    assert_eq!(summary.as_array().unwrap().len(), 2);
+    [(ids[0].clone(), a), (ids[1].clone(), b)]
+}
+
+#[test]
+fn mount_reads_files_stored_as_deltas() {
+    if !fuse_available("mount_reads_files_stored_as_deltas") {
+        return;
+    }
+    let v = Vault::init_with(SMALL_CHUNKS);
+    let hours = two_hours(&v);
+    let mp = v.dir("mnt");
+    let mount = Mount::start(&v, &mp, &[]);
+    for (id, data) in &hours {
+        let dir = fs::read_dir(mp.join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|d| d.to_string_lossy().ends_with(&format!("_{}", &id[..8])))
+            .unwrap_or_else(|| panic!("no folder for {id}"));
+        assert_eq!(&fs::read(dir.join("t.tsv")).unwrap(), data, "{id}");
+    }
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn copy_gives_the_target_every_snapshot_of_deltas_whole_or_as_its_own() {
+    let v = Vault::init_with(SMALL_CHUNKS);
+    let hours = two_hours(&v);
+    let target = Vault::init();
+    v.ok(&[os(b"copy"), os(b"--to"), target.repo.as_os_str()]);
+    let copied = target.snapshots();
+    assert_eq!(copied.len(), 2);
+    for (snap, (_, data)) in copied.iter().zip(&hours) {
+        assert_eq!(&dump(&target, json_str(snap, "id"), "t.tsv"), data);
+    }
+    check_clean(&target);
+    // The source's bases are its own: forgetting and pruning there leaves
+    // the copies whole.
+    v.ok(&["forget", "--keep-last", "1"]);
+    v.ok(&["prune", "--exclusive", "--max-unused", "0%"]);
+    check_clean(&target);
+}
+
+#[test]
+fn repair_index_rebuilds_the_bases_of_deltas() {
+    let v = Vault::init_with(SMALL_CHUNKS);
+    let hours = two_hours(&v);
+    for index in v.objects("index") {
+        fs::remove_file(v.repo.join("index").join(index)).unwrap();
+    }
+    fs::remove_dir_all(&v.cache).unwrap();
+    v.ok(&["repair", "index"]);
+    for (id, data) in &hours {
+        assert_eq!(&dump(&v, id, "t.tsv"), data);
+    }
+    check_clean(&v);
+}
+
+/// The GET requests for pack bytes the proxy saw since `from`.
+fn pack_reads(proxy: &FaultProxy, from: usize) -> usize {
+    let log = proxy.faults.log.lock().unwrap();
+    log[from..]
+        .iter()
+        .filter(|l| l.starts_with("GET ") && l.contains("/data/"))
+        .count()
+}
+
+fn requests_so_far(proxy: &FaultProxy) -> usize {
+    proxy.faults.log.lock().unwrap().len()
+}
+
+/// Every file of the local base caches.
+fn cached_bases(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(cached_bases(&p));
+        } else if p.components().any(|c| c.as_os_str() == "bases") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn hourly_snapshots_into_s3_take_their_bases_from_the_local_cache() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let proxy = FaultProxy::start(server.port);
+    let r = S3Repo::new(&server, "bases", &proxy.endpoint());
+    r.init_here(SMALL_CHUNKS);
+    let hours: Vec<Vec<u8>> = (0..4).map(|h| rows(40_000, h)).collect();
+    let hour = |h: usize| {
+        let from = requests_so_far(&proxy);
+        let summary = r.snapshot_stdin("t.tsv", Cursor::new(hours[h].clone()));
+        (summary, pack_reads(&proxy, from))
+    };
+    let (first, _) = hour(0);
+    assert_eq!(stats(&first).1, 0);
+    assert!(
+        !cached_bases(&r.cache).is_empty(),
+        "the first snapshot left its chunks in the cache"
+    );
+
+    // Warm: the bases come from the cache. The only pack reads left are the
+    // parent's folder listing (one tree blob).
+    let (warm, warm_reads) = hour(1);
+    let deltas = stats(&warm).1;
+    assert!(deltas > 10, "{warm}");
+    assert!(warm_reads <= 2, "{warm_reads} pack reads with a warm cache");
+
+    // Deleted: every base is downloaded again, and cached again.
+    for f in cached_bases(&r.cache) {
+        fs::remove_file(f).unwrap();
+    }
+    let (cold, cold_reads) = hour(2);
+    let cold_deltas = stats(&cold).1;
+    assert!(cold_deltas > 10, "{cold}");
+    assert!(
+        cold_reads as u64 >= cold_deltas / 2 && cold_reads > warm_reads + 5,
+        "{cold_reads} pack reads with no cache, {warm_reads} with one"
+    );
+
+    // Damaged: a cached box that does not verify is never used, only
+    // replaced; the snapshot stores the same deltas it would have.
+    let cached = cached_bases(&r.cache);
+    assert!(!cached.is_empty());
+    for f in &cached {
+        let mut bytes = fs::read(f).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        fs::write(f, bytes).unwrap();
+    }
+    let (damaged, _) = hour(3);
+    assert!(stats(&damaged).1 > 10, "{damaged}");
+
+    for (h, data) in hours.iter().enumerate() {
+        let snaps = r.snapshots();
+        let id = json_str(&snaps[h], "id");
+        let file = r.dump_to_file(id, "t.tsv");
+        assert_eq!(&fs::read(file).unwrap(), data, "hour {h}");
+    }
+    let report = r.json(&["check", "--read-data"]);
+    assert_eq!(report["clean"], Value::Bool(true), "{report}");
 }

@@ -44,6 +44,10 @@ pub struct Global {
     /// Keep no local cache (read the whole index from the repository)
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Bytes of delta bases to keep per source in the cache folder for a
+    /// remote repository (`512M`, `4G`; `0` keeps none)
+    #[arg(long, global = true, env = "VAULT_BASE_CACHE_SIZE", default_value = "1G", value_parser = vault::units::parse_size, value_name = "SIZE")]
+    pub base_cache_size: u64,
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
     pub json: bool,

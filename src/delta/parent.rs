@@ -4,6 +4,7 @@
 //! are always read); this is only where deltas look for bases.
 
 use super::Counterpart;
+use crate::cache::bases::BaseCache;
 use crate::format::tree::EntryKind;
 use crate::format::Id;
 use crate::repo::Repository;
@@ -45,4 +46,30 @@ impl Parent {
             .then(|| Counterpart::new(entry.chunks()))
             .flatten()
     }
+}
+
+/// The cache of base bytes for the snapshots of one source (same source,
+/// host and labels as `stream_parent` matches), when the repository keeps
+/// them (remote storage, a cache folder, deltas on). Each source has its
+/// own bounded folder, so a large source cannot evict a small one's bases.
+pub fn base_cache(
+    repo: &Repository,
+    source: &str,
+    host: &str,
+    labels: &[Vec<u8>],
+) -> Option<BaseCache> {
+    if !repo.config().deltas() {
+        return None;
+    }
+    let (dir, bound) = repo.base_caches()?;
+    let mut key = Vec::new();
+    for part in [source.as_bytes(), host.as_bytes()]
+        .into_iter()
+        .chain(labels.iter().map(Vec::as_slice))
+    {
+        key.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        key.extend_from_slice(part);
+    }
+    let name = Id::of_object(&key).to_hex();
+    BaseCache::open(dir.join(&name[..16]), bound)
 }

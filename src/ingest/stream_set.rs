@@ -69,10 +69,14 @@ impl StreamSet {
         let mut owners = Owners::default();
         let host = opts.host.clone().unwrap_or_else(crate::system::hostname);
         let like = crate::delta::stream_parent(repo, source, &host, &labels);
+        let writer = BlobWriter::new(repo.clone(), opts.compression);
+        if let Some(cache) = crate::delta::base_cache(repo, source, &host, &labels) {
+            writer.cache_bases(cache);
+        }
         Ok(StreamSet {
             like,
             repo: repo.clone(),
-            writer: BlobWriter::new(repo.clone(), opts.compression),
+            writer,
             seed: repo.keys().chunker_seed(),
             draft: draft(repo, lock, source, labels, None)?,
             owner: (uid, gid, owners.user(uid), owners.group(gid)),

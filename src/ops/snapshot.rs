@@ -55,6 +55,7 @@ pub fn snapshot_files(
             .rev()
             .find(|(_, s)| s.source == "files" && s.host == host && s.paths == path_bytes),
     };
+    let bases = crate::delta::base_cache(repo, "files", &host, &path_bytes);
     let draft = draft(
         repo,
         lock,
@@ -63,6 +64,9 @@ pub fn snapshot_files(
         parent.as_ref().map(|(id, _)| *id),
     )?;
     let writer = BlobWriter::new(repo.clone(), opts.compression);
+    if let Some(cache) = bases {
+        writer.cache_bases(cache);
+    }
     let saver = TreeSaver::new(&writer, progress);
     let root = walk_pool()?
         .install(|| saver.save_paths(&normalized, parent.as_ref().map(|(_, s)| &s.root)))?;

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 
+use crate::cache::bases::BaseCache;
 use crate::cache::{BlobLocation, IndexCache};
 use crate::crypto::MasterKeys;
 use crate::error::{Error, ErrorKind, Result};
@@ -58,6 +59,8 @@ pub struct Repository {
     written_index: Mutex<Vec<(Id, Vec<Id>)>>,
     /// Packs marked for deletion (`marks.rs`), never deduplicated against.
     marked: Mutex<std::collections::HashSet<Id>>,
+    /// Where per-source caches of delta bases go, and their bound.
+    base_caches: Option<(std::path::PathBuf, u64)>,
 }
 
 pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
@@ -73,6 +76,15 @@ impl Repository {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The folder of per-source delta base caches and their bound: only
+    /// for remote storage, where reading a base back costs a download.
+    pub fn base_caches(&self) -> Option<(&std::path::Path, u64)> {
+        if self.backend.is_local() {
+            return None;
+        }
+        self.base_caches.as_ref().map(|(d, n)| (d.as_path(), *n))
     }
 
     pub fn keys(&self) -> &MasterKeys {
@@ -249,11 +261,45 @@ impl Repository {
     /// its bytes: `like` itself when stored whole, else its own base (chains
     /// are one link long). `None` when there is no usable base: the blob is
     /// then stored whole, which is never wrong.
-    pub fn delta_base(&self, like: &Id) -> Option<(Id, Vec<u8>)> {
+    ///
+    /// With a cache, a base is taken from it when its box there opens and
+    /// verifies, else read from the repository and cached. The index still
+    /// decides which base may be named: a cached box of a pruned blob is
+    /// never used.
+    pub fn delta_base(&self, like: &Id, cache: Option<&BaseCache>) -> Option<(Id, Vec<u8>)> {
         let loc = self.blob_location(BlobKind::Data, like).ok()??;
         let base = loc.base.unwrap_or(*like);
         let loc = self.whole_base(&base).ok()??;
-        let bytes = self.read_blob_at(BlobKind::Data, &base, &loc).ok()?;
+        let Some(cache) = cache else {
+            let bytes = self.read_blob_at(BlobKind::Data, &base, &loc).ok()?;
+            return Some((base, bytes));
+        };
+        if let Some(boxed) = cache.get(&base) {
+            match self.open_blob(BlobKind::Data, &base, &boxed, loc.raw_len, None) {
+                Ok(bytes) => return Some((base, bytes)),
+                Err(_) => cache.reject(&base),
+            }
+        }
+        let read = self.backend.read_range(
+            &layout::pack(&loc.pack),
+            u64::from(loc.offset),
+            u64::from(loc.stored_len),
+        );
+        let opened = read.map(|boxed| {
+            (
+                self.open_blob_at(BlobKind::Data, &base, &loc, &boxed),
+                boxed,
+            )
+        });
+        let bytes = match opened {
+            Ok((Ok(bytes), boxed)) => {
+                cache.put(&base, &boxed);
+                bytes
+            }
+            // Moved by a prune meanwhile, or damaged: the reader's way
+            // (relocating, reporting) decides.
+            _ => self.read_blob_at(BlobKind::Data, &base, &loc).ok()?,
+        };
         Some((base, bytes))
     }
 

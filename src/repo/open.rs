@@ -71,6 +71,9 @@ pub struct OpenOptions {
     pub lock_wait: Duration,
     /// Connections and retries for remote storage.
     pub transport: Transport,
+    /// Bytes of delta bases kept per source below the cache folder, for
+    /// remote repositories (`cache::bases`); 0 keeps none.
+    pub base_cache_size: u64,
 }
 
 impl OpenOptions {
@@ -82,6 +85,16 @@ impl OpenOptions {
 
     pub(super) fn cache_dir(&self) -> Option<&Path> {
         self.cache_dir.as_deref()
+    }
+
+    /// The folder of per-source base caches and their bound, if any.
+    fn base_caches(&self, repo_id: &Id) -> Option<(PathBuf, u64)> {
+        let dir = self
+            .cache_dir
+            .as_ref()?
+            .join(repo_id.to_hex())
+            .join("bases");
+        (self.base_cache_size > 0).then_some((dir, self.base_cache_size))
     }
 }
 
@@ -150,6 +163,7 @@ impl Repository {
             options.index_cache_path(&config.repo_id).as_deref(),
             &config.repo_id,
         )?;
+        let base_caches = options.base_caches(&config.repo_id);
         Ok(Repository {
             backend,
             keys,
@@ -158,6 +172,7 @@ impl Repository {
             index: Mutex::new(index),
             lock_wait: options.lock_wait,
             index_view: options.index,
+            base_caches,
             lock_lost: AtomicBool::new(false),
             resync: Mutex::new(()),
             written_index: Mutex::new(Vec::new()),

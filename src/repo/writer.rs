@@ -8,12 +8,13 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::{random_nonce, Repository};
+use crate::cache::bases::BaseCache;
 use crate::error::{Error, Result};
 use crate::format::index::{IndexBlob, IndexBody, IndexPack};
 use crate::format::pack::{self, PackEntry};
@@ -76,6 +77,9 @@ struct Shared {
     packer: Mutex<PackBuilder>,
     error: Mutex<Option<Error>>,
     counters: Counters,
+    /// Where delta bases are looked up first, and new whole data blobs
+    /// kept for the next run's deltas (remote repositories).
+    bases: OnceLock<BaseCache>,
 }
 
 impl Shared {
@@ -174,6 +178,7 @@ impl BlobWriter {
             packer: Mutex::new(PackBuilder::default()),
             error: Mutex::new(None),
             counters: Counters::default(),
+            bases: OnceLock::new(),
         });
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -205,6 +210,17 @@ impl BlobWriter {
 
     pub fn repo(&self) -> &Arc<Repository> {
         &self.shared.repo
+    }
+
+    /// Take delta bases from `cache` before the repository, and keep this
+    /// run's data blobs there for the next. Set before the first blob.
+    pub fn cache_bases(&self, cache: BaseCache) {
+        let _ = self.shared.bases.set(cache);
+    }
+
+    /// The base cache in use, if any.
+    pub fn base_cache(&self) -> Option<&BaseCache> {
+        self.shared.bases.get()
     }
 
     /// Store a blob unless the repository (or this run) already has it.
@@ -245,9 +261,13 @@ impl BlobWriter {
         let like = like(&id).filter(|l| kind == BlobKind::Data && *l != id);
         {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.contains(&(kind, id))
-                || (self.dedup_against_index && self.shared.repo.has_blob(kind, &id)?)
-            {
+            if seen.contains(&(kind, id)) {
+                return Ok(id);
+            }
+            if self.dedup_against_index && self.shared.repo.has_blob(kind, &id)? {
+                if let Some(cache) = self.shared.bases.get().filter(|_| kind == BlobKind::Data) {
+                    cache.keep(&id);
+                }
                 return Ok(id);
             }
             seen.insert((kind, id));
@@ -336,6 +356,11 @@ fn seal_worker(shared: &Shared, jobs: Receiver<Job>, uploads: Sender<FullPack>) 
                 .repo
                 .keys()
                 .seal(job.kind.box_kind(), Some(&job.id), &encoded, random_nonce());
+        if let Some(cache) = shared.bases.get().filter(|_| base.is_none()) {
+            if job.kind == BlobKind::Data {
+                cache.put(&job.id, &boxed);
+            }
+        }
         let full = {
             let mut packer = shared.packer.lock().unwrap_or_else(|p| p.into_inner());
             packer.entries.push(PackEntry {
@@ -373,7 +398,7 @@ fn encode_blob(shared: &Shared, job: &Job) -> (Vec<u8>, Option<Id>) {
     let Some(like) = job.like.filter(|_| shared.repo.config().deltas()) else {
         return (whole, None);
     };
-    let Some((base, bytes)) = shared.repo.delta_base(&like) else {
+    let Some((base, bytes)) = shared.repo.delta_base(&like, shared.bases.get()) else {
         return (whole, None);
     };
     match delta::encode(&job.data, &bytes, shared.level) {

@@ -27,6 +27,10 @@ impl Backend for FaultyBackend {
     fn describe(&self) -> String {
         format!("faulty({})", self.inner.describe())
     }
+
+    fn is_local(&self) -> bool {
+        self.inner.is_local()
+    }
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         self.inner.read(path)
     }

@@ -53,6 +53,11 @@ pub trait Backend: Send + Sync {
     fn sync_deletions(&self, _dir: &str) -> Result<()> {
         Ok(())
     }
+    /// Whether the objects are files on this machine (reading one back
+    /// costs no download).
+    fn is_local(&self) -> bool {
+        false
+    }
     /// Requests made to a remote service so far (zero for local storage).
     fn requests(&self) -> RequestCounts {
         RequestCounts::default()

@@ -222,6 +222,10 @@ impl Backend for OpendalBackend {
         self.name.clone()
     }
 
+    fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     fn clean_tmp(&self, older_than: std::time::Duration) -> Result<u64> {
         let Some(root) = &self.local_root else {
             return Ok(0);

@@ -121,6 +121,8 @@ pub struct Faults {
     pub puts: AtomicU64,
     /// 503s injected.
     pub injected: AtomicU64,
+    /// The request line of every request seen (`GET /bucket/key HTTP/1.1`).
+    pub log: std::sync::Mutex<Vec<String>>,
 }
 
 /// A small HTTP proxy in front of a real server that injects failures;
@@ -227,6 +229,9 @@ fn serve(client: TcpStream, upstream: SocketAddr, faults: &Faults) -> io::Result
         return Ok(());
     };
     let n = faults.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Ok(mut log) = faults.log.lock() {
+        log.push(req.head[0].clone());
+    }
     if faults.down.load(Ordering::SeqCst) {
         return client.shutdown(Shutdown::Both);
     }

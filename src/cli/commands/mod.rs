@@ -88,6 +88,7 @@ pub(super) fn open_options(global: &Global, who: WaitFor) -> OpenOptions {
         index: IndexView::Effective,
         lock_wait: lock_wait(global, who),
         transport,
+        base_cache_size: global.base_cache_size,
     }
 }
 
