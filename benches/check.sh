@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side: `vault check --read-data` against `restic check --read-data`
-# (and `borg check --verify-data` with TOOLS="vault restic borg") on the same
+# and `rustic check --read-data` (and `borg check --verify-data` with
+# TOOLS="vault restic rustic borg") on the same
 # data, in one run, on this machine. Each tool stores the data sets of
 # compare.sh (the pgbench dump as a stream and $TREE as files) once into a
 # fresh repository; then every tool's full data check is timed, RUNS times,
@@ -10,7 +11,7 @@
 #   RUNS=1 TREE=/usr/share benches/check.sh
 set -euo pipefail
 
-TOOLS=${TOOLS:-"vault restic"}
+TOOLS=${TOOLS:-"vault restic rustic"}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
 RESULTS=${RESULTS:-$BENCH_DIR/check-results.tsv}
 WORK=${WORK:-$BENCH_DIR/check-work}
@@ -19,9 +20,10 @@ source "$(dirname "$0")/lib.sh"
 check_data() {
     local tool=$1 repo=$2
     case $tool in
-        vault) "$VAULT" -r "$repo" -q check --read-data ;;
+        vault|vault-base) "$(vault_of "$tool")" -r "$repo" -q check --read-data ;;
         restic) restic -q -r "$repo" --cache-dir "$WORK/cache-restic" check --read-data >/dev/null ;;
         borg) borg check --verify-data "$repo" ;;
+        rustic) rustic -r "$repo" --no-cache check --read-data >/dev/null 2>&1 ;;
     esac
 }
 export -f check_data

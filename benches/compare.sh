@@ -1,33 +1,41 @@
 #!/usr/bin/env bash
-# Side-by-side: vault vs restic vs borg (Debian's packages) on the same data,
-# in one run, on this machine. Prints medians of RUNS runs and vault's ratios.
+# Side-by-side: vault vs restic and borg (Debian's packages) and rustic
+# (crates.io) on the same data, in one run, on this machine. Prints medians
+# of RUNS runs and vault's ratios.
 #
 #   benches/compare.sh                 # all data sets, 3 runs
 #   RUNS=1 TREE=/usr/share benches/compare.sh
+#   SETS=dump TOOLS="vault rustic" benches/compare.sh
 #
-# Data sets: DUMP, a plain pg_dump of a pgbench -s $SCALE database (made once
-# with a throwaway PostgreSQL, cached in $BENCH_DIR), stored as a stdin
-# stream; TREE, a folder (default /usr/lib, several GB), stored as files.
+# Data sets (SETS, default "dump tree"): DUMP, a plain pg_dump of a pgbench
+# -s $SCALE database plus $JSON_ROWS rows of JSON events (made once with a
+# throwaway PostgreSQL, cached in $BENCH_DIR), stored as a stdin stream;
+# TREE, a folder (default /usr/lib, several GB), stored as files.
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
 
+SETS=${SETS:-"dump tree"}
 make_dump
 echo "dump: $(du -h "$DUMP" | cut -f1), tree: $TREE $(du -sh "$TREE" 2>/dev/null | cut -f1), runs: $RUNS" >&2
 : > "$RESULTS"
 for run in $(seq 1 "$RUNS"); do
     for tool in $TOOLS; do
         rm -rf "$WORK"; mkdir -p "$WORK"
-        repo_init "$tool" "$WORK/repo-dump"
-        measure dump_first "$tool" "$run" snapshot_dump "$tool" "$WORK/repo-dump"
-        measure dump_restore "$tool" "$run" restore_dump "$tool" "$WORK/repo-dump"
-        cmp -s "$DUMP" "$WORK/restored" || { echo "$tool restored a different dump" >&2; exit 1; }
-        printf 'dump_repo_bytes\t%s\t%s\t%s\t0\n' "$tool" "$run" "$(du -sb "$WORK/repo-dump" | cut -f1)" >> "$RESULTS"
-        rm -rf "$WORK/repo-dump" "$WORK/restored"
-        repo_init "$tool" "$WORK/repo-tree"
-        measure tree_first "$tool" "$run" snapshot_tree "$tool" "$WORK/repo-tree"
-        measure tree_unchanged "$tool" "$run" snapshot_tree "$tool" "$WORK/repo-tree"
-        rm -rf "$WORK/repo-tree"
+        if [[ " $SETS " == *" dump "* ]]; then
+            repo_init "$tool" "$WORK/repo-dump"
+            measure dump_first "$tool" "$run" snapshot_dump "$tool" "$WORK/repo-dump"
+            measure dump_restore "$tool" "$run" restore_dump "$tool" "$WORK/repo-dump"
+            cmp -s "$DUMP" "$WORK/restored" || { echo "$tool restored a different dump" >&2; exit 1; }
+            printf 'dump_repo_bytes\t%s\t%s\t%s\t0\n' "$tool" "$run" "$(du -sb "$WORK/repo-dump" | cut -f1)" >> "$RESULTS"
+            rm -rf "$WORK/repo-dump" "$WORK/restored"
+        fi
+        if [[ " $SETS " == *" tree "* ]]; then
+            repo_init "$tool" "$WORK/repo-tree"
+            measure tree_first "$tool" "$run" snapshot_tree "$tool" "$WORK/repo-tree"
+            measure tree_unchanged "$tool" "$run" snapshot_tree "$tool" "$WORK/repo-tree"
+            rm -rf "$WORK/repo-tree"
+        fi
     done
 done
 

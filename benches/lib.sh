@@ -7,19 +7,27 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/benches/setup.sh"
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
 RUNS=${RUNS:-3}
-SCALE=${SCALE:-60}
+SCALE=${SCALE:-40}
+# Rows of JSON events added to the pgbench tables: text that compresses like
+# real data (about 3:1), unlike pgbench's blank filler (100:1).
+JSON_ROWS=${JSON_ROWS:-1500000}
 TREE=${TREE:-/usr/lib}
-TOOLS=${TOOLS:-"vault restic borg"}
-DUMP=$BENCH_DIR/pgbench-s$SCALE.sql
+TOOLS=${TOOLS:-"vault restic borg rustic"}
+DUMP=$BENCH_DIR/pgbench-s$SCALE-json$JSON_ROWS.sql
 WORK=${WORK:-$BENCH_DIR/work}
 RESULTS=${RESULTS:-$BENCH_DIR/results.tsv}
-export VAULT_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
+export VAULT_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench RUSTIC_PASSWORD=bench
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
 install_peers
 
-(cd "$ROOT" && cargo build --release --quiet)
-VAULT=$ROOT/target/release/vault
+vault_binary
+VAULT=$VAULT_BIN
+# VAULT_BASE=/path/to/an/older/vault adds it as the tool "vault-base", run
+# beside the current one, for before/after ratios from the same run.
+if [ -n "${VAULT_BASE:-}" ] && [[ " $TOOLS " != *" vault-base "* ]]; then
+    TOOLS="$TOOLS vault-base"
+fi
 mkdir -p "$BENCH_DIR"
 
 make_dump() {
@@ -31,6 +39,18 @@ make_dump() {
     "${as_pg[@]}" "$bin/initdb" -D "$pgdir/data" -A trust >/dev/null
     "${as_pg[@]}" "$bin/pg_ctl" -D "$pgdir/data" -o "-k $pgdir -h ''" -l "$pgdir/log" -w start >/dev/null
     "${as_pg[@]}" "$bin/pgbench" -h "$pgdir" -i -s "$SCALE" -q postgres 2>/dev/null
+    "${as_pg[@]}" "$bin/psql" -q -h "$pgdir" -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SELECT setseed(0.42);
+CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, user_id bigint, kind text,
+    payload jsonb);
+INSERT INTO events
+SELECT g, timestamptz '2026-01-01' + g * interval '3 seconds', 1 + (g * 104729) % 300000,
+       (ARRAY['view','click','cart','buy','search','login'])[1 + g % 6],
+       jsonb_build_object('page', '/p/' || (g * 13) % 5000, 'ms', (random() * 900)::int,
+                          'ref', md5((g * 3)::text), 'score', round(random()::numeric, 4),
+                          'agent', (ARRAY['firefox','chrome','safari','curl'])[1 + g % 4])
+FROM generate_series(1::bigint, $JSON_ROWS) g;
+SQL
     "${as_pg[@]}" "$bin/pg_dump" -h "$pgdir" postgres > "$DUMP.tmp"
     "${as_pg[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null
     rm -rf "$pgdir"
@@ -51,44 +71,53 @@ measure() {
     printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$tool" "$run" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" "$rss" >> "$RESULTS"
 }
 
+# The binary a vault tool name runs.
+vault_of() {
+    if [ "$1" = vault-base ]; then echo "$VAULT_BASE"; else echo "$VAULT"; fi
+}
+
 repo_init() {
     local tool=$1 repo=$2
     case $tool in
-        vault) "$VAULT" -r "$repo" --cache-dir "$WORK/cache-vault" -q init ;;
+        vault|vault-base) "$(vault_of "$tool")" -r "$repo" --cache-dir "$WORK/cache-vault" -q init ;;
         restic) restic -q init -r "$repo" >/dev/null ;;
         borg) borg init -e repokey "$repo" ;;
+        rustic) rustic -r "$repo" --cache-dir "$WORK/cache-rustic" init >/dev/null 2>&1 ;;
     esac
 }
 
 snapshot_dump() {
     local tool=$1 repo=$2
     case $tool in
-        vault) "$VAULT" -r "$repo" --cache-dir "$WORK/cache-vault" -q snapshot --stdin --name dump.sql < "$DUMP" ;;
+        vault|vault-base) "$(vault_of "$tool")" -r "$repo" --cache-dir "$WORK/cache-vault" -q snapshot --stdin --name dump.sql < "$DUMP" ;;
         restic) restic -q -r "$repo" --cache-dir "$WORK/cache-restic" backup --stdin --stdin-filename dump.sql < "$DUMP" ;;
         borg) borg create --compression zstd,3 "$repo::dump-$RANDOM$RANDOM" - < "$DUMP" ;;
+        rustic) rustic -r "$repo" --cache-dir "$WORK/cache-rustic" backup --stdin-filename dump.sql - < "$DUMP" >/dev/null 2>&1 ;;
     esac
 }
 
 restore_dump() {
     local tool=$1 repo=$2
     case $tool in
-        vault) "$VAULT" -r "$repo" --cache-dir "$WORK/cache-vault" -q dump latest > "$WORK/restored" ;;
+        vault|vault-base) "$(vault_of "$tool")" -r "$repo" --cache-dir "$WORK/cache-vault" -q dump latest > "$WORK/restored" ;;
         restic) restic -q -r "$repo" --cache-dir "$WORK/cache-restic" dump latest dump.sql > "$WORK/restored" ;;
         borg) borg extract --stdout "$repo::$(borg list --short --last 1 "$repo")" > "$WORK/restored" ;;
+        rustic) rustic -r "$repo" --cache-dir "$WORK/cache-rustic" dump latest:dump.sql > "$WORK/restored" 2>/dev/null ;;
     esac
 }
 
 snapshot_tree() {
     local tool=$1 repo=$2
     case $tool in
-        vault) "$VAULT" -r "$repo" --cache-dir "$WORK/cache-vault" -q snapshot "$TREE" ;;
+        vault|vault-base) "$(vault_of "$tool")" -r "$repo" --cache-dir "$WORK/cache-vault" -q snapshot "$TREE" ;;
         restic) restic -q -r "$repo" --cache-dir "$WORK/cache-restic" backup "$TREE" >/dev/null ;;
         borg) borg create --compression zstd,3 "$repo::tree-$RANDOM$RANDOM" "$TREE" ;;
+        rustic) rustic -r "$repo" --cache-dir "$WORK/cache-rustic" backup "$TREE" >/dev/null 2>&1 ;;
     esac
 }
 
-export -f snapshot_dump restore_dump snapshot_tree
-export VAULT WORK DUMP TREE
+export -f vault_of snapshot_dump restore_dump snapshot_tree
+export VAULT VAULT_BASE WORK DUMP TREE
 
 
 # summarize "NAME...": a markdown table of the medians of each measure in

@@ -11,8 +11,8 @@ vault_binary() {
     VAULT_BIN=$(readlink -f "$VAULT_BIN")
 }
 
-# restic and borg from Debian's packages, for those of them named in $TOOLS
-# that are missing.
+# restic and borg from Debian's packages, rustic from crates.io (a long
+# build), for those of them named in $TOOLS that are missing.
 install_peers() {
     local tool
     for tool in restic borg; do
@@ -21,4 +21,8 @@ install_peers() {
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic borgbackup >/dev/null
         fi
     done
+    if [[ " $TOOLS " == *" rustic "* ]] && ! command -v rustic >/dev/null; then
+        echo "installing rustic from crates.io (cargo install --locked rustic-rs)" >&2
+        cargo install --locked rustic-rs >/dev/null
+    fi
 }

@@ -550,3 +550,52 @@ fn consolidating_verification_records_keeps_a_concurrent_checks_record() {
         "nothing forgotten"
     );
 }
+
+#[test]
+fn packs_larger_than_a_read_piece_are_verified_piece_by_piece() {
+    within_limit("large packs", || {
+        // One pack of about 12 MiB: check reads it in several pieces.
+        let setup = || {
+            let v = Vault::init();
+            let src = v.dir("src");
+            write_gen(&src.join("big.bin"), Gen::random(7, 12 * MIB));
+            write(&src.join("small.txt"), b"small\n");
+            let snap = json_str(&v.snapshot_paths(&[&src]), "snapshot").to_string();
+            let chunk = first_chunk(&v, &snap, &src.join("big.bin"));
+            let pack = blob_place(&v, BlobKind::Data, &chunk).0;
+            let size = fs::metadata(&pack).unwrap().len();
+            assert!(size > 10 * MIB, "{size}");
+            (v, src, pack, size)
+        };
+        let (v, _, _, _) = setup();
+        let (code, report, out) = check_json(&v, &["--read-data"]);
+        assert_eq!(code, 0, "{} {report:#}", stderr(&out));
+        assert_eq!(report["stats"]["packs_read"], report["stats"]["packs"]);
+
+        // A flipped byte in the middle costs the one blob there.
+        let (v, src, pack, size) = setup();
+        flip(&pack, size / 2);
+        let (code, report, _) = check_json(&v, &["--read-data"]);
+        assert_eq!(code, 4, "{report:#}");
+        assert!(
+            problem_objects(&report).contains(&"pack".into()),
+            "{report:#}"
+        );
+        assert_eq!(
+            damaged_paths(&report),
+            vec![src.join("big.bin").display().to_string()]
+        );
+
+        // A flipped byte in the header (at the end, read in the last
+        // piece) is a fault of the pack; every blob still opens.
+        let (v, _, pack, size) = setup();
+        flip(&pack, size - 12);
+        let (code, report, _) = check_json(&v, &["--read-data"]);
+        assert_eq!(code, 4, "{report:#}");
+        assert!(
+            problem_objects(&report).contains(&"pack".into()),
+            "{report:#}"
+        );
+        assert!(damaged_paths(&report).is_empty(), "{report:#}");
+    });
+}

@@ -24,6 +24,21 @@ fn flip_byte(path: &Path, offset: u64) {
     fs::write(path, bytes).unwrap();
 }
 
+/// How many chunks a file of a snapshot has.
+fn chunk_count(v: &Vault, snapshot: &str, file: &Path) -> usize {
+    file_entry(&open_repo(v), snapshot, file).chunks().len()
+}
+
+fn file_entry(repo: &Repository, snapshot: &str, file: &Path) -> vault::format::tree::Entry {
+    let (_, snap) = repo
+        .find_snapshot(snapshot, &SnapshotFilter::default())
+        .unwrap();
+    match resolve(repo, &snap.root, file.as_os_str().as_bytes()).unwrap() {
+        Resolved::Entry { entry, .. } => entry,
+        Resolved::Root(_) => panic!("{} resolved to the root", file.display()),
+    }
+}
+
 /// Where a file's chunk `n` is stored: (pack file, offset of the sealed
 /// blob in it, its stored length, the chunk's byte range in the file).
 fn locate_chunk(
@@ -33,13 +48,7 @@ fn locate_chunk(
     n: Option<usize>,
 ) -> (PathBuf, u64, u64, (u64, u64)) {
     let repo = open_repo(v);
-    let (_, snap) = repo
-        .find_snapshot(snapshot, &SnapshotFilter::default())
-        .unwrap();
-    let entry = match resolve(&repo, &snap.root, file.as_os_str().as_bytes()).unwrap() {
-        Resolved::Entry { entry, .. } => entry,
-        Resolved::Root(_) => panic!("{} resolved to the root", file.display()),
-    };
+    let entry = file_entry(&repo, snapshot, file);
     let chunks = entry.chunks();
     assert!(!chunks.is_empty());
     let n = n.unwrap_or(chunks.len() / 2);
@@ -54,6 +63,52 @@ fn locate_chunk(
         u64::from(loc.stored_len),
         (start, start + u64::from(chunks[n].len)),
     )
+}
+
+#[test]
+fn damaged_first_and_last_chunks_leave_holes_of_their_size_and_the_first_is_named() {
+    let v = Vault::init();
+    let src = v.dir("src");
+    let victim = src.join("victim.bin");
+    // Many chunks: restored by several threads, in no fixed order.
+    write_gen(&victim, Gen::random(41, 8 * MIB));
+    let id = json_str(&v.snapshot_paths(&[&src]), "snapshot").to_string();
+    let original = fs::read(&victim).unwrap();
+    let last = chunk_count(&v, &id, &victim) - 1;
+    assert!(last > 16, "{last}");
+    let (pack, offset, len, early) = locate_chunk(&v, &id, &victim, Some(1));
+    flip_byte(&pack, offset + len / 2);
+    let (pack, offset, len, late) = locate_chunk(&v, &id, &victim, Some(last));
+    flip_byte(&pack, offset + len / 2);
+
+    let target = v.path().join("restored");
+    let out = v
+        .cmd(&["restore", &format!("{id}:{}", src.display()), "--target"])
+        .arg(&target)
+        .watched_output();
+    assert_code(&out, 4, "restore over two flipped bytes");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("bytes {}..{}", early.0, early.1)),
+        "the first damaged range is named: {err}"
+    );
+    let restored = fs::read(target.join("victim.bin")).unwrap();
+    // The damaged end is a hole, not a shorter file.
+    assert_eq!(restored.len(), original.len());
+    let (a, b, c, d) = (
+        early.0 as usize,
+        early.1 as usize,
+        late.0 as usize,
+        late.1 as usize,
+    );
+    assert_eq!(d, original.len());
+    assert!(restored[..a] == original[..a], "before the first hole");
+    assert!(restored[b..c] == original[b..c], "between the holes");
+    assert!(restored[a..b].iter().all(|&x| x == 0), "first hole");
+    assert!(restored[c..d].iter().all(|&x| x == 0), "last hole");
+
+    let out = v.cmd(&["dump", &id]).arg(&victim).watched_output();
+    assert_code(&out, 4, "dump of the damaged file");
 }
 
 #[test]

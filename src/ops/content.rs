@@ -1,10 +1,16 @@
-//! Reading a file's content back: chunks are fetched and verified in
-//! parallel, a window at a time, on a helper thread, and handed over in
-//! order, so writing one window overlaps fetching the next.
+//! Reading a file's content back. A few worker threads fetch, decrypt,
+//! decompress and verify chunks while the caller consumes them: in file
+//! order (`for_each_chunk`, for streams), or each as soon as it is ready,
+//! with its offset (`for_each_chunk_at`, for positional writes into a
+//! file). Workers take the next chunk as they free up, so one slow chunk
+//! holds up no other, and writing overlaps decoding.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Command;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
 
@@ -15,72 +21,38 @@ use crate::progress::Progress;
 use crate::repo::{BlobReader, Repository};
 use crate::system::process::CommandSource;
 
-/// Chunks fetched at once: enough to keep every core busy decrypting and
-/// decompressing; a window also stops at `WINDOW_BYTES`, so memory stays
-/// near two windows (one being written, one fetched) whatever the chunk size.
-const WINDOW: usize = 16;
-const WINDOW_BYTES: u64 = 8 << 20;
+/// Up to this many chunks and bytes a file is read on the caller's rayon
+/// pool with no threads of its own (most files of a tree): restore already
+/// works on several files at once.
+const SMALL_CHUNKS: usize = 16;
+const SMALL_BYTES: u64 = 8 << 20;
 
-/// Threads fetching one window: more than cores, because with a cold page
-/// cache each of them mostly waits on the disk.
+/// Threads fetching one large file: more than cores, because with a cold
+/// page cache each of them mostly waits on the disk. Not rayon's pool: the
+/// caller may be a rayon worker (restore writes files in parallel) blocked
+/// waiting for these chunks, and a pool whose workers all wait for work
+/// queued behind them never finishes.
 const FETCH_THREADS: usize = 4;
+
+/// How far decoding may run ahead of an in-order consumer, in plaintext
+/// bytes (but always at least one chunk): memory stays near this whatever
+/// the chunk size.
+const AHEAD_BYTES: u64 = 16 << 20;
 
 /// Readahead for reading whole files and snapshots in order (restore,
 /// dump): one request per 4 MiB of pack instead of one per blob.
 pub const SEQUENTIAL_READAHEAD: u64 = 4 << 20;
 
-/// Split `chunks` into consecutive windows of at most `WINDOW` chunks and
-/// `WINDOW_BYTES` bytes (but at least one chunk).
-fn windows(chunks: &[ChunkRef]) -> Vec<&[ChunkRef]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0u64;
-    for (i, c) in chunks.iter().enumerate() {
-        let full = i - start == WINDOW || (i > start && bytes + u64::from(c.len) > WINDOW_BYTES);
-        if full {
-            out.push(&chunks[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += u64::from(c.len);
-    }
-    if start < chunks.len() {
-        out.push(&chunks[start..]);
-    }
-    out
+fn is_small(chunks: &[ChunkRef]) -> bool {
+    chunks.len() <= SMALL_CHUNKS
+        && chunks.iter().map(|c| u64::from(c.len)).sum::<u64>() <= SMALL_BYTES
 }
 
-/// Fetch a window on threads of its own. Not on rayon's pool: the caller
-/// may be a rayon worker (restore writes files in parallel) blocked waiting
-/// for this very window, and a pool whose workers all wait for work queued
-/// behind them never finishes.
-fn fetch_window(reader: &BlobReader<'_>, window: &[ChunkRef]) -> Vec<Result<Vec<u8>>> {
-    let read = |c: &ChunkRef| reader.read(BlobKind::Data, &c.id);
-    if window.len() < 2 {
-        return window.iter().map(read).collect();
-    }
-    let per_thread = window.len().div_ceil(FETCH_THREADS);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = window
-            .chunks(per_thread)
-            .map(|part| {
-                (
-                    part.len(),
-                    scope.spawn(move || part.iter().map(read).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|(len, handle)| {
-                handle.join().unwrap_or_else(|_| {
-                    (0..len)
-                        .map(|_| Err(crate::Error::panicked("a reading thread")))
-                        .collect()
-                })
-            })
-            .collect()
-    })
+/// Fetch one chunk; a panic in the decoder is reported, not propagated
+/// into a thread another one waits on.
+fn fetch(reader: &BlobReader<'_>, chunk: &ChunkRef) -> Result<Vec<u8>> {
+    catch_unwind(AssertUnwindSafe(|| reader.read(BlobKind::Data, &chunk.id)))
+        .unwrap_or_else(|_| Err(Error::panicked("a reading thread")))
 }
 
 /// Receives each chunk and its plaintext (or why it could not be read);
@@ -93,13 +65,8 @@ pub fn for_each_chunk(
     chunks: &[ChunkRef],
     sink: &mut ChunkSink<'_>,
 ) -> Result<()> {
-    let windows = windows(chunks);
-    if windows.len() <= 1 {
-        // Small files (most of a file tree): no thread to hand off to.
-        let fetched: Vec<_> = chunks
-            .par_iter()
-            .map(|c| reader.read(BlobKind::Data, &c.id))
-            .collect();
+    if is_small(chunks) {
+        let fetched: Vec<_> = chunks.par_iter().map(|c| fetch(reader, c)).collect();
         for (chunk, data) in chunks.iter().zip(fetched) {
             if !sink(chunk, data)? {
                 break;
@@ -107,26 +74,155 @@ pub fn for_each_chunk(
         }
         return Ok(());
     }
+    let queue = InOrder::new(chunks);
     std::thread::scope(|scope| {
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<Result<Vec<u8>>>>(1);
-        let windows = &windows;
-        scope.spawn(move || {
-            for window in windows.iter() {
-                if tx.send(fetch_window(reader, window)).is_err() {
-                    return;
+        for _ in 0..FETCH_THREADS {
+            scope.spawn(|| queue.work(reader));
+        }
+        let result = queue.consume(sink);
+        // Also when the sink stopped early or failed: the workers stop.
+        queue.stop();
+        result
+    })
+}
+
+/// Chunks decoded by workers, handed to one consumer in order.
+struct InOrder<'c> {
+    chunks: &'c [ChunkRef],
+    state: Mutex<InOrderState>,
+    /// A chunk was decoded.
+    ready: Condvar,
+    /// The consumer took one (room to decode more), or stopped.
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct InOrderState {
+    /// The next chunk a worker may take.
+    next: usize,
+    /// Plaintext bytes taken by workers and not yet consumed.
+    ahead: u64,
+    done: HashMap<usize, Result<Vec<u8>>>,
+    stop: bool,
+}
+
+impl<'c> InOrder<'c> {
+    fn new(chunks: &'c [ChunkRef]) -> Self {
+        InOrder {
+            chunks,
+            state: Mutex::new(InOrderState::default()),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InOrderState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Chunks are taken in order, so the one the consumer waits for is
+    /// always taken before any behind it: the budget cannot deadlock.
+    fn work(&self, reader: &BlobReader<'_>) {
+        loop {
+            let i = {
+                let mut s = self.lock();
+                loop {
+                    if s.stop || s.next == self.chunks.len() {
+                        return;
+                    }
+                    let len = u64::from(self.chunks[s.next].len);
+                    if s.ahead == 0 || s.ahead + len <= AHEAD_BYTES {
+                        s.ahead += len;
+                        s.next += 1;
+                        break s.next - 1;
+                    }
+                    s = self.room.wait(s).unwrap_or_else(|p| p.into_inner());
                 }
-            }
-        });
-        for (window, fetched) in windows.iter().zip(rx.iter()) {
-            for (chunk, data) in window.iter().zip(fetched) {
-                if !sink(chunk, data)? {
-                    // Dropping the receiver stops the fetching thread.
-                    return Ok(());
+            };
+            let data = fetch(reader, &self.chunks[i]);
+            self.lock().done.insert(i, data);
+            self.ready.notify_all();
+        }
+    }
+
+    fn consume(&self, sink: &mut ChunkSink<'_>) -> Result<()> {
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            let data = {
+                let mut s = self.lock();
+                loop {
+                    if let Some(data) = s.done.remove(&i) {
+                        s.ahead -= u64::from(chunk.len);
+                        break data;
+                    }
+                    s = self.ready.wait(s).unwrap_or_else(|p| p.into_inner());
                 }
+            };
+            self.room.notify_all();
+            if !sink(chunk, data)? {
+                break;
             }
         }
         Ok(())
-    })
+    }
+
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.room.notify_all();
+    }
+}
+
+/// Receives a chunk, its offset in the file and its plaintext (or why it
+/// could not be read), from any worker, in any order.
+pub type ChunkAtSink<'a> = dyn Fn(u64, &ChunkRef, Result<Vec<u8>>) -> Result<()> + Sync + 'a;
+
+/// Call `sink` with every chunk as soon as it is decoded, in no particular
+/// order, with its offset: for writing into a file with positional writes,
+/// which needs no reordering and lets writing one chunk overlap decoding
+/// the others. Stops at the first error `sink` returns.
+pub fn for_each_chunk_at(
+    reader: &BlobReader<'_>,
+    chunks: &[ChunkRef],
+    sink: &ChunkAtSink<'_>,
+) -> Result<()> {
+    let offsets: Vec<u64> = chunks
+        .iter()
+        .scan(0u64, |at, c| {
+            let here = *at;
+            *at += u64::from(c.len);
+            Some(here)
+        })
+        .collect();
+    if is_small(chunks) {
+        return chunks
+            .par_iter()
+            .zip(offsets.par_iter())
+            .try_for_each(|(c, &at)| sink(at, c, fetch(reader, c)));
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let first_error = Mutex::new(None::<Error>);
+    std::thread::scope(|scope| {
+        for _ in 0..FETCH_THREADS {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(chunk) = chunks.get(i) else { return };
+                    if let Err(e) = sink(offsets[i], chunk, fetch(reader, chunk)) {
+                        stop.store(true, Ordering::Relaxed);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Write a file's content to `out` in order, verifying every chunk; errors
@@ -216,27 +312,113 @@ pub fn feed_command(
 mod tests {
     use super::*;
     use crate::format::Id;
+    use crate::repo::BlobWriter;
+    use std::sync::Arc;
 
-    #[test]
-    fn windows_cover_every_chunk_in_order_within_bounds() {
-        let sizes = [1u32 << 20, 3 << 20, 5 << 20, 9 << 20, 100, 100, 4 << 20];
-        let mut chunks: Vec<ChunkRef> = sizes
+    /// `n` chunks of distinct content and lengths, stored in a fresh
+    /// repository: many more than a small file has, so workers fetch them.
+    fn stored(n: usize) -> (Arc<Repository>, Vec<ChunkRef>, Vec<Vec<u8>>) {
+        let repo = crate::repo::in_memory();
+        let writer = BlobWriter::new(repo.clone(), None);
+        let datas: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("chunk {i};").repeat(50 + i * 37 % 400).into_bytes())
+            .collect();
+        let chunks = datas
             .iter()
-            .map(|&len| ChunkRef {
-                id: Id::default(),
-                len,
+            .map(|d| ChunkRef {
+                id: writer.save(BlobKind::Data, d.clone()).unwrap(),
+                len: d.len() as u32,
             })
             .collect();
-        chunks.extend((0..40).map(|_| ChunkRef {
-            id: Id::default(),
-            len: 10,
-        }));
-        let w = windows(&chunks);
-        assert_eq!(w.iter().map(|w| w.len()).sum::<usize>(), chunks.len());
-        for window in &w {
-            let bytes: u64 = window.iter().map(|c| u64::from(c.len)).sum();
-            assert!(window.len() <= WINDOW);
-            assert!(window.len() == 1 || bytes <= WINDOW_BYTES, "{bytes}");
-        }
+        writer.finish().unwrap();
+        (repo, chunks, datas)
+    }
+
+    #[test]
+    fn chunks_arrive_in_file_order_through_the_workers() {
+        let (repo, chunks, datas) = stored(300);
+        assert!(!is_small(&chunks));
+        let reader = BlobReader::new(&repo, SEQUENTIAL_READAHEAD);
+        let mut got = Vec::new();
+        for_each_chunk(&reader, &chunks, &mut |c, d| {
+            got.push((c.id, d.unwrap()));
+            Ok(true)
+        })
+        .unwrap();
+        let expected: Vec<_> = chunks.iter().map(|c| c.id).zip(datas).collect();
+        assert!(got == expected, "chunks out of order or wrong");
+    }
+
+    #[test]
+    fn a_sink_that_stops_or_fails_ends_the_read() {
+        let (repo, chunks, _) = stored(200);
+        let reader = BlobReader::new(&repo, SEQUENTIAL_READAHEAD);
+        let mut calls = 0;
+        for_each_chunk(&reader, &chunks, &mut |_, _| {
+            calls += 1;
+            Ok(calls < 10)
+        })
+        .unwrap();
+        assert_eq!(calls, 10);
+        let mut calls = 0;
+        let err = for_each_chunk(&reader, &chunks, &mut |_, _| {
+            calls += 1;
+            if calls == 7 {
+                return Err(Error::invalid("the sink gave up"));
+            }
+            Ok(true)
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("the sink gave up"), "{err}");
+        assert_eq!(calls, 7);
+    }
+
+    #[test]
+    fn every_chunk_arrives_once_at_its_offset() {
+        let (repo, chunks, datas) = stored(300);
+        let reader = BlobReader::new(&repo, SEQUENTIAL_READAHEAD);
+        let whole: Vec<u8> = datas.concat();
+        let file = Mutex::new(vec![0u8; whole.len()]);
+        let calls = AtomicUsize::new(0);
+        for_each_chunk_at(&reader, &chunks, &|at, c, d| {
+            let d = d?;
+            assert_eq!(d.len(), c.len as usize);
+            let at = at as usize;
+            file.lock().unwrap()[at..at + d.len()].copy_from_slice(&d);
+            calls.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(calls.into_inner(), chunks.len());
+        assert!(file.into_inner().unwrap() == whole, "the file differs");
+    }
+
+    #[test]
+    fn an_unreadable_chunk_is_reported_in_its_place_and_the_rest_arrive() {
+        let (repo, mut chunks, datas) = stored(100);
+        chunks[40].id = Id::default();
+        let reader = BlobReader::new(&repo, SEQUENTIAL_READAHEAD);
+        let mut failed = Vec::new();
+        let mut n = 0;
+        for_each_chunk(&reader, &chunks, &mut |_, d| {
+            match d {
+                Ok(d) => assert!(d == datas[n]),
+                Err(e) => failed.push((n, e.kind())),
+            }
+            n += 1;
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(failed, vec![(40, ErrorKind::Corrupt)]);
+        let offset_of_40: u64 = chunks[..40].iter().map(|c| u64::from(c.len)).sum();
+        let failed = Mutex::new(Vec::new());
+        for_each_chunk_at(&reader, &chunks, &|at, _, d| {
+            if d.is_err() {
+                failed.lock().unwrap().push(at);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(failed.into_inner().unwrap(), vec![offset_of_40]);
     }
 }

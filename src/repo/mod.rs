@@ -314,6 +314,17 @@ impl Repository {
     /// Read one blob from where `loc` says it is; should its pack be
     /// missing, from where the index says it is now (`relocate`).
     pub fn read_blob_at(&self, kind: BlobKind, id: &Id, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let (loc, boxed) = self.read_boxed(kind, id, loc)?;
+        self.open_blob_at(kind, id, &loc, &boxed)
+    }
+
+    /// A blob's sealed box and where it was found.
+    fn read_boxed(
+        &self,
+        kind: BlobKind,
+        id: &Id,
+        loc: &BlobLocation,
+    ) -> Result<(BlobLocation, Vec<u8>)> {
         let read = |loc: &BlobLocation| {
             self.backend.read_range(
                 &layout::pack(&loc.pack),
@@ -321,15 +332,14 @@ impl Repository {
                 u64::from(loc.stored_len),
             )
         };
-        let (loc, boxed) = match read(loc) {
-            Ok(boxed) => (*loc, boxed),
+        match read(loc) {
+            Ok(boxed) => Ok((*loc, boxed)),
             Err(e) if e.kind() == ErrorKind::NotFound => match self.relocate(kind, id, loc)? {
-                Some(new) => (new, read(&new).map_err(|e| pack_read_error(e, id, &new))?),
-                None => return Err(pack_read_error(e, id, loc)),
+                Some(new) => Ok((new, read(&new).map_err(|e| pack_read_error(e, id, &new))?)),
+                None => Err(pack_read_error(e, id, loc)),
             },
-            Err(e) => return Err(pack_read_error(e, id, loc)),
-        };
-        self.open_blob_at(kind, id, &loc, &boxed)
+            Err(e) => Err(pack_read_error(e, id, loc)),
+        }
     }
 
     /// Where a blob lies now that the pack `missing` names turned out to be
@@ -394,6 +404,15 @@ impl Repository {
         let data =
             payload::decode_with_base(&payload_bytes, raw_len as usize, base_bytes.as_deref())?;
         if data.len() != raw_len as usize || self.keys.blob_id(&data) != *id {
+            // The base was not hashed on its way in (the delta's own id
+            // covers it); only now that the result is wrong is it worth
+            // finding out whether the base is to blame.
+            if let (Some(b), Some(bytes)) = (base, &base_bytes) {
+                if self.keys.blob_id(bytes) != *b {
+                    return Err(Error::corrupt("content does not match its id")
+                        .at(format!("base {}", b.short())));
+                }
+            }
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 "content does not match its id",
@@ -403,7 +422,10 @@ impl Repository {
     }
 
     /// A delta's base: a data blob stored whole. A base that is itself a
-    /// delta breaks the one-link limit and is damage.
+    /// delta breaks the one-link limit and is damage. Decrypted (which
+    /// authenticates it) and decompressed, but not hashed: a delta decoded
+    /// against anything but its base fails its own id, so hashing the base
+    /// too would verify the same bytes twice.
     fn read_base(&self, base: &Id) -> Result<Vec<u8>> {
         let place = |e: Error| e.at(format!("base {}", base.short()));
         let loc = self
@@ -414,7 +436,22 @@ impl Repository {
                 "a delta's base is itself a delta (chains are one link long)",
             )));
         }
-        self.read_blob_at(BlobKind::Data, base, &loc).map_err(place)
+        let (loc, boxed) = self.read_boxed(BlobKind::Data, base, &loc).map_err(place)?;
+        if loc.kind != BlobKind::Data || loc.base.is_some() {
+            return Err(place(Error::corrupt(
+                "the index no longer lists it as a whole data blob",
+            )));
+        }
+        let payload_bytes = self
+            .keys
+            .open(BlobKind::Data.box_kind(), Some(base), &boxed)
+            .map_err(|e| place(e.at(blob_place(base, &loc))))?;
+        let data = payload::decode(&payload_bytes, loc.raw_len as usize)
+            .map_err(|e| place(e.at(blob_place(base, &loc))))?;
+        if data.len() != loc.raw_len as usize {
+            return Err(place(Error::corrupt("content does not match its id")));
+        }
+        Ok(data)
     }
 
     pub fn read_tree(&self, id: &Id) -> Result<crate::format::tree::Tree> {

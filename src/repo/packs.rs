@@ -29,16 +29,16 @@ impl Repository {
         self.describe_pack(id, size, start, &boxed).map_err(place)
     }
 
-    /// The same from a pack's whole bytes (already read to verify them).
-    pub fn pack_header_of(&self, id: &Id, bytes: &[u8]) -> Result<IndexPack> {
+    /// The same from the header box already read (`boxed`, the bytes from
+    /// `start`, the header's place by the trailer, to the end of the pack)
+    /// while verifying the pack.
+    pub fn pack_header_in(&self, id: &Id, size: u64, start: u64, tail: &[u8]) -> Result<IndexPack> {
         let place = |e: Error| e.at(format!("pack {}", id.short()));
-        let size = bytes.len() as u64;
-        let trailer = bytes
-            .get(bytes.len().saturating_sub(TRAILER_LEN)..)
-            .filter(|t| t.len() == TRAILER_LEN)
+        let boxed = tail
+            .len()
+            .checked_sub(TRAILER_LEN)
+            .map(|end| &tail[..end])
             .ok_or_else(|| place(Error::corrupt("shorter than a pack trailer")))?;
-        let (start, len) = pack::header_location(size, trailer).map_err(place)?;
-        let boxed = &bytes[start as usize..start as usize + len as usize];
         self.describe_pack(id, size, start, boxed).map_err(place)
     }
 

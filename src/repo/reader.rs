@@ -5,19 +5,25 @@
 //! hundreds of small files.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use super::{missing_blob, pack_read_error, Repository};
-use crate::error::{ErrorKind, Result};
+use super::{missing_blob, Repository};
+use crate::error::Result;
 use crate::format::{layout, BlobKind, Id};
 
 /// Spans kept: enough for a few readers working in different packs.
 const SPANS: usize = 4;
 
+/// A range of a pack, read once by whichever reader first needs it; the
+/// others needing a blob inside it wait for that read instead of issuing
+/// their own (`None`: the read failed, and each blob is read on its own).
+type SpanBytes = Arc<OnceLock<Option<Arc<Vec<u8>>>>>;
+
 struct Span {
     pack: Id,
     start: u64,
-    bytes: Arc<Vec<u8>>,
+    end: u64,
+    bytes: SpanBytes,
 }
 
 pub struct BlobReader<'r> {
@@ -41,13 +47,27 @@ impl<'r> BlobReader<'r> {
         self.repo
     }
 
-    fn cached(&self, pack: &Id, start: u64, end: u64) -> Option<(Arc<Vec<u8>>, usize)> {
-        let spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
-        spans.iter().find_map(|s| {
-            let inside =
-                s.pack == *pack && start >= s.start && end <= s.start + s.bytes.len() as u64;
-            inside.then(|| (s.bytes.clone(), (start - s.start) as usize))
-        })
+    /// The span holding `start..end` of `pack`, planned (not yet read) if
+    /// no span holds it: `want` bytes from `start`.
+    fn span(&self, pack: &Id, start: u64, end: u64, want: u64) -> (SpanBytes, u64, u64) {
+        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        let held = spans
+            .iter()
+            .find(|s| s.pack == *pack && start >= s.start && end <= s.end);
+        if let Some(s) = held {
+            return (s.bytes.clone(), s.start, s.end);
+        }
+        if spans.len() == SPANS {
+            spans.pop_front();
+        }
+        let bytes = SpanBytes::default();
+        spans.push_back(Span {
+            pack: *pack,
+            start,
+            end: start + want,
+            bytes: bytes.clone(),
+        });
+        (bytes, start, start + want)
     }
 
     pub fn read(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
@@ -62,38 +82,27 @@ impl<'r> BlobReader<'r> {
         if len.saturating_mul(4) > self.readahead {
             return self.repo.read_blob_at(kind, id, &loc);
         }
-        let (bytes, at) = match self.cached(&loc.pack, start, start + len) {
-            Some(hit) => hit,
-            None => {
-                let want = len.max(self.readahead.min(loc.pack_size.saturating_sub(start)));
-                let bytes =
-                    match self
-                        .repo
-                        .backend()
-                        .read_range(&layout::pack(&loc.pack), start, want)
-                    {
-                        Ok(b) => Arc::new(b),
-                        // A pack shorter than the index says still has its
-                        // earlier blobs, and a missing one may have been
-                        // repacked: read just this blob, wherever it is now.
-                        Err(e) if want > len || e.kind() == ErrorKind::NotFound => {
-                            return self.repo.read_blob_at(kind, id, &loc)
-                        }
-                        Err(e) => return Err(pack_read_error(e, id, &loc)),
-                    };
-                let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
-                if spans.len() == SPANS {
-                    spans.pop_front();
-                }
-                spans.push_back(Span {
-                    pack: loc.pack,
-                    start,
-                    bytes: bytes.clone(),
-                });
-                (bytes, 0)
+        let want = len.max(self.readahead.min(loc.pack_size.saturating_sub(start)));
+        let (cell, span_start, span_end) = self.span(&loc.pack, start, start + len, want);
+        let bytes = cell.get_or_init(|| {
+            let path = layout::pack(&loc.pack);
+            let read = self
+                .repo
+                .backend()
+                .read_range(&path, span_start, span_end - span_start);
+            read.ok().map(Arc::new)
+        });
+        match bytes {
+            Some(bytes) => {
+                let at = (start - span_start) as usize;
+                self.repo
+                    .open_blob_at(kind, id, &loc, &bytes[at..at + len as usize])
             }
-        };
-        self.repo
-            .open_blob_at(kind, id, &loc, &bytes[at..at + len as usize])
+            // A pack shorter than the index says still has its earlier
+            // blobs, a missing one may have been repacked, and a failing
+            // read deserves its own error: read just this blob, wherever
+            // it is now.
+            None => self.repo.read_blob_at(kind, id, &loc),
+        }
     }
 }

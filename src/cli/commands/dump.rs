@@ -33,7 +33,9 @@ pub(super) fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     if stdout.is_terminal() && !g.quiet {
         eprintln!("note: writing {} to the terminal", human_bytes(entry.size));
     }
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    // Chunks at least this long skip the buffer and go out in one write
+    // each; only small ones are gathered.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
     vault::ops::content::write_file(&repo, &entry, &mut out, "standard output")?;
     Ok(exit::OK)
 }

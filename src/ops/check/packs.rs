@@ -4,6 +4,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::index::{IndexBlob, IndexPack};
+use crate::format::pack::{self, TRAILER_LEN};
 use crate::format::{layout, BlobKind, Id};
 use crate::repo::Repository;
 
@@ -72,48 +73,131 @@ pub fn verify_header(repo: &Repository, indexed: &IndexPack) -> Result<PackVerdi
     Ok(verdict)
 }
 
+/// Bytes of a pack held at once while it is verified in full: memory stays
+/// near this per pack in flight, whatever the pack size, and a remote pack
+/// still costs only a few requests.
+const PIECE: u64 = 4 << 20;
+
 /// Download the pack, check its name, header and every blob it holds.
 /// Blobs are judged one by one, so a flipped byte costs one blob, not the
-/// pack.
+/// pack. The pack streams past in pieces: each is hashed into the pack's
+/// name, its blobs are opened, and it is dropped.
 pub fn verify_full(repo: &Repository, indexed: &IndexPack) -> Result<PackVerdict> {
-    let bytes = match repo.backend().read(&layout::pack(&indexed.id)) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(PackVerdict::missing()),
-        Err(e) => return Err(e),
+    let path = layout::pack(&indexed.id);
+    let missing_or = |e: Error| match e.kind() {
+        ErrorKind::NotFound => Ok(PackVerdict::missing()),
+        _ => Err(e),
+    };
+    let size = match repo.backend().size(&path) {
+        Ok(size) => size,
+        Err(e) => return missing_or(e),
     };
     let mut verdict = PackVerdict {
-        bytes_read: bytes.len() as u64,
+        bytes_read: size,
         ..Default::default()
     };
-    if Id::of_object(&bytes) != indexed.id {
+    if size != indexed.size {
+        verdict.faults.push(wrong_size(indexed.size, size));
+    }
+    // The header's place, from the trailer, so that the header arrives
+    // whole in the last piece; a bad trailer is reported below.
+    let header_start = match trailer_at(repo, &path, size) {
+        Ok(start) => start,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(PackVerdict::missing()),
+        Err(e) if is_damage(&e) => None,
+        Err(e) => return Err(e),
+    };
+    let mut blobs: Vec<&IndexBlob> = indexed.blobs.iter().collect();
+    blobs.sort_by_key(|b| b.offset);
+    let spans: Vec<(u64, u64)> = blobs
+        .iter()
+        .map(|b| (u64::from(b.offset), u64::from(b.stored_len)))
+        .collect();
+    let mut name = blake3::Hasher::new();
+    let mut next_blob = 0;
+    let mut tail = (0u64, Vec::new());
+    for (at, end) in pieces(size, &spans, header_start, PIECE) {
+        let bytes = match repo.backend().read_range(&path, at, end - at) {
+            Ok(b) => b,
+            Err(e) => return missing_or(e),
+        };
+        name.update(&bytes);
+        while let Some(blob) = blobs.get(next_blob).filter(|b| u64::from(b.offset) < end) {
+            let start = (u64::from(blob.offset) - at) as usize;
+            if let Err(e) = open_blob(repo, &bytes, start, blob) {
+                verdict.bad_blobs.push((blob.kind, blob.id, e.to_string()));
+            }
+            next_blob += 1;
+        }
+        tail = (at, bytes);
+    }
+    // Entries the pack cannot hold.
+    for blob in &blobs[next_blob..] {
+        let why = "lies beyond the end of the pack".to_string();
+        verdict.bad_blobs.push((blob.kind, blob.id, why));
+    }
+    if Id::from_bytes(*name.finalize().as_bytes()) != indexed.id {
         verdict
             .faults
             .push("content does not match its name".to_string());
     }
-    if bytes.len() as u64 != indexed.size {
-        verdict
-            .faults
-            .push(wrong_size(indexed.size, bytes.len() as u64));
-    }
-    match repo.pack_header_of(&indexed.id, &bytes) {
-        // Each blob is opened below: that, not the header, decides.
+    let header = match header_start {
+        Some(start) if start >= tail.0 => repo.pack_header_in(
+            &indexed.id,
+            size,
+            start,
+            &tail.1[(start - tail.0) as usize..],
+        ),
+        // A header longer than a piece, or a bad trailer: read it apart.
+        _ => repo.read_pack_header(&indexed.id, size),
+    };
+    match header {
+        // Each blob was opened above: that, not the header, decides.
         Ok(header) => verdict
             .faults
             .extend(disagreement(indexed, &header).map(|(fault, _)| fault)),
-        Err(e) => verdict.faults.push(e.to_string()),
-    }
-    for blob in &indexed.blobs {
-        if let Err(e) = open_blob(repo, &bytes, blob) {
-            verdict.bad_blobs.push((blob.kind, blob.id, e.to_string()));
-        }
+        Err(e) if is_damage(&e) => verdict.faults.push(e.to_string()),
+        Err(e) => return missing_or(e),
     }
     verdict.verified = verdict.faults.is_empty() && verdict.bad_blobs.is_empty();
     Ok(verdict)
 }
 
-fn open_blob(repo: &Repository, pack: &[u8], blob: &IndexBlob) -> Result<()> {
-    let start = blob.offset as usize;
-    let boxed = pack
+/// Where a pack's header starts, by its trailer.
+fn trailer_at(repo: &Repository, path: &str, size: u64) -> Result<Option<u64>> {
+    let Some(at) = size.checked_sub(TRAILER_LEN as u64) else {
+        return Ok(None);
+    };
+    let trailer = repo.backend().read_range(path, at, TRAILER_LEN as u64)?;
+    Ok(Some(pack::header_location(size, &trailer)?.0))
+}
+
+/// Cut `0..size` into consecutive pieces of about `piece` bytes. A piece
+/// holds whole every blob (`spans`: offset and length by the index, sorted
+/// by offset) that starts in it, as far as the pack reaches; and a piece
+/// starts at `cut` (the header) unless a blob crosses it.
+fn pieces(size: u64, spans: &[(u64, u64)], cut: Option<u64>, piece: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    let mut next = 0;
+    while at < size {
+        let mut end = at.saturating_add(piece).min(size);
+        if let Some(cut) = cut.filter(|&c| at < c && c < end) {
+            end = cut;
+        }
+        while let Some(&(start, len)) = spans.get(next).filter(|(start, _)| *start < end) {
+            end = end.max(start.saturating_add(len).min(size));
+            next += 1;
+        }
+        out.push((at, end));
+        at = end;
+    }
+    out
+}
+
+/// Open the blob lying at `start` in `piece`.
+fn open_blob(repo: &Repository, piece: &[u8], start: usize, blob: &IndexBlob) -> Result<()> {
+    let boxed = piece
         .get(start..start + blob.stored_len as usize)
         .ok_or_else(|| Error::corrupt("lies beyond the end of the pack"))?;
     repo.open_blob(blob.kind, &blob.id, boxed, blob.raw_len, blob.base.as_ref())
@@ -158,4 +242,59 @@ fn disagreement(indexed: &IndexPack, header: &IndexPack) -> Option<(String, Vec<
         )
     };
     Some((fault, unconfirmed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_pieces(size: u64, spans: &[(u64, u64)], cut: Option<u64>, piece: u64) {
+        let out = pieces(size, spans, cut, piece);
+        // Consecutive, from 0 to the end.
+        let mut at = 0;
+        for &(start, end) in &out {
+            assert_eq!(start, at);
+            assert!(end > start);
+            at = end;
+        }
+        assert_eq!(at, size);
+        // Every blob starting inside the pack lies whole in one piece, as
+        // far as the pack reaches.
+        for &(start, len) in spans.iter().filter(|(s, _)| *s < size) {
+            let (_, end) = out.iter().find(|(s, e)| *s <= start && start < *e).unwrap();
+            assert!(*end >= (start + len).min(size), "{start}+{len} in {out:?}");
+        }
+        // The header starts a piece when no blob crosses it.
+        if let Some(cut) = cut.filter(|&c| c < size) {
+            let crossed = spans.iter().any(|&(s, l)| s < cut && s + l > cut);
+            assert!(crossed || out.iter().any(|(s, _)| *s == cut), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn pieces_cover_the_pack_and_hold_each_blob_whole() {
+        let spans: Vec<(u64, u64)> = (0..40).map(|i| (i * 300, 300)).collect();
+        check_pieces(12_100, &spans, Some(12_000), 1000);
+        check_pieces(12_100, &spans, Some(12_000), 1 << 20);
+        check_pieces(12_100, &spans, None, 1);
+        // A blob larger than a piece, one crossing the header, one past the
+        // end, overlapping ones (a hostile index).
+        check_pieces(
+            5000,
+            &[(0, 3000), (2500, 100), (4000, 2000)],
+            Some(4500),
+            1000,
+        );
+        check_pieces(5000, &[(10, 20), (15, 4000), (9000, 10)], Some(4990), 512);
+        check_pieces(1, &[], None, 4 << 20);
+        assert!(pieces(0, &[(0, 10)], None, 100).is_empty());
+    }
+
+    #[test]
+    fn pieces_are_about_the_piece_size() {
+        let spans: Vec<(u64, u64)> = (0..1000).map(|i| (i * 1000, 1000)).collect();
+        let out = pieces(1_000_100, &spans, Some(1_000_000), 64_000);
+        assert!(out.iter().all(|(s, e)| e - s <= 64_000), "{out:?}");
+        assert_eq!(out.last(), Some(&(1_000_000, 1_000_100)));
+    }
 }

@@ -11,15 +11,15 @@ mod target_fs;
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use super::content::{for_each_chunk, SEQUENTIAL_READAHEAD};
+use super::content::{for_each_chunk_at, SEQUENTIAL_READAHEAD};
 use super::pattern::Patterns;
 use super::walk::{resolve, walk, Resolved};
 use crate::error::{Error, ErrorKind, Result};
@@ -277,8 +277,8 @@ fn restore_other(
     match &item.entry.content {
         Content::File { .. } => {
             dir.clear(name).map_err(io("replace"))?;
-            let mut file = dir.create_file(name).map_err(io("create"))?;
-            let damage = restore_file(reader, &mut file, item, progress, shown)?;
+            let file = dir.create_file(name).map_err(io("create"))?;
+            let damage = restore_file(reader, &file, item, progress, shown)?;
             set_file_metadata(&file, &item.entry).map_err(io("set metadata of"))?;
             match damage {
                 Some(e) => Err(e),
@@ -309,43 +309,45 @@ fn restore_other(
     }
 }
 
-/// Writes the content; returns the first damaged range, which leaves a hole
-/// rather than stopping the file.
+/// Writes the content, each chunk at its offset as soon as it is decoded;
+/// returns the first damaged range, which leaves a hole rather than
+/// stopping the file.
 fn restore_file(
     reader: &BlobReader<'_>,
-    file: &mut File,
+    file: &File,
     item: &Planned,
     progress: &Progress,
     shown: &str,
 ) -> Result<Option<Error>> {
-    let mut first_error: Option<Error> = None;
-    let mut offset = 0u64;
-    for_each_chunk(reader, item.entry.chunks(), &mut |chunk, data| {
+    // The damaged chunk nearest the start, whatever order chunks come in.
+    let first_error = Mutex::new(None::<(u64, Error)>);
+    for_each_chunk_at(reader, item.entry.chunks(), &|offset, chunk, data| {
         match data {
             Ok(data) => file
-                .write_all(&data)
+                .write_all_at(&data, offset)
                 .map_err(|e| Error::io(format!("write {shown}"), e))?,
             Err(e) => {
                 // Leave a hole where the chunk was and go on: the rest of the
                 // file is still worth having, and the error names the range.
-                file.seek(SeekFrom::Current(i64::from(chunk.len)))
-                    .map_err(|e| Error::io(format!("seek {shown}"), e))?;
-                if first_error.is_none() {
-                    first_error = Some(e.at(format!(
-                        "bytes {}..{}",
-                        offset,
-                        offset + u64::from(chunk.len)
-                    )));
+                let mut first = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                if first.as_ref().is_none_or(|(at, _)| offset < *at) {
+                    let range = format!("bytes {}..{}", offset, offset + u64::from(chunk.len));
+                    *first = Some((offset, e.at(range)));
                 }
             }
         }
-        offset += u64::from(chunk.len);
         progress
             .bytes_written
             .fetch_add(u64::from(chunk.len), Ordering::Relaxed);
-        Ok(true)
+        Ok(())
     })?;
-    if offset != item.entry.size {
+    let mut first_error = first_error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .map(|(_, e)| e);
+    let written: u64 = item.entry.chunks().iter().map(|c| u64::from(c.len)).sum();
+    // A hole at the end is not written at all; the length still must be.
+    if written != item.entry.size || first_error.is_some() {
         file.set_len(item.entry.size)
             .map_err(|e| Error::io(format!("truncate {shown}"), e))?;
     }
