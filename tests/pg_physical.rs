@@ -154,6 +154,43 @@ fn base_backup_restores_to_a_time_to_the_end_and_along_a_new_timeline() {
     assert_eq!(count(&at_t, "phase = 'last'"), 0);
     drop(at_t);
 
+    // A drill does the same in a throwaway server, checks, and records it.
+    let drill = |asserts: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "drill",
+            "pg",
+            "--physical",
+            "--to-time",
+            &target,
+            "--wal-key-file",
+            a.key.to_str().unwrap(),
+            "--assert-db",
+            "app",
+        ];
+        for sql in asserts {
+            args.extend(["--assert", sql]);
+        }
+        pg.vault(&a.v, &args).output().unwrap()
+    };
+    let out = drill(&[
+        "(SELECT count(*) FROM t WHERE phase = 'marker') = 1",
+        "(SELECT count(*) FROM t WHERE phase = 'after') = 0",
+    ]);
+    common::assert_success(&out, "drill pg --physical");
+    let report = common::parse_json(&out);
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(common::json_u64(&report, "restore_ms") > 0);
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 4, "restore, recovery and two asserts: {report}");
+    let out = drill(&["(SELECT count(*) FROM t WHERE phase = 'after') > 0"]);
+    common::assert_code(&out, 9, "a failed assertion fails the drill");
+    assert_eq!(
+        a.v.library().drills().unwrap().len(),
+        2,
+        "both drills are recorded"
+    );
+
     // To the end: what was lost is at most archive_timeout worth, and the
     // server, promoted, archives its new timeline into the same archive.
     let at_end = a.restore(&pg, "at-end", &[]);

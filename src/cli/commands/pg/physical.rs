@@ -13,6 +13,7 @@ use vault::format::pg_base::PG_PHYSICAL_SOURCE;
 use vault::ops::pg::physical::restore::{
     restore_command, restore_physical, PhysicalRestoreOptions, RecoveryTarget,
 };
+use vault::ops::pg::physical::drill::{drill_physical, PhysicalDrillOptions};
 use vault::ops::pg::physical::snapshot::snapshot_physical;
 use vault::ops::snapshot::ParentChoice;
 use vault::progress::Progress;
@@ -20,6 +21,7 @@ use vault::repo::SnapshotFilter;
 
 use super::conn::PgConnArgs;
 use crate::cli::args::Global;
+use crate::cli::commands::drill::{report_drill, DrillPgArgs};
 use crate::cli::commands::filter::Filter;
 use crate::cli::commands::snapshot::{report_snapshot, snapshot_options, SnapshotMeta};
 use crate::cli::commands::{open, print_json, resolve_snapshot};
@@ -64,6 +66,42 @@ pub struct PhysicalRestoreArgs {
     pub wal_key_file: Option<PathBuf>,
 }
 
+/// The options of `drill pg` that only a physical drill takes.
+#[derive(Args, Debug)]
+pub struct PhysicalDrillArgs {
+    /// Drill a base backup (`snapshot pg --physical`) and the WAL archive
+    #[arg(long, conflicts_with_all = ["scratch_url", "no_roles"])]
+    pub physical: bool,
+    /// Recover up to this time (default: the end of the archive)
+    #[arg(long = "to-time", value_name = "TIME", requires = "physical")]
+    pub drill_to_time: Option<String>,
+    /// The WAL key file the scratch server's restore_command unlocks the archive with
+    #[arg(long = "wal-key-file", value_name = "FILE", requires = "physical")]
+    pub drill_wal_key_file: Option<PathBuf>,
+}
+
+pub(crate) fn drill_physical_cmd(g: &Global, a: &DrillPgArgs) -> Result<i32> {
+    let p = &a.physical;
+    let opts = PhysicalDrillOptions {
+        to: recovery_target(p.drill_to_time.as_ref(), None, None)?,
+        restore_command: server_restore_command(
+            g,
+            p.drill_wal_key_file.as_ref(),
+            "drill pg --physical",
+        )?,
+        asserts: a.asserts.clone(),
+        assert_database: a.assert_db.clone(),
+    };
+    let repo = open(g)?;
+    let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &physical_only(&a.filter))?;
+    let progress = Arc::new(Progress::default());
+    let (drill_id, d) = {
+        let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "drill --physical");
+        drill_physical(&repo, &id, &snap, &opts, &progress)?
+    };
+    report_drill(g, &id, &drill_id, &d)
+}
+
 /// Only base backups.
 fn physical_only(f: &Filter) -> SnapshotFilter {
     SnapshotFilter {
@@ -98,8 +136,12 @@ pub(crate) fn snapshot_physical_cmd(
     Ok(exit::OK)
 }
 
-fn recovery_target(a: &PhysicalRestoreArgs) -> Result<RecoveryTarget> {
-    Ok(match (&a.to_time, &a.to_lsn, a.to_xid) {
+fn recovery_target(
+    to_time: Option<&String>,
+    to_lsn: Option<&String>,
+    to_xid: Option<u64>,
+) -> Result<RecoveryTarget> {
+    Ok(match (to_time, to_lsn, to_xid) {
         (Some(t), _, _) => RecoveryTarget::Time(t.clone()),
         (_, Some(l), _) => RecoveryTarget::Lsn(parse_lsn(l).ok_or_else(|| {
             vault::Error::invalid(format!(
@@ -125,17 +167,14 @@ fn repository_for_server(g: &Global) -> Result<String> {
     Ok(std::path::absolute(repo)?.to_string_lossy().into_owned())
 }
 
-pub(crate) fn restore_physical_cmd(
-    g: &Global,
-    spec: &str,
-    a: &PhysicalRestoreArgs,
-    filter: &Filter,
-) -> Result<i32> {
-    let (Some(target), Some(key_file)) = (&a.target, &a.wal_key_file) else {
-        anyhow::bail!(vault::Error::invalid(
-            "restore pg --physical needs --target DIR and --wal-key-file FILE (made by `vault wal key-file`): \
+/// restore_command for a restored server: this binary, this repository,
+/// unlocked by the WAL key file.
+fn server_restore_command(g: &Global, key_file: Option<&PathBuf>, what: &str) -> Result<String> {
+    let Some(key_file) = key_file else {
+        anyhow::bail!(vault::Error::invalid(format!(
+            "{what} needs --wal-key-file FILE (made by `vault wal key-file`): \
              the restored server fetches WAL with it, and no password goes into the data directory"
-        ));
+        )));
     };
     let key_file = std::path::absolute(key_file)?;
     if !key_file.is_file() {
@@ -145,10 +184,32 @@ pub(crate) fn restore_physical_cmd(
         )));
     }
     let vault_bin = std::env::current_exe()?;
+    Ok(restore_command(
+        &vault_bin,
+        &repository_for_server(g)?,
+        &key_file,
+    ))
+}
+
+pub(crate) fn restore_physical_cmd(
+    g: &Global,
+    spec: &str,
+    a: &PhysicalRestoreArgs,
+    filter: &Filter,
+) -> Result<i32> {
+    let Some(target) = &a.target else {
+        anyhow::bail!(vault::Error::invalid(
+            "restore pg --physical needs --target DIR"
+        ));
+    };
     let opts = PhysicalRestoreOptions {
         target: std::path::absolute(target)?,
-        to: recovery_target(a)?,
-        restore_command: restore_command(&vault_bin, &repository_for_server(g)?, &key_file),
+        to: recovery_target(a.to_time.as_ref(), a.to_lsn.as_ref(), a.to_xid)?,
+        restore_command: server_restore_command(
+            g,
+            a.wal_key_file.as_ref(),
+            "restore pg --physical",
+        )?,
     };
     let repo = open(g)?;
     let (id, snap) = resolve_snapshot(g, &repo, spec, &physical_only(filter))?;

@@ -12,6 +12,7 @@
 //!                line, so empty ones (pg_wal, pg_notify, ...) come back
 //! ```
 
+pub mod drill;
 pub mod restore;
 pub mod snapshot;
 
