@@ -182,7 +182,11 @@ fn base_backup_restores_to_a_time_to_the_end_and_along_a_new_timeline() {
     assert_eq!(report["passed"], true, "{report}");
     assert!(common::json_u64(&report, "restore_ms") > 0);
     let checks = report["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 4, "restore, recovery and two asserts: {report}");
+    assert_eq!(
+        checks.len(),
+        4,
+        "restore, recovery and two asserts: {report}"
+    );
     let out = drill(&["(SELECT count(*) FROM t WHERE phase = 'after') > 0"]);
     common::assert_code(&out, 9, "a failed assertion fails the drill");
     assert_eq!(

@@ -10,10 +10,10 @@ use clap::Args;
 use serde_json::json;
 use vault::engines::pg::basebackup::{format_lsn, parse_lsn};
 use vault::format::pg_base::PG_PHYSICAL_SOURCE;
+use vault::ops::pg::physical::drill::{drill_physical, PhysicalDrillOptions};
 use vault::ops::pg::physical::restore::{
     restore_command, restore_physical, PhysicalRestoreOptions, RecoveryTarget,
 };
-use vault::ops::pg::physical::drill::{drill_physical, PhysicalDrillOptions};
 use vault::ops::pg::physical::snapshot::snapshot_physical;
 use vault::ops::snapshot::ParentChoice;
 use vault::progress::Progress;

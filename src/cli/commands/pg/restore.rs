@@ -62,7 +62,7 @@ pub struct PgRestoreArgs {
     #[command(flatten)]
     pub filter: Filter,
     #[command(flatten)]
-    pub physical: super::physical::PhysicalRestoreArgs,
+    pub physical: Box<super::physical::PhysicalRestoreArgs>,
 }
 
 fn plan_json(p: &RestorePlan) -> serde_json::Value {

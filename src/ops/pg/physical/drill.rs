@@ -93,7 +93,10 @@ fn recover_and_check(
         }
         (_, Some(o)) => checks.push(passed(
             "restore",
-            format!("{} files, {} bytes in {} ms", o.files, o.bytes, o.duration_ms),
+            format!(
+                "{} files, {} bytes in {} ms",
+                o.files, o.bytes, o.duration_ms
+            ),
         )),
     }
     let server = match server {
@@ -121,7 +124,8 @@ fn recover_and_check(
                 "recovery",
                 format!(
                     "promoted at LSN {lsn} on timeline {}",
-                    u32::from_str_radix(timeline, 16).map_or(timeline.to_string(), |t| t.to_string())
+                    u32::from_str_radix(timeline, 16)
+                        .map_or(timeline.to_string(), |t| t.to_string())
                 ),
             ));
         }

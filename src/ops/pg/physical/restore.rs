@@ -235,7 +235,7 @@ mod tests {
             "'/usr/bin/vault' -q -r '/srv/it'\\''s 100%%' wal fetch --key-file '/etc/vault/wal.key' %f %p"
         );
         let conf = recovery_settings(&cmd, &RecoveryTarget::End);
-        assert!(conf.contains("restore_command = ''/usr/bin/vault'' -q -r ''/srv/it''\\''''s"));
+        assert!(conf.contains("restore_command = '''/usr/bin/vault'' -q -r ''/srv/it''\\''''s"));
         assert!(conf.contains("recovery_target_timeline = 'latest'"));
         assert!(!conf.contains("recovery_target_action"));
     }
