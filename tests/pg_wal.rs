@@ -30,7 +30,7 @@ fn write_segment(dir: &Path, name: &str, seed: u64) -> (PathBuf, Vec<u8>) {
     (path, data)
 }
 
-fn wal(v: &Vault, args: &[&str]) -> Output {
+pub(crate) fn wal(v: &Vault, args: &[&str]) -> Output {
     let mut all = vec!["wal"];
     all.extend_from_slice(args);
     v.run(&all)
@@ -377,7 +377,7 @@ fn archiving_into_a_format_1_repository_asks_for_an_upgrade() {
 }
 
 /// Let the account PostgreSQL runs as use the repository and the key file.
-fn share_with_server(v: &Vault, pg: &Postgres, key_dir: &Path) {
+pub(crate) fn share_with_server(v: &Vault, pg: &Postgres, key_dir: &Path) {
     fs::set_permissions(v.path(), fs::Permissions::from_mode(0o755)).unwrap();
     if let Some((uid, gid)) = pg.owner() {
         for p in [&v.repo, &key_dir.to_path_buf()] {
@@ -392,7 +392,7 @@ fn share_with_server(v: &Vault, pg: &Postgres, key_dir: &Path) {
     }
 }
 
-fn wait_for(what: &str, pg: &Postgres, limit: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, pg: &Postgres, limit: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(
@@ -405,7 +405,7 @@ fn wait_for(what: &str, pg: &Postgres, limit: Duration, mut done: impl FnMut() -
 }
 
 /// The current segment is switched out and archived.
-fn archive_current(pg: &Postgres) {
+pub(crate) fn archive_current(pg: &Postgres) {
     let seg = pg.sql("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
     wait_for("archiving", pg, Duration::from_secs(60), || {
         pg.sql(
@@ -415,7 +415,7 @@ fn archive_current(pg: &Postgres) {
     });
 }
 
-fn count(pg: &Postgres, filter: &str) -> i64 {
+pub(crate) fn count(pg: &Postgres, filter: &str) -> i64 {
     pg.sql("app", &format!("SELECT count(*) FROM t WHERE {filter}"))
         .parse()
         .unwrap()

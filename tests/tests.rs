@@ -36,6 +36,7 @@ mod password_secrecy;
 mod pg_dependents;
 mod pg_drill;
 mod pg_failures;
+mod pg_physical;
 mod pg_roles;
 mod pg_roundtrip;
 mod pg_wal;

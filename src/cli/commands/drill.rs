@@ -51,10 +51,15 @@ pub struct DrillPgArgs {
     pub no_roles: bool,
     #[command(flatten)]
     pub filter: Filter,
+    #[command(flatten)]
+    pub physical: super::pg::physical::PhysicalDrillArgs,
 }
 
 pub(super) fn drill(g: &Global, a: DrillArgs) -> Result<i32> {
     let DrillKind::Pg(a) = a.kind;
+    if a.physical.physical {
+        return super::pg::physical::drill_physical_cmd(g, &a);
+    }
     let repo = open(g)?;
     let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &postgres_only(&a.filter))?;
     let opts = DrillOptions {
@@ -72,6 +77,16 @@ pub(super) fn drill(g: &Global, a: DrillArgs) -> Result<i32> {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "drill");
         drill_pg(&repo, &id, &snap, &opts, &progress)?
     };
+    report_drill(g, &id, &drill_id, &d)
+}
+
+/// Print a drill's outcome; its exit code (9 when a check failed).
+pub(crate) fn report_drill(
+    g: &Global,
+    id: &vault::Id,
+    drill_id: &vault::Id,
+    d: &vault::format::drill::Drill,
+) -> Result<i32> {
     if g.json {
         print_json(&json!({
             "drill": drill_id.to_hex(),

@@ -3,10 +3,12 @@
 //! never passed on a command line: libpq reads them from `PGPASSWORD` or
 //! `~/.pgpass`, which the programs inherit.
 
+pub mod basebackup;
 pub mod database;
 pub mod facts;
 pub mod names;
 pub mod session;
+pub mod tar;
 pub mod toc;
 
 use std::ffi::OsString;

@@ -3,6 +3,7 @@
 
 pub mod dependents;
 pub mod drill;
+pub mod physical;
 pub mod restore;
 pub mod scratch;
 pub mod snapshot;

@@ -38,29 +38,7 @@ fn account(name: &str) -> Result<(u32, u32)> {
 impl ScratchServer {
     pub fn start() -> Result<ScratchServer> {
         let initdb = program("initdb")?;
-        let pg_ctl = program("pg_ctl")?;
-        // SAFETY: geteuid has no preconditions.
-        let account = if unsafe { libc::geteuid() } == 0 {
-            Some(account(SERVER_ACCOUNT)?)
-        } else {
-            None
-        };
-        let dir = std::env::temp_dir().join(format!(
-            "vault-drill-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
-        let mut server = ScratchServer {
-            dir,
-            pg_ctl,
-            account,
-            running: false,
-        };
-        if let Some((uid, gid)) = account {
-            std::os::unix::fs::chown(&server.dir, Some(uid), Some(gid))
-                .map_err(|e| Error::io(server.dir.display().to_string(), e))?;
-        }
+        let mut server = Self::new_dir()?;
         let data = server.dir.join("data");
         server.run(
             &initdb,
@@ -76,14 +54,63 @@ impl ScratchServer {
                 "--no-sync".as_ref(),
             ],
         )?;
+        server.launch("")?;
+        Ok(server)
+    }
+
+    /// A server on a data directory `fill` writes (a restored base
+    /// backup), which is handed to the server's account first. It never
+    /// archives: a drill's new timeline must not reach the real archive.
+    /// Returns once the server accepts connections, which a recovering
+    /// server does once it is consistent.
+    pub fn start_from(fill: impl FnOnce(&Path) -> Result<()>) -> Result<ScratchServer> {
+        let mut server = Self::new_dir()?;
+        let data = server.dir.join("data");
+        fill(&data)?;
+        if let Some((uid, gid)) = server.account {
+            chown_tree(&data, uid, gid)?;
+        }
+        server.launch("-c archive_mode=off")?;
+        Ok(server)
+    }
+
+    fn new_dir() -> Result<ScratchServer> {
+        let pg_ctl = program("pg_ctl")?;
+        // SAFETY: geteuid has no preconditions.
+        let account = if unsafe { libc::geteuid() } == 0 {
+            Some(account(SERVER_ACCOUNT)?)
+        } else {
+            None
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "vault-drill-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+        let server = ScratchServer {
+            dir,
+            pg_ctl,
+            account,
+            running: false,
+        };
+        if let Some((uid, gid)) = account {
+            std::os::unix::fs::chown(&server.dir, Some(uid), Some(gid))
+                .map_err(|e| Error::io(server.dir.display().to_string(), e))?;
+        }
+        Ok(server)
+    }
+
+    fn launch(&mut self, extra: &str) -> Result<()> {
+        let data = self.dir.join("data");
         let options = format!(
-            "-k {} -c listen_addresses= -c fsync=off -c full_page_writes=off -c synchronous_commit=off",
-            server.dir.display()
+            "-k {} -c listen_addresses= -c fsync=off -c full_page_writes=off -c synchronous_commit=off {extra}",
+            self.dir.display()
         );
-        let log = server.dir.join("server.log");
-        let pg_ctl = server.pg_ctl.clone();
-        server.running = true;
-        server.run(
+        let log = self.dir.join("server.log");
+        let pg_ctl = self.pg_ctl.clone();
+        self.running = true;
+        self.run(
             &pg_ctl,
             &[
                 "-D".as_ref(),
@@ -93,10 +120,20 @@ impl ScratchServer {
                 "-o".as_ref(),
                 options.as_ref(),
                 "-w".as_ref(),
+                // A recovering server accepts connections only once it is
+                // consistent; replaying to there can take long.
+                "-t".as_ref(),
+                "3600".as_ref(),
                 "start".as_ref(),
             ],
-        )?;
-        Ok(server)
+        )
+    }
+
+    /// The server's log so far (why a recovery stopped).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     fn run(&self, program: &Path, args: &[&std::ffi::OsStr]) -> Result<()> {
@@ -129,6 +166,23 @@ impl ScratchServer {
             dbname: None,
         }
     }
+}
+
+/// Hand a folder and everything in it to `uid:gid`, links not followed.
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .map_err(|e| Error::io(format!("chown {}", path.display()), e))?;
+    let meta =
+        std::fs::symlink_metadata(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    if meta.is_dir() {
+        let entries =
+            std::fs::read_dir(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(path.display().to_string(), e))?;
+            chown_tree(&entry.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 impl Drop for ScratchServer {

@@ -25,8 +25,8 @@ pub struct PgRestoreArgs {
     /// Snapshot id (or unique prefix), or 'latest'
     pub snapshot: String,
     /// Database to restore into
-    #[arg(short = 'd', long)]
-    pub dbname: String,
+    #[arg(short = 'd', long, required_unless_present = "physical")]
+    pub dbname: Option<String>,
     /// Create the target database first
     #[arg(long)]
     pub create: bool,
@@ -61,6 +61,8 @@ pub struct PgRestoreArgs {
     pub conn: PgConnArgs,
     #[command(flatten)]
     pub filter: Filter,
+    #[command(flatten)]
+    pub physical: Box<super::physical::PhysicalRestoreArgs>,
 }
 
 fn plan_json(p: &RestorePlan) -> serde_json::Value {
@@ -103,11 +105,14 @@ fn print_dependents(dependents: &[Dependent]) {
 }
 
 pub(crate) fn restore_pg_cmd(g: &Global, a: &PgRestoreArgs) -> Result<i32> {
+    let Some(dbname) = &a.dbname else {
+        return super::physical::restore_physical_cmd(g, &a.snapshot, &a.physical, &a.filter);
+    };
     let repo = open(g)?;
     let (_, snap) = resolve_snapshot(g, &repo, &a.snapshot, &postgres_only(&a.filter))?;
     let opts = PgRestoreOptions {
         conn: a.conn.conn(None)?,
-        target: a.dbname.clone(),
+        target: dbname.clone(),
         from: a.from.clone(),
         create: a.create,
         clean: a.clean,

@@ -26,6 +26,10 @@ pub struct PgSnapshotArgs {
     /// Every database that accepts connections, and the roles and tablespaces
     #[arg(long)]
     pub all: bool,
+    /// A base backup of the whole cluster over the replication protocol
+    /// (point-in-time restore with the WAL archive)
+    #[arg(long, conflicts_with_all = ["all", "database"])]
+    pub physical: bool,
     /// Tables dumped at once
     #[arg(short, long, default_value_t = 2)]
     pub jobs: usize,
@@ -37,6 +41,9 @@ pub struct PgSnapshotArgs {
 }
 
 pub(crate) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs, meta: &SnapshotMeta) -> Result<i32> {
+    if a.physical {
+        return super::physical::snapshot_physical_cmd(g, &a.conn, a.dbname.clone(), meta);
+    }
     let conn = a.conn.conn(a.dbname.clone().or(a.database.clone()))?;
     let repo = crate::cli::commands::open_for_backup(g)?;
     let opts = PgSnapshotOptions {

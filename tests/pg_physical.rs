@@ -1,0 +1,306 @@
+//! `vault snapshot pg --physical` and `vault restore pg --physical`: a base
+//! backup of a real PostgreSQL 15 with WAL archived by `vault wal push`,
+//! restored to a point in time, to the end of the archive, and again after
+//! the restored server promoted onto a new timeline; and the servers a
+//! base backup cannot be taken from, refused with one line.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vault::format::pg_base::{BaseBackup, PG_PHYSICAL_SOURCE};
+
+use crate::common::{self, postgres::Postgres, Vault, BIN};
+use crate::pg_wal::{archive_current, count, share_with_server, wait_for, wal};
+
+/// A repository with a WAL key file, and the archive settings that push
+/// into it with that key.
+struct Archive {
+    v: Vault,
+    key_dir: PathBuf,
+    key: PathBuf,
+    settings: Vec<String>,
+}
+
+impl Archive {
+    fn new() -> Archive {
+        let v = Vault::init();
+        let key_dir = v.dir("key");
+        let key = key_dir.join("wal.key");
+        common::assert_success(&wal(&v, &["key-file", key.to_str().unwrap()]), "key-file");
+        let push = format!(
+            "archive_command='{BIN} -q -r {} wal push --key-file {} %p'",
+            v.repo.display(),
+            key.display()
+        );
+        Archive {
+            v,
+            key_dir,
+            key,
+            settings: vec!["archive_mode=on".into(), push, "archive_timeout=2".into()],
+        }
+    }
+
+    fn settings(&self) -> Vec<&str> {
+        self.settings.iter().map(String::as_str).collect()
+    }
+
+    /// `restore pg --physical` of the newest base backup into a new folder.
+    fn restore(&self, pg: &Postgres, name: &str, target: &[&str]) -> PathBuf {
+        let dir = self.v.dir(name);
+        fs::remove_dir(&dir).unwrap();
+        let mut args = vec![
+            "restore",
+            "pg",
+            "--physical",
+            "latest",
+            "--target",
+            dir.to_str().unwrap(),
+            "--wal-key-file",
+            self.key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(target);
+        let out = pg.vault(&self.v, &args).output().unwrap();
+        common::assert_success(&out, "restore pg --physical");
+        dir
+    }
+}
+
+/// Start a server on a restored data directory as it is (the restore wrote
+/// its recovery settings) and wait for recovery to end.
+fn recover(pg: &Postgres, data: &Path, settings: &[&str]) -> Postgres {
+    let r = pg.start_from(data, settings, |_| {});
+    wait_for("the end of recovery", &r, Duration::from_secs(120), || {
+        r.sql("postgres", "SELECT pg_is_in_recovery()") == "f"
+    });
+    r
+}
+
+#[test]
+fn base_backup_restores_to_a_time_to_the_end_and_along_a_new_timeline() {
+    let a = Archive::new();
+    let Some(mut pg) = Postgres::start_with(&a.settings()) else {
+        return;
+    };
+    share_with_server(&a.v, &pg, &a.key_dir);
+    pg.createdb("app");
+    pg.sql(
+        "app",
+        "CREATE TABLE t (id int PRIMARY KEY, phase text);
+         INSERT INTO t SELECT g, 'base' FROM generate_series(1, 1000) g;
+         CREATE TABLE still (id int, pad text);
+         INSERT INTO still SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g",
+    );
+
+    let first = pg.vault_json(&a.v, &["snapshot", "pg", "--physical"]);
+    let second = pg.vault_json(&a.v, &["snapshot", "pg", "--physical"]);
+    assert!(
+        common::json_u64(&second, "raw_bytes_added") * 10
+            < common::json_u64(&first, "raw_bytes_added"),
+        "unchanged relation files cost nothing the second time: {second}"
+    );
+    let repo = a.v.library();
+    let snaps = repo.snapshots().unwrap();
+    let (_, snap) = snaps.last().unwrap();
+    assert_eq!(snap.source, PG_PHYSICAL_SOURCE);
+    let base = BaseBackup::from_meta(&snap.meta).unwrap().unwrap();
+    let sysid = pg.sql(
+        "postgres",
+        "SELECT system_identifier FROM pg_control_system()",
+    );
+    assert_eq!(base.system_identifier.to_string(), sysid);
+    assert_eq!(base.wal_segment_size, 16 << 20);
+    assert_eq!((base.start_timeline, base.stop_timeline), (1, 1));
+    assert!(base.start_lsn > 0 && base.start_lsn <= base.stop_lsn);
+
+    pg.sql(
+        "app",
+        "INSERT INTO t SELECT g, 'before' FROM generate_series(1001, 2000) g;
+         INSERT INTO t VALUES (0, 'marker')",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = pg.sql("postgres", "SELECT clock_timestamp()::text");
+    std::thread::sleep(Duration::from_millis(1100));
+    pg.sql(
+        "app",
+        "INSERT INTO t SELECT g, 'after' FROM generate_series(2001, 3000) g",
+    );
+    archive_current(&pg);
+    // The last commit: not switched out by hand, only by archive_timeout.
+    pg.sql("app", "INSERT INTO t VALUES (-1, 'last')");
+    std::thread::sleep(Duration::from_secs(5));
+    pg.kill();
+
+    let at_t = a.restore(&pg, "at-t", &["--to-time", &target]);
+    let conf = fs::read_to_string(at_t.join("postgresql.auto.conf")).unwrap();
+    assert!(
+        conf.contains("recovery_target_action = 'promote'"),
+        "{conf}"
+    );
+    assert!(
+        !conf.contains(&a.v.password),
+        "no password in the data directory"
+    );
+    assert!(at_t.join("recovery.signal").is_file());
+    assert!(
+        at_t.join("pg_wal/archive_status").is_dir(),
+        "empty folders come back"
+    );
+    let at_t = recover(&pg, &at_t, &[]);
+    assert_eq!(count(&at_t, "phase = 'marker'"), 1, "the marker is there");
+    assert_eq!(count(&at_t, "phase = 'before'"), 1000);
+    assert_eq!(count(&at_t, "phase = 'after'"), 0, "later rows are not");
+    assert_eq!(count(&at_t, "phase = 'last'"), 0);
+    drop(at_t);
+
+    // A drill does the same in a throwaway server, checks, and records it.
+    let drill = |asserts: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "drill",
+            "pg",
+            "--physical",
+            "--to-time",
+            &target,
+            "--wal-key-file",
+            a.key.to_str().unwrap(),
+            "--assert-db",
+            "app",
+        ];
+        for sql in asserts {
+            args.extend(["--assert", sql]);
+        }
+        pg.vault(&a.v, &args).output().unwrap()
+    };
+    let out = drill(&[
+        "(SELECT count(*) FROM t WHERE phase = 'marker') = 1",
+        "(SELECT count(*) FROM t WHERE phase = 'after') = 0",
+    ]);
+    common::assert_success(&out, "drill pg --physical");
+    let report = common::parse_json(&out);
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(common::json_u64(&report, "restore_ms") > 0);
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(
+        checks.len(),
+        4,
+        "restore, recovery and two asserts: {report}"
+    );
+    let out = drill(&["(SELECT count(*) FROM t WHERE phase = 'after') > 0"]);
+    common::assert_code(&out, 9, "a failed assertion fails the drill");
+    assert_eq!(
+        a.v.library().drills().unwrap().len(),
+        2,
+        "both drills are recorded"
+    );
+
+    // To the end: what was lost is at most archive_timeout worth, and the
+    // server, promoted, archives its new timeline into the same archive.
+    let at_end = a.restore(&pg, "at-end", &[]);
+    let at_end = recover(&pg, &at_end, &a.settings());
+    assert_eq!(count(&at_end, "phase = 'after'"), 1000);
+    assert_eq!(
+        count(&at_end, "phase = 'last'"),
+        1,
+        "a commit older than archive_timeout was archived"
+    );
+    let timeline: u32 = at_end
+        .sql(
+            "postgres",
+            "SELECT timeline_id FROM pg_control_checkpoint()",
+        )
+        .parse()
+        .unwrap();
+    assert!(timeline > 1, "promoted onto a new timeline");
+    at_end.sql(
+        "app",
+        "INSERT INTO t SELECT g, 'new timeline' FROM generate_series(5001, 5100) g",
+    );
+    archive_current(&at_end);
+    drop(at_end);
+
+    // The same base backup again, to the end: it follows the new timeline.
+    let again = a.restore(&pg, "again", &[]);
+    let again = recover(&pg, &again, &[]);
+    assert_eq!(count(&again, "phase = 'new timeline'"), 100);
+    assert_eq!(count(&again, "phase = 'last'"), 1);
+}
+
+#[test]
+fn servers_that_cannot_stream_a_base_backup_are_refused_in_one_line() {
+    let Some(minimal) = Postgres::start_with(&["wal_level=minimal", "max_wal_senders=0"]) else {
+        return;
+    };
+    let v = Vault::init();
+    let out = minimal
+        .vault(&v, &["snapshot", "pg", "--physical"])
+        .output()
+        .unwrap();
+    common::assert_code(&out, 8, "wal_level minimal");
+    assert!(common::one_line_error(&out).contains("wal_level is minimal"));
+    drop(minimal);
+
+    let no_senders = Postgres::start_with(&["max_wal_senders=0"]).unwrap();
+    let out = no_senders
+        .vault(&v, &["snapshot", "pg", "--physical"])
+        .output()
+        .unwrap();
+    common::assert_code(&out, 8, "max_wal_senders 0");
+    assert!(common::one_line_error(&out).contains("max_wal_senders is 0"));
+    drop(no_senders);
+
+    let pg = Postgres::start().unwrap();
+    pg.sql("postgres", "CREATE ROLE plain LOGIN");
+    let out = pg
+        .vault(&v, &["snapshot", "pg", "--physical", "-U", "plain"])
+        .output()
+        .unwrap();
+    common::assert_code(&out, 8, "no REPLICATION");
+    assert!(common::one_line_error(&out).contains("needs the REPLICATION attribute"));
+
+    let spc = v.dir("tablespace");
+    fs::set_permissions(v.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    if let Some((uid, gid)) = pg.owner() {
+        std::os::unix::fs::chown(&spc, Some(uid), Some(gid)).unwrap();
+    }
+    pg.sql(
+        "postgres",
+        &format!("CREATE TABLESPACE fast LOCATION '{}'", spc.display()),
+    );
+    let out = pg
+        .vault(&v, &["snapshot", "pg", "--physical"])
+        .output()
+        .unwrap();
+    common::assert_code(&out, 8, "tablespaces");
+    assert!(common::one_line_error(&out).contains("tablespaces (fast)"));
+    assert!(v.snapshots().is_empty(), "no snapshot recorded");
+    pg.sql("postgres", "DROP TABLESPACE fast");
+
+    // A restore never writes into a folder that holds anything.
+    pg.vault_json(&v, &["snapshot", "pg", "--physical"]);
+    let key = v.dir("key").join("wal.key");
+    common::assert_success(&wal(&v, &["key-file", key.to_str().unwrap()]), "key-file");
+    let busy = v.dir("busy");
+    fs::write(busy.join("keep"), b"mine").unwrap();
+    let out = pg
+        .vault(
+            &v,
+            &[
+                "restore",
+                "pg",
+                "--physical",
+                "latest",
+                "--target",
+                busy.to_str().unwrap(),
+                "--wal-key-file",
+                key.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    common::assert_code(&out, 2, "non-empty target");
+    assert!(common::one_line_error(&out).contains("is not empty"));
+    assert_eq!(fs::read(busy.join("keep")).unwrap(), b"mine");
+    assert_eq!(fs::read_dir(&busy).unwrap().count(), 1);
+}
