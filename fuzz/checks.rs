@@ -28,6 +28,7 @@ use vault::format::lock::Lock;
 use vault::format::marks::Marks;
 use vault::format::pack::{self, TRAILER_LEN};
 use vault::format::payload::{self, ENCODING_RAW};
+use vault::format::pg_parts;
 use vault::format::pg_tables;
 use vault::format::run::RunRecord;
 use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION};
@@ -56,6 +57,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("drill", drill),
     ("verified", verified),
     ("pg_tables", pg_tables),
+    ("pg_parts", pg_parts),
     ("run_record", run_record),
     ("wal", wal),
 ];
@@ -298,6 +300,15 @@ pub fn pg_tables(data: &[u8]) -> bool {
         "pg table list",
         pg_tables::decode,
         |t: &Vec<pg_tables::TableRows>| pg_tables::encode(t),
+        data
+    )
+}
+
+pub fn pg_parts(data: &[u8]) -> bool {
+    round_trip!(
+        "pg part list",
+        pg_parts::decode,
+        |t: &Vec<pg_parts::TableParts>| pg_parts::encode(t),
         data
     )
 }

@@ -127,6 +127,7 @@ corpus_tests!(
     drill,
     verified,
     pg_tables,
+    pg_parts,
     run_record,
     wal
 );
@@ -268,6 +269,7 @@ mod seeds {
             ("drill", drill()),
             ("verified", verified()),
             ("pg_tables", pg_tables()),
+            ("pg_parts", pg_parts()),
             ("run_record", run_record()),
             ("wal", wal()),
         ]
@@ -1065,6 +1067,29 @@ mod seeds {
         let good = encode(&tables);
         let mut files: Files = vec![
             ("valid-two-tables".into(), good.clone()),
+            ("valid-none".into(), encode(&[])),
+            ("invalid-truncated".into(), half(&good)),
+            ("invalid-version".into(), with_byte(good.clone(), 0, 99)),
+        ];
+        let mut trailing = good;
+        trailing.push(0);
+        files.push(("invalid-trailing-byte".into(), trailing));
+        common(&mut files);
+        files
+    }
+
+    fn pg_parts() -> Files {
+        use vault::format::pg_parts::{encode, TableParts};
+        let tables = vec![TableParts {
+            database: "app".into(),
+            schema: "public".into(),
+            table: "events".into(),
+            part_blocks: 8192,
+            parts: vec![67_108_864, 12],
+        }];
+        let good = encode(&tables);
+        let mut files: Files = vec![
+            ("valid-one-table".into(), good.clone()),
             ("valid-none".into(), encode(&[])),
             ("invalid-truncated".into(), half(&good)),
             ("invalid-version".into(), with_byte(good.clone(), 0, 99)),

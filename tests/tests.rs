@@ -37,6 +37,7 @@ mod pg_drill;
 mod pg_failures;
 mod pg_roles;
 mod pg_roundtrip;
+mod pg_split;
 mod pg_wal;
 mod pg_zoo;
 mod plan_run;

@@ -14,6 +14,7 @@ pub mod marks;
 pub mod pack;
 pub mod payload;
 pub mod pg_facts;
+pub mod pg_parts;
 pub mod pg_tables;
 pub mod run;
 pub mod sealed;

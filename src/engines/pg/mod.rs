@@ -7,6 +7,7 @@ pub mod database;
 pub mod facts;
 pub mod names;
 pub mod session;
+pub mod split;
 pub mod toc;
 
 use std::ffi::OsString;
