@@ -399,6 +399,9 @@ fn client(program: &Path, args: &[OsString]) -> std::process::Command {
     cmd
 }
 
+/// Each part's length, by part number.
+type PartSizes = BTreeMap<u64, u64>;
+
 /// What one database's dump recorded.
 struct Dumped {
     tables: Vec<TableRows>,
@@ -444,7 +447,7 @@ fn dump_database(
     let large_object_bytes = std::sync::atomic::AtomicU64::new(0);
     // Rows per table, and each part's length, summed as parts finish.
     let counted: Mutex<BTreeMap<(&str, &str), u64>> = Mutex::new(BTreeMap::new());
-    let part_sizes: Mutex<BTreeMap<(&str, &str), BTreeMap<u64, u64>>> = Mutex::new(BTreeMap::new());
+    let part_sizes: Mutex<BTreeMap<(&str, &str), PartSizes>> = Mutex::new(BTreeMap::new());
     let dump = Dump {
         set,
         database,
