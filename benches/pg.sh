@@ -1,106 +1,167 @@
 #!/usr/bin/env bash
-# PostgreSQL side by side, in one run, on this machine: a pgbench -s $SCALE
-# database (made once in a throwaway cluster cached in $BENCH_DIR) dumped by
-#   vault snapshot pg --jobs 2
-#   pg_dump -Fc | restic backup --stdin
-#   pg_dump -Fd -j 2 -f DIR          (plain parallel dump to local disk)
-# Medians of RUNS runs. Then the hourly case: $TXNS pgbench transactions,
-# and a second snapshot by vault and by restic: bytes each repository grew.
+# PostgreSQL dumps side by side, paired in one run, on this machine. A
+# throwaway cluster (made once, cached in $BENCH_DIR) holds a `shop`
+# database whose largest table, `events` ($EVENTS rows, default 2 million:
+# text, JSON, numbers, timestamps), is most of its size, beside two smaller
+# tables (customers, orders). Each run times, in alternating order:
+#   vault         vault snapshot pg --jobs $JOBS            (large tables split)
+#   vault_whole   the same with --split-size 0              (one stream per table)
+#   pg_dump_dir   pg_dump -Fd -j $JOBS -Z0 -f DIR           (local disk)
+#   pg_dump_plain pg_dump -Fp > /dev/null                   (the server's floor)
+# each vault run into a fresh repository. Medians of RUNS runs and the ratio of
+# each to pg_dump -Fd -j; raw rows (name, run, seconds, peak KiB, user+sys CPU
+# seconds of the client side) in $RESULTS. Then the hourly case: 1% of the
+# events updated, 0.2% inserted, and a second split snapshot into the last run's
+# repositories (split and whole): the bytes each grew by.
 #
 #   benches/pg.sh
-#   RUNS=1 SCALE=10 benches/pg.sh
-#   VAULT_INIT_ARGS="--chunk-min 4096 --chunk-avg 16384 --chunk-max 65536" benches/pg.sh
+#   RUNS=5 EVENTS=1000000 VAULT_BIN=target/release/vault benches/pg.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/benches/setup.sh"
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
-RUNS=${RUNS:-3}
-SCALE=${SCALE:-40}
-TXNS=${TXNS:-5000}
+RUNS=${RUNS:-5}
+EVENTS=${EVENTS:-2000000}
 JOBS=${JOBS:-2}
 WORK=$BENCH_DIR/pg-work
-CLUSTER=$BENCH_DIR/pg-s$SCALE
-RESULTS=$BENCH_DIR/pg-results.tsv
-export VAULT_PASSWORD=bench RESTIC_PASSWORD=bench
+CLUSTER=$BENCH_DIR/pg-shop-$EVENTS
+RESULTS=${RESULTS:-$BENCH_DIR/pg-results.tsv}
+export VAULT_PASSWORD=bench
 
 vault_binary
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 AS_PG=(runuser -u postgres --)
 mkdir -p "$BENCH_DIR"
 
-# The cluster lives in $CLUSTER; the socket folder is the cluster folder.
-start_cluster() {
-    if [ ! -d "$CLUSTER/data" ]; then
-        rm -rf "$CLUSTER.tmp"; mkdir -p "$CLUSTER.tmp"; chown postgres "$CLUSTER.tmp"
-        "${AS_PG[@]}" "$BIN/initdb" -D "$CLUSTER.tmp/data" -A trust -U postgres >/dev/null
-        mv "$CLUSTER.tmp" "$CLUSTER"
-        "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -o "-k $CLUSTER -c listen_addresses=" -l "$CLUSTER/log" -w start >/dev/null
-        "${AS_PG[@]}" "$BIN/createdb" -h "$CLUSTER" bench
-        "${AS_PG[@]}" "$BIN/pgbench" -h "$CLUSTER" -i -s "$SCALE" -q bench 2>/dev/null
-    else
-        "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -o "-k $CLUSTER -c listen_addresses=" -l "$CLUSTER/log" -w start >/dev/null
-    fi
-}
-stop_cluster() { "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -m fast -w stop >/dev/null || true; }
-trap stop_cluster EXIT
-start_cluster
-export PGHOST=$CLUSTER PGUSER=postgres PGDATABASE=bench
+pg_start() { "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -o "-k $CLUSTER -c listen_addresses=" -l "$CLUSTER/log" -w start >/dev/null; }
+pg_stop() { "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -m fast -w stop >/dev/null 2>&1 || true; }
+sql() { "${AS_PG[@]}" "$BIN/psql" -h "$CLUSTER" -XAtq -v ON_ERROR_STOP=1 "$@"; }
 
+make_cluster() {
+    [ -d "$CLUSTER/data" ] && return
+    rm -rf "$CLUSTER.tmp"; mkdir -p "$CLUSTER.tmp"; chown postgres "$CLUSTER.tmp"
+    "${AS_PG[@]}" "$BIN/initdb" -D "$CLUSTER.tmp/data" -A trust -U postgres >/dev/null
+    mv "$CLUSTER.tmp" "$CLUSTER"
+    pg_start
+    sql -d postgres -c "CREATE DATABASE shop"
+    sql -d shop <<SQL
+SELECT setseed(0.42);
+CREATE TABLE customers (id bigint PRIMARY KEY, name text, email text, city text,
+    balance numeric(12,2), prefs jsonb);
+INSERT INTO customers
+SELECT g, initcap(md5(g::text)), 'user' || g || '@example.com',
+       (ARRAY['Berlin','Lyon','Porto','Oslo','Austin','Osaka'])[1 + g % 6],
+       round((random() * 10000)::numeric, 2),
+       jsonb_build_object('lang', (ARRAY['de','fr','pt','no','en','ja'])[1 + g % 6],
+                          'newsletter', g % 3 = 0, 'theme', md5((g * 7)::text))
+FROM generate_series(1::bigint, $EVENTS / 20) g;
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, total numeric(12,2),
+    status text, items jsonb, placed timestamptz);
+INSERT INTO orders
+SELECT g, 1 + (g * 7919) % ($EVENTS / 20), round((random() * 500)::numeric, 2),
+       (ARRAY['new','paid','shipped','returned'])[1 + g % 4],
+       jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (g * 31) % 9973, 'qty', 1 + g % 5,
+                                            'price', round((random() * 100)::numeric, 2))),
+       timestamptz '2026-01-01' + g * interval '37 seconds'
+FROM generate_series(1::bigint, $EVENTS / 10) g;
+CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, user_id bigint, kind text,
+    payload jsonb, note text);
+INSERT INTO events
+SELECT g, timestamptz '2026-01-01' + g * interval '3 seconds', 1 + (g * 104729) % ($EVENTS / 20),
+       (ARRAY['view','click','cart','buy','search','login'])[1 + g % 6],
+       jsonb_build_object('page', '/p/' || (g * 13) % 5000, 'ms', (random() * 900)::int,
+                          'ref', md5((g * 3)::text), 'score', round(random()::numeric, 4)),
+       CASE WHEN g % 4 = 0 THEN 'note ' || md5(g::text) || ' ' || md5((g + 1)::text) END
+FROM generate_series(1::bigint, $EVENTS) g;
+VACUUM ANALYZE;
+SQL
+}
+
+trap pg_stop EXIT
+make_cluster
+pg_stop
+pg_start
+[ "${SETUP_ONLY:-}" = 1 ] && exit 0
+export PGHOST=$CLUSTER PGUSER=postgres PGDATABASE=shop
+
+# measure NAME RUN COMMAND...: wall seconds, peak RSS and the client side's
+# CPU seconds (user + system of the command and its children; the server's
+# backends are not its children).
 measure() {
     local name=$1 run=$2; shift 2
     local t0 t1
     sync
     echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     t0=$(date +%s.%N)
-    /usr/bin/time -f %M -o "$WORK/rss" bash -c '"$@"' _ "$@"
+    /usr/bin/time -f '%M %U %S' -o "$WORK/time" bash -c '"$@"' _ "$@"
     t1=$(date +%s.%N)
-    printf '%s\t%s\t%s\t%s\n' "$name" "$run" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" "$(tail -1 "$WORK/rss")" >> "$RESULTS"
+    read -r rss user sys < <(tail -1 "$WORK/time")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$run" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" \
+        "$rss" "$(awk -v a="$user" -v b="$sys" 'BEGIN { printf "%.2f", a + b }')" >> "$RESULTS"
 }
 
-vault_snapshot() { "$VAULT_BIN" -r "$WORK/vault" --cache-dir "$WORK/cache-vault" -q snapshot pg --jobs "$JOBS"; }
-restic_snapshot() {
-    "$BIN/pg_dump" -Fc bench | restic -q -r "$WORK/restic" --cache-dir "$WORK/cache-restic" backup --stdin --stdin-filename bench.dump
-}
-dir_dump() { rm -rf "$WORK/dir"; "$BIN/pg_dump" -Fd -j "$JOBS" -f "$WORK/dir" bench; }
-export -f vault_snapshot restic_snapshot dir_dump
+vault_in() { "$VAULT_BIN" -r "$WORK/$1" --cache-dir "$WORK/cache-$1" -q "${@:2}"; }
+vault_split() { vault_in split snapshot pg --jobs "$JOBS"; }
+vault_whole() { vault_in whole snapshot pg --jobs "$JOBS" --split-size 0; }
+dir_dump() { rm -rf "$WORK/dir"; "$BIN/pg_dump" -Fd -j "$JOBS" -Z0 -f "$WORK/dir"; }
+plain_dump() { "$BIN/pg_dump" -Fp > /dev/null; }
+export -f vault_in vault_split vault_whole dir_dump plain_dump
 export VAULT_BIN WORK BIN JOBS
 
-echo "pgbench -s $SCALE: $("$BIN/psql" -XAtc "SELECT pg_size_pretty(pg_database_size('bench'))"), runs: $RUNS" >&2
+echo "shop: $(sql -d shop -c "SELECT pg_size_pretty(pg_database_size('shop'))"), events $(sql -d shop -c "SELECT pg_size_pretty(pg_relation_size('events'))"), runs: $RUNS" >&2
 : > "$RESULTS"
+steps=(vault vault_whole pg_dump_dir pg_dump_plain)
 for run in $(seq 1 "$RUNS"); do
     rm -rf "$WORK"; mkdir -p "$WORK"
-    # shellcheck disable=SC2086 # options, split on purpose
-    "$VAULT_BIN" -r "$WORK/vault" --cache-dir "$WORK/cache-vault" -q init ${VAULT_INIT_ARGS:-}
-    restic -q init -r "$WORK/restic" >/dev/null
-    measure vault "$run" vault_snapshot
-    measure restic "$run" restic_snapshot
-    measure pg_dump_dir "$run" dir_dump
+    vault_in split init; vault_in whole init
+    # Alternate the order, so neither side always runs first on a
+    # machine whose load changes.
+    order=("${steps[@]}")
+    [ $((run % 2)) = 0 ] && order=(pg_dump_plain pg_dump_dir vault_whole vault)
+    for step in "${order[@]}"; do
+        case $step in
+            vault) measure vault "$run" vault_split ;;
+            vault_whole) measure vault_whole "$run" vault_whole ;;
+            pg_dump_dir) measure pg_dump_dir "$run" dir_dump ;;
+            pg_dump_plain) measure pg_dump_plain "$run" plain_dump ;;
+        esac
+    done
 done
-vault_first=$(du -sb "$WORK/vault" | cut -f1)
-restic_first=$(du -sb "$WORK/restic" | cut -f1)
-"$BIN/pgbench" -n -t "$TXNS" -c 2 bench >/dev/null 2>&1
-vault_snapshot
-restic_snapshot
-vault_added=$(( $(du -sb "$WORK/vault" | cut -f1) - vault_first ))
-restic_added=$(( $(du -sb "$WORK/restic" | cut -f1) - restic_first ))
-printf 'first_repo_bytes\t-\t%s\t%s\n' "$vault_first" "$restic_first" >> "$RESULTS"
-printf 'hourly_added_bytes\t-\t%s\t%s\n' "$vault_added" "$restic_added" >> "$RESULTS"
+# The hourly case, into the last run's repositories.
+split_first=$(du -sb "$WORK/split" | cut -f1)
+whole_first=$(du -sb "$WORK/whole" | cut -f1)
+sql -d shop <<SQL
+UPDATE events SET payload = payload || jsonb_build_object('seen', 1) WHERE id % 100 = 7;
+INSERT INTO events SELECT m + g, now(), 1 + g % 1000, 'buy', jsonb_build_object('page', '/checkout'), NULL
+FROM (SELECT max(id) AS m FROM events) s, generate_series(1, $EVENTS / 500) g;
+SQL
+vault_split
+vault_whole
+printf 'hourly_added_bytes\t-\t%s\t%s\t-\n' "$(( $(du -sb "$WORK/split" | cut -f1) - split_first ))" \
+    "$(( $(du -sb "$WORK/whole" | cut -f1) - whole_first ))" >> "$RESULTS"
+printf 'first_repo_bytes\t-\t%s\t%s\t-\n' "$split_first" "$whole_first" >> "$RESULTS"
+# Undo the hour, so the next run of this script starts from the same rows.
+sql -d shop -c "DELETE FROM events WHERE id > $EVENTS" -c "UPDATE events SET payload = payload - 'seen' WHERE id % 100 = 7" -c "VACUUM events"
 
 python3 - "$RESULTS" <<'PY'
 import statistics, sys, collections
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-secs, rss = collections.defaultdict(list), collections.defaultdict(list)
-for name, run, a, b in rows:
+secs, rss, cpu = collections.defaultdict(list), collections.defaultdict(list), collections.defaultdict(list)
+pairs = collections.defaultdict(dict)
+for name, run, a, b, c in rows:
     if run != "-":
-        secs[name].append(float(a)); rss[name].append(int(b))
-v = statistics.median(secs["vault"])
-print("| dump | median time | peak RSS | time / vault's |")
-print("|---|---|---|---|")
-for name, label in [("vault", "vault snapshot pg --jobs 2"), ("restic", "pg_dump -Fc \\| restic backup --stdin"), ("pg_dump_dir", "pg_dump -Fd -j 2 -f DIR")]:
+        secs[name].append(float(a)); rss[name].append(int(b)); cpu[name].append(float(c))
+        pairs[run][name] = float(a)
+ref = statistics.median(secs["pg_dump_dir"])
+print("| dump | median time | client CPU | peak RSS | median of paired time / pg_dump -Fd -j |")
+print("|---|---|---|---|---|")
+for name, label in [("vault", "vault snapshot pg --jobs 2"), ("vault_whole", "vault snapshot pg --jobs 2 --split-size 0"),
+                    ("pg_dump_dir", "pg_dump -Fd -j 2 -Z0 -f DIR"), ("pg_dump_plain", "pg_dump -Fp > /dev/null")]:
     m = statistics.median(secs[name])
-    print(f"| {label} | {m:.2f} s | {statistics.median(rss[name]) / 1024:.0f} MiB | {m / v:.2f}x |")
-for name, run, a, b in rows:
+    ratio = statistics.median(p[name] / p["pg_dump_dir"] for p in pairs.values())
+    print(f"| {label} | {m:.2f} s | {statistics.median(cpu[name]):.2f} s | {statistics.median(rss[name]) / 1024:.0f} MiB | {ratio:.2f}x |")
+for name, run, a, b, c in rows:
     if run == "-":
-        print(f"| {name} | vault {int(a):,} B | restic {int(b):,} B | restic/vault {int(b) / max(int(a), 1):.1f}x |")
+        print(f"| {name} | split {int(a):,} B | whole {int(b):,} B | |")
 PY

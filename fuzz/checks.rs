@@ -29,6 +29,7 @@ use vault::format::marks::Marks;
 use vault::format::pack::{self, TRAILER_LEN};
 use vault::format::payload::{self, ENCODING_RAW};
 use vault::format::pg_base::BaseBackup;
+use vault::format::pg_parts;
 use vault::format::pg_tables;
 use vault::format::run::RunRecord;
 use vault::format::sealed::{self, BoxKind, HEADER_LEN, OVERHEAD, SEALED_VERSION};
@@ -58,6 +59,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("verified", verified),
     ("pg_tables", pg_tables),
     ("pg_base", pg_base),
+    ("pg_parts", pg_parts),
     ("run_record", run_record),
     ("wal", wal),
 ];
@@ -309,6 +311,15 @@ pub fn pg_base(data: &[u8]) -> bool {
         "pg base backup",
         BaseBackup::decode,
         BaseBackup::encode,
+        data
+    )
+}
+
+pub fn pg_parts(data: &[u8]) -> bool {
+    round_trip!(
+        "pg part list",
+        pg_parts::decode,
+        |t: &Vec<pg_parts::TableParts>| pg_parts::encode(t),
         data
     )
 }

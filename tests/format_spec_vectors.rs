@@ -161,6 +161,7 @@ const ALL_VECTORS: &[&str] = &[
     "reject-tree-dotdot",
     "reject-tree-nanos",
     "pg-databases",
+    "pg-parts",
     "run-record-body",
     "wal-header-body",
     "wal-object",
@@ -958,4 +959,18 @@ fn pg_database_facts_vector() {
     }];
     check("pg-databases", &pg_facts::encode(&facts));
     assert_eq!(pg_facts::decode(hex_vector("pg-databases")).unwrap(), facts);
+}
+
+#[test]
+fn pg_parts_vector() {
+    use vault::format::pg_parts::{self, TableParts};
+    let parts = vec![TableParts {
+        database: "shop".into(),
+        schema: "public".into(),
+        table: "ev".into(),
+        part_blocks: 8192,
+        parts: vec![100, 7],
+    }];
+    check("pg-parts", &pg_parts::encode(&parts));
+    assert_eq!(pg_parts::decode(hex_vector("pg-parts")).unwrap(), parts);
 }

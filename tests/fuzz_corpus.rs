@@ -128,6 +128,7 @@ corpus_tests!(
     verified,
     pg_tables,
     pg_base,
+    pg_parts,
     run_record,
     wal
 );
@@ -270,6 +271,7 @@ mod seeds {
             ("verified", verified()),
             ("pg_tables", pg_tables()),
             ("pg_base", pg_base()),
+            ("pg_parts", pg_parts()),
             ("run_record", run_record()),
             ("wal", wal()),
         ]
@@ -1103,6 +1105,29 @@ mod seeds {
             ("invalid-version".into(), with_byte(good.clone(), 0, 99)),
             ("invalid-segment-size".into(), odd_size.encode()),
             ("invalid-stops-before-start".into(), backwards.encode()),
+        ];
+        let mut trailing = good;
+        trailing.push(0);
+        files.push(("invalid-trailing-byte".into(), trailing));
+        common(&mut files);
+        files
+    }
+
+    fn pg_parts() -> Files {
+        use vault::format::pg_parts::{encode, TableParts};
+        let tables = vec![TableParts {
+            database: "app".into(),
+            schema: "public".into(),
+            table: "events".into(),
+            part_blocks: 8192,
+            parts: vec![67_108_864, 12],
+        }];
+        let good = encode(&tables);
+        let mut files: Files = vec![
+            ("valid-one-table".into(), good.clone()),
+            ("valid-none".into(), encode(&[])),
+            ("invalid-truncated".into(), half(&good)),
+            ("invalid-version".into(), with_byte(good.clone(), 0, 99)),
         ];
         let mut trailing = good;
         trailing.push(0);

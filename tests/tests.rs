@@ -39,6 +39,7 @@ mod pg_failures;
 mod pg_physical;
 mod pg_roles;
 mod pg_roundtrip;
+mod pg_split;
 mod pg_wal;
 mod pg_zoo;
 mod plan_run;

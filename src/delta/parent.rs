@@ -12,6 +12,9 @@ use crate::repo::Repository;
 /// The root tree of the snapshot a set of streams is compared with.
 pub struct Parent {
     root: Id,
+    /// The parent snapshot's source-specific facts (how a source cut its
+    /// streams, say).
+    pub meta: Vec<(String, Vec<u8>)>,
 }
 
 /// The newest snapshot with the same source, host and labels, if deltas
@@ -29,12 +32,27 @@ pub fn stream_parent(
     all.into_iter()
         .rev()
         .find(|(_, s)| s.source == source && s.host == host && s.paths == labels)
-        .map(|(_, s)| Parent { root: s.root })
+        .map(|(_, s)| Parent {
+            root: s.root,
+            meta: s.meta,
+        })
 }
 
 impl Parent {
     /// The parent's file at `path` (folder names, then the file name).
     pub fn counterpart(&self, repo: &Repository, path: &[Vec<u8>]) -> Option<Counterpart> {
+        self.counterpart_within(repo, path, None)
+    }
+
+    /// Like `counterpart`, limited to the parent's chunks lying wholly in
+    /// `range` of its file (a stream stored in parts, each aligned with the
+    /// same part of the parent's).
+    pub fn counterpart_within(
+        &self,
+        repo: &Repository,
+        path: &[Vec<u8>],
+        range: Option<std::ops::Range<u64>>,
+    ) -> Option<Counterpart> {
         let (file, dirs) = path.split_last()?;
         let mut tree = repo.read_tree(&self.root).ok()?;
         for dir in dirs {
@@ -42,9 +60,24 @@ impl Parent {
             tree = repo.read_tree(&sub).ok()?;
         }
         let entry = tree.find(file)?;
-        (entry.kind == EntryKind::File)
-            .then(|| Counterpart::new(entry.chunks()))
-            .flatten()
+        if entry.kind != EntryKind::File {
+            return None;
+        }
+        let Some(range) = range else {
+            return Counterpart::new(entry.chunks());
+        };
+        let mut at = 0u64;
+        let within: Vec<_> = entry
+            .chunks()
+            .iter()
+            .filter(|c| {
+                let start = at;
+                at += u64::from(c.len);
+                start >= range.start && at <= range.end
+            })
+            .copied()
+            .collect();
+        Counterpart::new(&within)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod pack;
 pub mod payload;
 pub mod pg_base;
 pub mod pg_facts;
+pub mod pg_parts;
 pub mod pg_tables;
 pub mod run;
 pub mod sealed;

@@ -34,6 +34,8 @@ pub struct StreamSet {
     draft: Draft,
     owner: (u32, u32, String, String),
     files: Mutex<BTreeMap<StreamPath, Stored>>,
+    /// Streams stored in parts, joined in order into one file at commit.
+    parts: Mutex<BTreeMap<StreamPath, BTreeMap<usize, Stored>>>,
     /// The last snapshot of the same streams, whose files new chunks are
     /// stored as deltas against.
     like: Option<crate::delta::Parent>,
@@ -81,6 +83,7 @@ impl StreamSet {
             draft: draft(repo, lock, source, labels, None)?,
             owner: (uid, gid, owners.user(uid), owners.group(gid)),
             files: Mutex::new(BTreeMap::new()),
+            parts: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -93,19 +96,10 @@ impl StreamSet {
     /// once; each call chunks on its own thread and hashes on the rayon pool.
     /// Returns the stream's length.
     pub fn add(&self, path: &str, reader: impl Read + Send, progress: &Progress) -> Result<u64> {
-        let parts = stream_path(path)?;
-        interrupt::check()?;
-        let like = self
-            .like
-            .as_ref()
-            .and_then(|p| p.counterpart(&self.repo, &parts));
-        let (chunks, size) = save_stream(&self.writer, reader, self.seed, progress, like.as_ref())
-            .map_err(|e| match e {
-                StreamError::Read(e) => Error::io(format!("reading {path}"), e),
-                StreamError::Repo(e) => e,
-            })?;
+        let (parts, stored) = self.store(path, reader, progress, None)?;
+        let size = stored.size;
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if files.insert(parts, Stored { chunks, size }).is_some() {
+        if files.insert(parts, stored).is_some() {
             return Err(Error::invalid(format!("stream '{path}' stored twice")));
         }
         // Each stream becomes a file of the snapshot.
@@ -113,6 +107,95 @@ impl StreamSet {
             .files
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(size)
+    }
+
+    /// Store part `index` (from 0, without gaps) of the stream at `path`.
+    /// Parts are chunked separately, by callers in parallel, and joined in
+    /// order into one file at commit. Each part's new chunks are stored as
+    /// deltas against the chunks lying in `parent_range` of the parent's
+    /// file (the same part of an earlier snapshot). Returns the part's
+    /// length.
+    pub fn add_part(
+        &self,
+        path: &str,
+        index: usize,
+        parent_range: std::ops::Range<u64>,
+        reader: impl Read + Send,
+        progress: &Progress,
+    ) -> Result<u64> {
+        let (parts, stored) = self.store(path, reader, progress, Some(parent_range))?;
+        let size = stored.size;
+        let mut all = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        let file = all.entry(parts).or_default();
+        if file.is_empty() {
+            progress
+                .files
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if file.insert(index, stored).is_some() {
+            return Err(Error::invalid(format!(
+                "part {index} of stream '{path}' stored twice"
+            )));
+        }
+        Ok(size)
+    }
+
+    fn store(
+        &self,
+        path: &str,
+        reader: impl Read + Send,
+        progress: &Progress,
+        parent_range: Option<std::ops::Range<u64>>,
+    ) -> Result<(StreamPath, Stored)> {
+        let parts = stream_path(path)?;
+        interrupt::check()?;
+        let like = self
+            .like
+            .as_ref()
+            .and_then(|p| p.counterpart_within(&self.repo, &parts, parent_range));
+        let (chunks, size) = save_stream(&self.writer, reader, self.seed, progress, like.as_ref())
+            .map_err(|e| match e {
+                StreamError::Read(e) => Error::io(format!("reading {path}"), e),
+                StreamError::Repo(e) => e,
+            })?;
+        Ok((parts, Stored { chunks, size }))
+    }
+
+    /// A fact the parent snapshot (the one deltas are taken against)
+    /// recorded under `key` in its meta.
+    pub fn parent_meta(&self, key: &str) -> Option<&[u8]> {
+        let parent = self.like.as_ref()?;
+        parent
+            .meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every stream, those stored in parts joined into one file each.
+    fn all_files(&self) -> Result<Vec<(StreamPath, Stored)>> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        for (path, pieces) in parts.iter() {
+            let name = || String::from_utf8_lossy(&path.join(&b'/')).into_owned();
+            if !pieces.keys().copied().eq(0..pieces.len()) {
+                return Err(Error::invalid(format!(
+                    "stream '{}' is missing a part",
+                    name()
+                )));
+            }
+            let joined = Stored {
+                chunks: pieces
+                    .values()
+                    .flat_map(|p| p.chunks.iter().copied())
+                    .collect(),
+                size: pieces.values().map(|p| p.size).sum(),
+            };
+            if files.insert(path.clone(), joined).is_some() {
+                return Err(Error::invalid(format!("stream '{}' stored twice", name())));
+            }
+        }
+        Ok(files.into_iter().collect())
     }
 
     fn entry(
@@ -193,13 +276,7 @@ impl StreamSet {
         opts: &SnapshotOptions,
         warnings: Vec<String>,
     ) -> Result<SnapshotOutcome> {
-        let files: Vec<_> = self
-            .files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(p, c)| (p.clone(), c.clone()))
-            .collect();
+        let files = self.all_files()?;
         let (root, dirs) = self.save_dir(&files, 0)?;
         let counts = ReadCounts {
             files: files.len() as u64,

@@ -136,9 +136,44 @@ pub fn add_observed_output(
     progress: &Progress,
 ) -> Result<u64> {
     StreamSet::check_path(path)?;
+    store_output(cmd, stderr, |stdout| {
+        set.add(path, Observed::new(stdout, observe), progress)
+    })
+}
+
+/// `add_observed_output` for part `index` of the stream at `path` (see
+/// `StreamSet::add_part`).
+#[allow(clippy::too_many_arguments)]
+pub fn add_observed_part(
+    set: &StreamSet,
+    path: &str,
+    (index, parent_range): (usize, std::ops::Range<u64>),
+    cmd: Command,
+    stderr: Stderr,
+    observe: &mut (dyn FnMut(&[u8]) + Send),
+    progress: &Progress,
+) -> Result<u64> {
+    StreamSet::check_path(path)?;
+    store_output(cmd, stderr, |stdout| {
+        set.add_part(
+            path,
+            index,
+            parent_range,
+            Observed::new(stdout, observe),
+            progress,
+        )
+    })
+}
+
+/// Start `cmd` and `store` its standard output; the producer's verdict
+/// comes before ours.
+fn store_output(
+    cmd: Command,
+    stderr: Stderr,
+    store: impl FnOnce(std::process::ChildStdout) -> Result<u64>,
+) -> Result<u64> {
     let (child, stdout) = CommandSource::start(cmd, stderr)?;
-    match set.add(path, Observed::new(stdout, observe), progress) {
-        // The producer's verdict comes before ours.
+    match store(stdout) {
         Ok(size) => child.finish().map(|()| size),
         Err(e) => {
             child.kill();

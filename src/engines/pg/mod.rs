@@ -9,6 +9,7 @@ pub mod facts;
 pub mod names;
 pub mod session;
 pub mod tar;
+pub mod split;
 pub mod toc;
 
 use std::ffi::OsString;

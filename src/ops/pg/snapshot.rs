@@ -8,11 +8,18 @@
 //! one snapshot. Any failure (a worker, pg_dump, the leader's connection)
 //! fails the whole run before the set is committed: no snapshot is recorded.
 //!
+//! A table larger than the split size is read in parts (fixed heap block
+//! ranges, `engines::pg::split`), each by its own worker in the same
+//! snapshot, and stored as one file: its parts joined in order. The part
+//! lengths are recorded (`pg.parts`) so the next snapshot stores each part
+//! as a delta against the same part of this one.
+//!
 //! The schema is what `pg_dump --create` writes (the database's own
 //! properties included), its post-data section with the refreshes of
 //! materialized views. Large objects are stored one file each, read by
 //! psql's `\lo_export` in the same snapshot.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,15 +27,17 @@ use std::sync::{Arc, Mutex};
 use crate::engines::pg::facts;
 use crate::engines::pg::names::{self, GLOBALS, POST_DATA, PRE_DATA, ROLES, SEQUENCES};
 use crate::engines::pg::session::Session;
+use crate::engines::pg::split;
 use crate::engines::pg::toc::sequence_trailer;
 use crate::engines::pg::{from_hex, program, qualified, quote_literal, PgConn, CLIENT_ENV};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::pg_facts::{self, DatabaseFacts, PG_FACTS_KEY};
+use crate::format::pg_parts::{self, TableParts, PG_PARTS_KEY};
 use crate::format::pg_tables::{self, TableRows, PG_SERVER_VERSION_KEY, PG_TABLES_KEY};
 use crate::ingest::stream_set::StreamSet;
 use crate::ops::jobs::run_jobs;
 use crate::ops::snapshot::{
-    add_observed_output, add_process_output, SnapshotOptions, SnapshotOutcome,
+    add_observed_output, add_observed_part, add_process_output, SnapshotOptions, SnapshotOutcome,
 };
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -50,7 +59,14 @@ pub struct PgSnapshotOptions {
     pub jobs: usize,
     /// How long to wait for a table lock (a PostgreSQL interval, e.g. `30s`).
     pub lock_wait_timeout: String,
+    /// Tables larger than this many bytes (on the server) are read in parts
+    /// of this size, in parallel; 0 reads every table whole.
+    pub split_size: u64,
 }
+
+/// The default split size: parts small enough to keep two workers busy on
+/// one large table, large enough that starting a session is noise.
+pub const DEFAULT_SPLIT_SIZE: u64 = 64 << 20;
 
 const TABLES_SQL: &str = "SELECT encode(convert_to(n.nspname, 'UTF8'), 'hex'), \
      encode(convert_to(c.relname, 'UTF8'), 'hex') \
@@ -79,6 +95,76 @@ const SEQUENCES_SQL: &str = "SELECT encode(convert_to(s.schemaname, 'UTF8'), 'he
 struct Table {
     schema: String,
     name: String,
+    /// How the table is read in parts, if it is.
+    split: Option<Split>,
+}
+
+struct Split {
+    /// The columns `COPY table TO` writes, quoted, comma-separated.
+    columns: String,
+    part_blocks: u64,
+    count: u64,
+}
+
+/// Each large table's size in heap blocks and its columns (generated ones
+/// left out, as `COPY table TO` does), for heap tables over `min_blocks`.
+fn large_tables_sql(min_blocks: u64) -> String {
+    format!(
+        "SELECT encode(convert_to(n.nspname, 'UTF8'), 'hex'), \
+         encode(convert_to(c.relname, 'UTF8'), 'hex'), \
+         pg_relation_size(c.oid) / current_setting('block_size')::bigint, \
+         coalesce((SELECT encode(convert_to(string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), 'UTF8'), 'hex') \
+           FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+           AND a.attgenerated = ''), '') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND c.relam = (SELECT oid FROM pg_am WHERE amname = 'heap') \
+         AND pg_relation_size(c.oid) / current_setting('block_size')::bigint > {min_blocks}"
+    )
+}
+
+/// Decide which tables are read in parts, from their size in the dump's
+/// transaction (locked, so no rewrite moves their rows).
+fn plan_splits(session: &mut Session, tables: &mut [Table], split_size: u64) -> Result<()> {
+    let version: u32 = session
+        .value("SHOW server_version_num")?
+        .parse()
+        .map_err(|_| Error::new(ErrorKind::SourceFailed, "unexpected server_version_num"))?;
+    let block_size: u64 = session
+        .value("SHOW block_size")?
+        .parse()
+        .map_err(|_| Error::new(ErrorKind::SourceFailed, "unexpected block_size"))?;
+    let Some(part_blocks) = split::part_blocks(split_size, block_size, version) else {
+        return Ok(());
+    };
+    for row in session.query(&large_tables_sql(part_blocks))? {
+        let f: Vec<&str> = row.split('|').collect();
+        let [schema, name, blocks, columns] = f[..] else {
+            return Err(Error::new(
+                ErrorKind::SourceFailed,
+                format!("unexpected table size row '{row}'"),
+            ));
+        };
+        let (schema, name, columns) = (from_hex(schema)?, from_hex(name)?, from_hex(columns)?);
+        let blocks: u64 = blocks.parse().map_err(|_| {
+            Error::new(
+                ErrorKind::SourceFailed,
+                format!("unexpected table size row '{row}'"),
+            )
+        })?;
+        // A table without columns has nothing to select: read it whole.
+        let Some(t) = tables
+            .iter_mut()
+            .find(|t| t.schema == schema && t.name == name && !columns.is_empty())
+        else {
+            continue;
+        };
+        t.split = Some(Split {
+            columns,
+            part_blocks,
+            count: split::part_count(blocks, part_blocks),
+        });
+    }
+    Ok(())
 }
 
 /// The leader's view of one database, taken inside its transaction.
@@ -94,7 +180,7 @@ struct Plan {
     uncarried: Vec<String>,
 }
 
-fn lead(session: &mut Session, lock_wait_timeout: &str) -> Result<Plan> {
+fn lead(session: &mut Session, lock_wait_timeout: &str, split_size: u64) -> Result<Plan> {
     session.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
     let snapshot_id = session.value("SELECT pg_export_snapshot()")?;
     let mut tables = Vec::new();
@@ -103,6 +189,7 @@ fn lead(session: &mut Session, lock_wait_timeout: &str) -> Result<Plan> {
         tables.push(Table {
             schema: from_hex(s)?,
             name: from_hex(t)?,
+            split: None,
         });
     }
     if !tables.is_empty() {
@@ -125,6 +212,7 @@ fn lead(session: &mut Session, lock_wait_timeout: &str) -> Result<Plan> {
                     format!("cannot lock the tables to dump: {e}"),
                 )
             })?;
+        plan_splits(session, &mut tables, split_size)?;
     }
     let mut sequences_sql = String::new();
     for row in session.query(SEQUENCES_SQL)? {
@@ -162,6 +250,8 @@ fn lead(session: &mut Session, lock_wait_timeout: &str) -> Result<Plan> {
 enum Job<'a> {
     Schema(&'static str, &'static str),
     Table(&'a Table),
+    /// Part k of a table read in parts.
+    Part(&'a Table, &'a Split, u64),
     LargeObject(u32),
 }
 
@@ -172,6 +262,8 @@ struct Dump<'a> {
     conn_args: &'a [OsString],
     snapshot_id: &'a str,
     progress: &'a Progress,
+    /// How the parent snapshot read its tables in parts.
+    parent_parts: &'a [TableParts],
 }
 
 impl Dump<'_> {
@@ -207,7 +299,7 @@ impl Dump<'_> {
     }
 
     /// psql arguments that run `last` in the leader's snapshot.
-    fn in_snapshot(&self, last: String) -> Vec<OsString> {
+    fn in_snapshot(&self, last: &[String]) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "-X".into(),
             "-q".into(),
@@ -215,15 +307,15 @@ impl Dump<'_> {
             "ON_ERROR_STOP=1".into(),
         ];
         args.extend(self.conn_args.iter().cloned());
-        for sql in [
+        let first = [
             "SET client_encoding TO 'UTF8'".to_string(),
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_string(),
             format!(
                 "SET TRANSACTION SNAPSHOT {}",
                 quote_literal(self.snapshot_id)
             ),
-            last,
-        ] {
+        ];
+        for sql in first.iter().chain(last) {
             args.extend(["-c".into(), sql.into()]);
         }
         args
@@ -232,28 +324,58 @@ impl Dump<'_> {
     /// One table's rows, by psql in the leader's snapshot; returns the
     /// number of rows.
     fn table(&self, t: &Table, psql: &Path) -> Result<u64> {
-        let args = self.in_snapshot(format!("COPY {} TO STDOUT", qualified(&t.schema, &t.name)));
-        // COPY text ends every row with a newline and escapes newlines
-        // inside values, so newlines count rows.
-        let mut rows = 0u64;
+        let args = self.in_snapshot(&[format!("COPY {} TO STDOUT", qualified(&t.schema, &t.name))]);
         let path = names::table_data(self.database, &t.schema, &t.name);
         self.progress
             .set_stage(format!("table {}", qualified(&t.schema, &t.name)));
+        let mut rows = 0u64;
         add_observed_output(
             self.set,
             &path,
             client(psql, &args),
             Stderr::Hold,
-            &mut |bytes| rows += bytes.iter().filter(|&&b| b == b'\n').count() as u64,
+            &mut |bytes| rows += count_rows(bytes),
             self.progress,
         )?;
         Ok(rows)
     }
 
+    /// Part `k` of a table read in parts; returns its rows and length.
+    fn table_part(&self, t: &Table, split: &Split, k: u64, psql: &Path) -> Result<(u64, u64)> {
+        let table = qualified(&t.schema, &t.name);
+        let args = self.in_snapshot(&split::part_query(
+            &table,
+            &split.columns,
+            split.part_blocks,
+            k,
+            split.count,
+        ));
+        let path = names::table_data(self.database, &t.schema, &t.name);
+        self.progress
+            .set_stage(format!("table {table} (part {} of {})", k + 1, split.count));
+        let index = usize::try_from(k)
+            .map_err(|_| Error::invalid(format!("table {table} has too many parts")))?;
+        let parent = self
+            .parent_parts
+            .iter()
+            .find(|p| p.database == self.database && p.schema == t.schema && p.table == t.name);
+        let mut rows = 0u64;
+        let size = add_observed_part(
+            self.set,
+            &path,
+            (index, split::parent_range(parent, split.part_blocks, index)),
+            client(psql, &args),
+            Stderr::Hold,
+            &mut |bytes| rows += count_rows(bytes),
+            self.progress,
+        )?;
+        Ok((rows, size))
+    }
+
     /// One large object's bytes, as they are: psql's `\lo_export` writes
     /// them to its standard output (quiet, it writes nothing else there).
     fn large_object(&self, oid: u32, psql: &Path) -> Result<u64> {
-        let args = self.in_snapshot(format!("\\lo_export {oid} /dev/stdout"));
+        let args = self.in_snapshot(&[format!("\\lo_export {oid} /dev/stdout")]);
         add_process_output(
             self.set,
             &names::large_object(self.database, oid),
@@ -264,6 +386,12 @@ impl Dump<'_> {
     }
 }
 
+/// COPY text ends every row with a newline and escapes newlines inside
+/// values, so newlines count rows.
+fn count_rows(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
 /// A PostgreSQL client program run with the environment every client gets.
 fn client(program: &Path, args: &[OsString]) -> std::process::Command {
     let mut cmd = std::process::Command::new(program);
@@ -271,9 +399,13 @@ fn client(program: &Path, args: &[OsString]) -> std::process::Command {
     cmd
 }
 
+/// Each part's length, by part number.
+type PartSizes = BTreeMap<u64, u64>;
+
 /// What one database's dump recorded.
 struct Dumped {
     tables: Vec<TableRows>,
+    parts: Vec<TableParts>,
     facts: DatabaseFacts,
     warnings: Vec<String>,
 }
@@ -283,12 +415,13 @@ fn dump_database(
     set: &StreamSet,
     opts: &PgSnapshotOptions,
     database: &str,
+    parent_parts: &[TableParts],
     progress: &Progress,
 ) -> Result<Dumped> {
     let psql = program("psql")?;
     let pg_dump = program("pg_dump")?;
     let mut leader = Session::open(&opts.conn, Some(database))?;
-    let plan = lead(&mut leader, &opts.lock_wait_timeout)?;
+    let plan = lead(&mut leader, &opts.lock_wait_timeout, opts.split_size)?;
     set.add(
         &names::database_file(database, SEQUENCES),
         plan.sequences_sql.as_bytes(),
@@ -303,30 +436,50 @@ fn dump_database(
         Job::Schema(PRE_DATA, "pre-data"),
         Job::Schema(POST_DATA, "post-data"),
     ];
-    jobs.extend(plan.tables.iter().map(Job::Table));
+    // Largest tables first, each large one as its parts.
+    for t in &plan.tables {
+        match &t.split {
+            Some(split) => jobs.extend((0..split.count).map(|k| Job::Part(t, split, k))),
+            None => jobs.push(Job::Table(t)),
+        }
+    }
     jobs.extend(plan.large_objects.iter().copied().map(Job::LargeObject));
     let large_object_bytes = std::sync::atomic::AtomicU64::new(0);
-    let counted: Mutex<Vec<TableRows>> = Mutex::new(Vec::new());
+    // Rows per table, and each part's length, summed as parts finish.
+    let counted: Mutex<BTreeMap<(&str, &str), u64>> = Mutex::new(BTreeMap::new());
+    let part_sizes: Mutex<BTreeMap<(&str, &str), PartSizes>> = Mutex::new(BTreeMap::new());
     let dump = Dump {
         set,
         database,
         conn_args: &opts.conn.args(Some(database)),
         snapshot_id: &plan.snapshot_id,
         progress,
+        parent_parts,
     };
     run_jobs(jobs, opts.jobs, |job| match job {
         Job::Schema(file, section) => dump.schema(file, section, &pg_dump, &opts.lock_wait_timeout),
         Job::Table(t) => {
             let rows = dump.table(t, &psql)?;
-            counted
+            *counted
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(TableRows {
-                    database: database.to_string(),
-                    schema: t.schema.clone(),
-                    table: t.name.clone(),
-                    rows,
-                });
+                .entry((&t.schema, &t.name))
+                .or_default() += rows;
+            Ok(())
+        }
+        Job::Part(t, split, k) => {
+            let (rows, size) = dump.table_part(t, split, k, &psql)?;
+            *counted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((&t.schema, &t.name))
+                .or_default() += rows;
+            part_sizes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((&t.schema, &t.name))
+                .or_default()
+                .insert(k, size);
             Ok(())
         }
         Job::LargeObject(oid) => {
@@ -342,10 +495,38 @@ fn dump_database(
     // proves the server stayed up throughout.
     leader.query("COMMIT")?;
     leader.close()?;
-    let mut tables = counted.into_inner().unwrap_or_else(|p| p.into_inner());
-    tables.sort();
+    let tables = counted
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|((schema, table), rows)| TableRows {
+            database: database.to_string(),
+            schema: schema.to_string(),
+            table: table.to_string(),
+            rows,
+        })
+        .collect();
+    let parts = plan
+        .tables
+        .iter()
+        .filter_map(|t| {
+            let split = t.split.as_ref()?;
+            let sizes = part_sizes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(t.schema.as_str(), t.name.as_str()))?;
+            Some(TableParts {
+                database: database.to_string(),
+                schema: t.schema.clone(),
+                table: t.name.clone(),
+                part_blocks: split.part_blocks,
+                parts: sizes.into_values().collect(),
+            })
+        })
+        .collect();
     Ok(Dumped {
         tables,
+        parts,
         facts: DatabaseFacts {
             database: database.to_string(),
             fingerprint: plan.fingerprint,
@@ -403,12 +584,19 @@ pub fn snapshot_pg(
             progress,
         )?;
     }
+    // A parent's part list that cannot be read only costs the deltas.
+    let parent_parts = set
+        .parent_meta(PG_PARTS_KEY)
+        .and_then(|bytes| pg_parts::decode(bytes).ok())
+        .unwrap_or_default();
     let mut tables = Vec::new();
+    let mut parts = Vec::new();
     let mut facts = Vec::new();
     let mut warnings = Vec::new();
     for db in &databases {
-        let dumped = dump_database(&set, opts, db, progress)?;
+        let dumped = dump_database(&set, opts, db, &parent_parts, progress)?;
         tables.extend(dumped.tables);
+        parts.extend(dumped.parts);
         facts.push(dumped.facts);
         warnings.extend(dumped.warnings);
     }
@@ -423,5 +611,9 @@ pub fn snapshot_pg(
     with_meta
         .meta
         .push((PG_FACTS_KEY.to_string(), pg_facts::encode(&facts)));
+    parts.sort();
+    with_meta
+        .meta
+        .push((PG_PARTS_KEY.to_string(), pg_parts::encode(&parts)));
     set.commit_with_warnings(&with_meta, warnings)
 }

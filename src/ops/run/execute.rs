@@ -215,6 +215,7 @@ fn take_snapshot(
                 databases: if *all { Databases::All } else { Databases::One },
                 jobs: (*jobs).max(1),
                 lock_wait_timeout: "30s".to_string(),
+                split_size: crate::ops::pg::snapshot::DEFAULT_SPLIT_SIZE,
             };
             snapshot_pg(repo, &pg, &streams, progress)
         }

@@ -36,6 +36,9 @@ pub struct PgSnapshotArgs {
     /// Give up when a table lock is not granted within this time
     #[arg(long, default_value = "30s", value_name = "INTERVAL")]
     pub lock_wait_timeout: String,
+    /// Read tables larger than this in parts of this size, in parallel (0: every table whole)
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = vault::units::parse_size)]
+    pub split_size: u64,
     #[command(flatten)]
     pub conn: PgConnArgs,
 }
@@ -55,6 +58,7 @@ pub(crate) fn snapshot_pg_cmd(g: &Global, a: &PgSnapshotArgs, meta: &SnapshotMet
         },
         jobs: a.jobs.max(1),
         lock_wait_timeout: a.lock_wait_timeout.clone(),
+        split_size: a.split_size,
     };
     let progress = Arc::new(Progress::default());
     let outcome = {
