@@ -19,6 +19,7 @@
 
 pub mod phases;
 pub mod plan;
+pub mod wal;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -30,6 +31,7 @@ pub use phases::{plan_phases, PhaseInput, PhasePlan, Replace, Wait};
 pub use plan::{
     index_bodies, new_index_bodies, plan as decide, PlanInput, PrunePlan, PruneRules, Repack,
 };
+pub use wal::{execute_wal, plan_wal};
 
 use super::reachable::reachable;
 use crate::error::{Error, ErrorKind, Result};
