@@ -131,7 +131,18 @@ fn prune_keeps_exactly_the_wal_kept_base_backups_and_the_window_need() {
     let plan = v.json(&["prune", "--dry-run", "--keep-wal-within", "7d"]);
     assert_eq!(plan["wal"]["files_to_delete"], 5);
     assert_eq!(plan["wal"]["timelines"][0]["first"], seg(1, 1).as_str());
-    assert!(plan["wal"]["bytes_to_delete"].as_u64().unwrap() > 5 * 4096 / 2);
+    let doomed = [
+        seg(1, 1),
+        seg(1, 2),
+        seg(1, 3),
+        format!("{}.00000028.backup", seg(1, 3)),
+        seg(1, 4),
+    ];
+    let doomed_bytes: u64 = doomed
+        .iter()
+        .map(|n| std::fs::metadata(v.repo.join("wal").join(n)).unwrap().len())
+        .sum();
+    assert_eq!(plan["wal"]["bytes_to_delete"], doomed_bytes);
     assert_eq!(archived(&v), everything);
 
     v.ok(&["prune", "--keep-wal-within", "7d"]);

@@ -15,7 +15,8 @@
 //! That is the one-phase prune (`--exclusive`): the caller holds the
 //! exclusive lock, so no backup runs meanwhile. By default prune deletes in
 //! two phases instead (`phases.rs`, `execute_phases`) under the prune lock,
-//! beside running backups.
+//! beside running backups. Either way it then deletes the archived WAL
+//! no kept base backup or window needs (`wal.rs`).
 
 pub mod phases;
 pub mod plan;
