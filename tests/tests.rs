@@ -55,3 +55,4 @@ mod restore_safety;
 mod retention;
 mod s3;
 mod verified_record;
+mod wal_retention;

@@ -167,9 +167,21 @@ pub struct Keep {
     pub monthly: Option<u32>,
     pub yearly: Option<u32>,
     pub within: Option<String>,
+    /// `--keep-wal-within`: keep the WAL archive's files pushed within
+    /// this elapsed time (`7d`); the archive is the repository's, so the
+    /// shortest window any source gives wins.
+    pub wal_within: Option<String>,
 }
 
 impl Keep {
+    /// The WAL window in seconds, if one is given.
+    pub fn wal_within_secs(&self) -> Result<Option<u64>> {
+        self.wal_within
+            .as_deref()
+            .map(crate::units::parse_elapsed)
+            .transpose()
+    }
+
     pub fn rules(&self) -> Result<KeepRules> {
         let within = match &self.within {
             Some(w) => Some(w.parse::<KeepDuration>()?),
@@ -346,6 +358,8 @@ impl Plan {
                 let rules = keep
                     .rules()
                     .map_err(|e| e.at(format!("source {}", s.name)))?;
+                keep.wal_within_secs()
+                    .map_err(|e| e.at(format!("source {}: wal_within", s.name)))?;
                 if rules.is_empty() {
                     return Err(Error::invalid(format!(
                         "source {}: [keep] has no rule",

@@ -91,3 +91,16 @@ fn plan_mistakes_are_named() {
         assert!(err.contains(expect), "{edit:?}: {err}");
     }
 }
+
+#[test]
+fn keep_takes_a_wal_window_in_elapsed_time() {
+    let with = |keep: &str| {
+        Plan::parse(&format!(
+            "[repository]\nlocation = \"/r\"\n[[source]]\nname = \"db\"\nkind = \"pg\"\ndatabase = \"app\"\nschedule = \"1h\"\nrpo = \"2h\"\nkeep = {keep}\n"
+        ))
+    };
+    let plan = with("{ last = 3, wal_within = \"7d\" }").unwrap();
+    let keep = plan.sources[0].keep.as_ref().unwrap();
+    assert_eq!(keep.wal_within_secs().unwrap(), Some(7 * 86_400));
+    assert!(with("{ last = 3, wal_within = \"7x\" }").is_err());
+}

@@ -21,5 +21,6 @@ pub mod snapshot;
 pub mod sqlite;
 pub mod upgrade;
 pub mod wal_ahead;
+pub mod wal_retention;
 pub mod wal_status;
 pub mod walk;

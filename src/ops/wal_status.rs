@@ -3,11 +3,12 @@
 //! newest file with its age (the current recovery point). The continuity
 //! check is pure: it works on names and one segment size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Result;
 use crate::format::wal::WalFile;
 use crate::format::Timestamp;
+use crate::ops::wal_retention::KeptBase;
 use crate::repo::WalArchive;
 
 /// A segment's place in the WAL: its number counted from LSN 0.
@@ -110,6 +111,100 @@ pub fn gap_lines(timelines: &[Timeline]) -> Vec<String> {
         .collect()
 }
 
+/// Segment numbers present per timeline (`.partial` files included).
+fn present(files: &[WalFile], per_log: u64) -> BTreeMap<u32, BTreeSet<u64>> {
+    let mut out: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    for f in files {
+        if let WalFile::Segment { timeline, log, seg } | WalFile::Partial { timeline, log, seg } =
+            *f
+        {
+            out.entry(timeline)
+                .or_default()
+                .insert(segment_number(log, seg, per_log));
+        }
+    }
+    out
+}
+
+fn when(t: Timestamp) -> String {
+    let (y, mo, d, h, mi, _) = t.utc();
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02} UTC")
+}
+
+fn name_base(b: &KeptBase) -> String {
+    format!("{} ({})", b.id.short(), when(b.time))
+}
+
+/// The damage of the archive as the kept base backups see it, one line
+/// each. Per timeline, every gap from the oldest kept base backup's start
+/// segment (on that timeline or an earlier one) to the newest segment,
+/// with the base backups that cannot recover across it; and every base
+/// backup missing a segment between its start and its stop, which cannot
+/// be restored at all. With no base backup kept, every gap counts.
+pub fn damage(files: &[WalFile], bases: &[KeptBase]) -> Vec<String> {
+    let Some(size) = bases.first().map(|b| b.base.wal_segment_size) else {
+        return gap_lines(&timelines(files, 16 << 20));
+    };
+    let per_log = (1u64 << 32) / size;
+    let start = |b: &KeptBase| b.base.start_lsn / size;
+    let present = present(files, per_log);
+    let mut lines = Vec::new();
+    for (&timeline, numbers) in &present {
+        let reaching: Vec<&KeptBase> = bases
+            .iter()
+            .filter(|b| b.base.start_timeline <= timeline)
+            .collect();
+        let Some(floor) = reaching.iter().map(|b| start(b)).min() else {
+            continue;
+        };
+        let numbers: Vec<u64> = numbers.iter().copied().collect();
+        for w in numbers.windows(2).filter(|w| w[1] > w[0] + 1) {
+            let (first, last) = ((w[0] + 1).max(floor), w[1] - 1);
+            if last < first {
+                continue;
+            }
+            let broken: Vec<String> = reaching
+                .iter()
+                .filter(|b| start(b) < first)
+                .map(|b| name_base(b))
+                .collect();
+            let who = if broken.is_empty() {
+                "no kept base backup started before it".to_string()
+            } else {
+                format!("base backups {}", broken.join(", "))
+            };
+            lines.push(format!(
+                "WAL timeline {timeline}: {} to {} missing: {who} cannot recover past {} on timeline {timeline}; recovery past it needs a base backup taken at or after {}",
+                segment_name(timeline, first, per_log),
+                segment_name(timeline, last, per_log),
+                lsn_of(first, size),
+                lsn_of(last + 1, size),
+            ));
+        }
+    }
+    for b in bases {
+        let (from, to) = (start(b), b.base.stop_lsn / size);
+        let timelines = b.base.start_timeline..=b.base.stop_timeline.max(b.base.start_timeline);
+        let mut missing = (from..=to).filter(|n| {
+            !present
+                .range(timelines.clone())
+                .any(|(_, numbers)| numbers.contains(n))
+        });
+        if let Some(first) = missing.next() {
+            lines.push(format!(
+                "snapshot {}: physical base backup of {} cannot be restored: {} of the WAL segments from {} to {} it needs to be consistent are missing (first: {})",
+                b.id.short(),
+                when(b.time),
+                1 + missing.count(),
+                b.base.start_segment().name(),
+                b.base.stop_segment().name(),
+                segment_name(b.base.start_timeline, first, per_log),
+            ));
+        }
+    }
+    lines
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WalStatus {
     pub files: u64,
@@ -190,6 +285,48 @@ mod tests {
         // Across the log boundary FF -> 1/00 there is no gap.
         assert_eq!(t[0].gaps.len(), 2);
         assert_eq!(t[0].gaps[1].last_missing, "0000000100000000000000FE");
+    }
+
+    fn base(n: u8, timeline: u32, start: u64, stop: u64) -> KeptBase {
+        let size = 16u64 << 20;
+        KeptBase {
+            id: crate::format::Id::from_bytes([n; 32]),
+            time: Timestamp { secs: 0, nanos: 0 },
+            base: crate::format::pg_base::BaseBackup {
+                system_identifier: 1,
+                wal_segment_size: size,
+                start_timeline: timeline,
+                start_lsn: start * size + 0x28,
+                stop_timeline: timeline,
+                stop_lsn: stop * size,
+            },
+        }
+    }
+
+    #[test]
+    fn damage_counts_from_the_oldest_base_backup_and_names_whom_it_breaks() {
+        let files: Vec<WalFile> = [1, 2, 4, 5, 6, 9, 10]
+            .iter()
+            .map(|n| seg(&format!("0000000100000000000000{n:02X}")))
+            .collect();
+        let older = base(1, 1, 4, 5);
+        let newer = base(2, 1, 7, 8);
+        let lines = damage(&files, &[older, newer]);
+        // The gap at 3 lies before the oldest base backup: no damage. The
+        // gap 7..8 breaks the older backup past 0/7000000 and leaves the
+        // newer one unrestorable.
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with(
+            "WAL timeline 1: 000000010000000000000007 to 000000010000000000000008 missing: base backups 01010101"
+        ));
+        assert!(lines[0].contains("past 0/7000000") && !lines[0].contains("02020202"));
+        assert!(lines[1].starts_with("snapshot 02020202"));
+        assert!(
+            lines[1].contains("2 of the WAL segments")
+                && lines[1].contains("(first: 000000010000000000000007)")
+        );
+        // Without a base backup every gap is damage.
+        assert_eq!(damage(&files, &[]).len(), 2);
     }
 
     #[test]

@@ -138,6 +138,12 @@ impl<'a> WalArchive<'a> {
 
     /// The header of `file`, or None when it is not archived.
     pub fn header(&self, file: &WalFile) -> Result<Option<WalHeader>> {
+        Ok(self.stat(file)?.map(|(header, _)| header))
+    }
+
+    /// The header of `file` and the bytes its object takes in storage, or
+    /// None when it is not archived.
+    pub fn stat(&self, file: &WalFile) -> Result<Option<(WalHeader, u64)>> {
         let path = wal::path(file);
         let size = match self.backend.size(&path) {
             Ok(s) => s,
@@ -170,7 +176,16 @@ impl<'a> WalArchive<'a> {
                 end + header.content_box_len
             )));
         }
-        Ok(Some(header))
+        Ok(Some((header, size)))
+    }
+
+    /// Delete `file` from the archive (WAL retention); one already gone
+    /// is no error.
+    pub fn delete(&self, file: &WalFile) -> Result<()> {
+        match self.backend.delete(&wal::path(file)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e.at(file.name())),
+            _ => Ok(()),
+        }
     }
 
     fn open_header(&self, name: &str, header_box: &[u8]) -> Result<WalHeader> {

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
+use vault::format::Timestamp;
 use vault::ops::prune::{self, PruneOutcome, PrunePlan, PruneRules, TwoPhasePlan, Wait};
+use vault::ops::wal_retention::{WalPlan, WalRules};
 use vault::progress::Progress;
 use vault::repo::LockGuard;
 use vault::units;
@@ -27,6 +29,10 @@ pub struct PruneOptions {
     /// (`30m`, `1h`, `2d`; seconds without a unit)
     #[arg(long, default_value = "1h", value_parser = parse_grace, value_name = "DURATION")]
     pub grace: i64,
+    /// Keep all WAL pushed within DURATION (`7d`, `36h`): the window for
+    /// point-in-time recovery, beside the WAL each kept base backup needs
+    #[arg(long, value_parser = parse_grace, value_name = "DURATION")]
+    pub keep_wal_within: Option<i64>,
     /// Delete at once under an exclusive lock, as in format version 2:
     /// backups cannot run (or wait) until prune ends
     #[arg(long)]
@@ -48,6 +54,15 @@ impl PruneOptions {
         PruneRules {
             max_unused: self.max_unused,
             max_repack_bytes: self.max_repack_size,
+        }
+    }
+
+    /// WAL retention: the window, and the grace that also protects WAL a
+    /// base backup being taken now starts from.
+    pub(super) fn wal_rules(&self) -> WalRules {
+        WalRules {
+            keep_within_secs: self.keep_wal_within.map(|s| s.max(0) as u64),
+            grace_secs: self.grace.max(0) as u64,
         }
     }
 }
@@ -84,6 +99,8 @@ pub(super) fn prune_cmd(g: &Global, a: PruneArgs) -> Result<i32> {
             let plan = prune::plan_two_phase(&repo, &a.options.rules(), a.options.grace)?;
             report_phases(g, &plan, None)
         };
+        let wal = prune::plan_wal(&repo, &a.options.wal_rules(), Timestamp::now())?;
+        let value = with_wal(value, report_wal(g, wal.as_ref(), None));
         if g.json {
             print_json(&value)?;
         }
@@ -112,20 +129,86 @@ pub(super) fn run(
     options: &PruneOptions,
 ) -> Result<serde_json::Value> {
     let progress = Arc::new(Progress::default());
-    if !options.exclusive {
+    let value = if !options.exclusive {
         let plan = prune::plan_two_phase(repo, &options.rules(), options.grace)?;
         let outcome = {
             let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "prune");
             prune::execute_phases(repo, lock, &plan, &progress)?
         };
-        return Ok(report_phases(g, &plan, Some(&outcome)));
-    }
-    let plan = prune::plan_prune(repo, &options.rules())?;
-    let outcome = {
-        let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "prune");
-        prune::execute(repo, lock, &plan, &progress)?
+        report_phases(g, &plan, Some(&outcome))
+    } else {
+        let plan = prune::plan_prune(repo, &options.rules())?;
+        let outcome = {
+            let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "prune");
+            prune::execute(repo, lock, &plan, &progress)?
+        };
+        report(g, &plan, Some(&outcome))
     };
-    Ok(report(g, &plan, Some(&outcome)))
+    // Planned after the packs' work, from the snapshots as they are now.
+    let wal = prune::plan_wal(repo, &options.wal_rules(), Timestamp::now())?;
+    let deleted = match &wal {
+        Some(plan) => Some(prune::execute_wal(repo, lock, plan)?),
+        None => None,
+    };
+    Ok(with_wal(value, report_wal(g, wal.as_ref(), deleted)))
+}
+
+fn with_wal(mut value: serde_json::Value, wal: serde_json::Value) -> serde_json::Value {
+    value["wal"] = wal;
+    value
+}
+
+/// Print the WAL retention plan (and what was deleted); returns the JSON
+/// form. Null when the repository has no WAL archive.
+fn report_wal(g: &Global, plan: Option<&WalPlan>, deleted: Option<u64>) -> serde_json::Value {
+    let Some(plan) = plan else {
+        return serde_json::Value::Null;
+    };
+    let timelines = plan.by_timeline();
+    let value = json!({
+        "files_to_delete": plan.delete.len(),
+        "bytes_to_delete": plan.bytes(),
+        "files_kept": plan.kept,
+        "held": plan.held,
+        "unreadable": plan.unreadable.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "timelines": timelines,
+        "files_deleted": deleted,
+    });
+    if g.json || g.quiet {
+        return value;
+    }
+    let verb = if deleted.is_some() { "" } else { "would " };
+    if let Some(why) = plan.held {
+        println!("prune: WAL archive left as it is: {why}");
+        return value;
+    }
+    if plan.kept == 0 && plan.delete.is_empty() {
+        return value;
+    }
+    println!(
+        "prune: WAL archive: {verb}delete {} files ({}), keep {}",
+        plan.delete.len(),
+        human_bytes(plan.bytes()),
+        plan.kept
+    );
+    for t in &timelines {
+        println!(
+            "prune:   timeline {}: {} to {} ({} files, {})",
+            t.timeline,
+            t.first,
+            t.last,
+            t.files,
+            human_bytes(t.bytes)
+        );
+    }
+    if !plan.unreadable.is_empty() {
+        println!(
+            "prune: WAL archive: {} files kept because their header does not read (first: {}); run check",
+            plan.unreadable.len(),
+            plan.unreadable[0].name()
+        );
+    }
+    value
 }
 
 /// Print the plan (and what was done) for people; returns the JSON form.

@@ -4,6 +4,8 @@ use anyhow::Result;
 use clap::Args;
 use vault::format::Timestamp;
 use vault::ops::run::{self, Status};
+use vault::ops::wal_status::{gap_lines, wal_status, WalStatus};
+use vault::repo::WalArchive;
 
 use super::run::{open_plan_repo, PlanFileArgs};
 use crate::cli::args::Global;
@@ -20,11 +22,18 @@ pub struct StatusArgs {
 pub(super) fn status_cmd(g: &Global, a: StatusArgs) -> Result<i32> {
     let (_, plan) = a.plan.load()?;
     let repo = open_plan_repo(g, &plan)?;
-    let st = run::gather(&plan, &repo, Timestamp::now())?;
+    let now = Timestamp::now();
+    let st = run::gather(&plan, &repo, now)?;
+    let wal = archive_status(&repo, now)?;
     if g.json {
-        super::print_json(&serde_json::to_value(&st)?)?;
+        let mut value = serde_json::to_value(&st)?;
+        value["wal"] = serde_json::to_value(&wal)?;
+        super::print_json(&value)?;
     } else if !g.quiet {
         print(&st);
+        if let Some(w) = &wal {
+            print_wal(w);
+        }
     }
     for w in &st.warnings {
         eprintln!("warning: {w}");
@@ -34,6 +43,33 @@ pub(super) fn status_cmd(g: &Global, a: StatusArgs) -> Result<i32> {
     } else {
         exit::TARGET_BREACHED
     })
+}
+
+/// The WAL archive's newest segment and its age, when there is an
+/// archive with files in it.
+fn archive_status(repo: &vault::Repository, now: Timestamp) -> Result<Option<WalStatus>> {
+    let Ok(archive) = WalArchive::of(repo) else {
+        return Ok(None);
+    };
+    let st = wal_status(&archive, now)?;
+    Ok((st.files > 0).then_some(st))
+}
+
+fn print_wal(w: &WalStatus) {
+    if let (Some(name), Some(pushed), Some(secs)) = (&w.newest, &w.newest_pushed, w.newest_age_secs)
+    {
+        println!(
+            "WAL archive: newest {name}, pushed {pushed}, {} ago (the current RPO of point-in-time recovery)",
+            age(secs.max(0) as u64)
+        );
+    }
+    let gaps = gap_lines(&w.timelines);
+    if !gaps.is_empty() {
+        println!(
+            "WAL archive: {} gaps (vault check names the base backups they break)",
+            gaps.len()
+        );
+    }
 }
 
 fn percent(r: Option<f64>) -> String {

@@ -10,7 +10,8 @@ use clap::{Args, Subcommand};
 use vault::format::wal::WalFile;
 use vault::format::Timestamp;
 use vault::ops::wal_ahead::{push_ahead, Spool};
-use vault::ops::wal_status::{gap_lines, wal_status};
+use vault::ops::wal_retention::kept_bases;
+use vault::ops::wal_status::{damage, gap_lines, wal_status};
 use vault::repo::{IndexView, OpenOptions, Pushed, WalArchive, WalKeyFile};
 use vault::Repository;
 
@@ -160,15 +161,24 @@ fn status(g: &Global, a: &StatusArgs) -> Result<i32> {
     })
 }
 
-/// The gaps of the WAL archive, for `check`; a format 1 repository has
-/// no archive.
+/// The damage of the WAL archive, for `check`: gaps and the base backups
+/// they break, base backups that cannot be restored, and base backups
+/// whose record of their WAL does not read. A format 1 repository has no
+/// archive.
 pub(super) fn check_archive(repo: &Repository) -> Result<Vec<String>> {
     let Ok(archive) = WalArchive::of(repo) else {
         return Ok(Vec::new());
     };
-    Ok(gap_lines(
-        &wal_status(&archive, Timestamp::now())?.timelines,
-    ))
+    let mut lines = Vec::new();
+    let mut bases = Vec::new();
+    for one in repo.snapshots()? {
+        match kept_bases(std::slice::from_ref(&one)) {
+            Ok(found) => bases.extend(found),
+            Err(e) => lines.push(e.to_string()),
+        }
+    }
+    lines.splice(0..0, damage(&archive.list()?, &bases));
+    Ok(lines)
 }
 
 fn file_name(path: &Path) -> Result<WalFile> {

@@ -15,10 +15,12 @@
 //! That is the one-phase prune (`--exclusive`): the caller holds the
 //! exclusive lock, so no backup runs meanwhile. By default prune deletes in
 //! two phases instead (`phases.rs`, `execute_phases`) under the prune lock,
-//! beside running backups.
+//! beside running backups. Either way it then deletes the archived WAL
+//! no kept base backup or window needs (`wal.rs`).
 
 pub mod phases;
 pub mod plan;
+pub mod wal;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -30,6 +32,7 @@ pub use phases::{plan_phases, PhaseInput, PhasePlan, Replace, Wait};
 pub use plan::{
     index_bodies, new_index_bodies, plan as decide, PlanInput, PrunePlan, PruneRules, Repack,
 };
+pub use wal::{execute_wal, plan_wal};
 
 use super::reachable::reachable;
 use crate::error::{Error, ErrorKind, Result};

@@ -24,6 +24,7 @@ use crate::ops::pg::drill::{drill_pg, DrillOptions};
 use crate::ops::pg::snapshot::{snapshot_pg, Databases, PgSnapshotOptions};
 use crate::ops::prune::{self, PruneRules};
 use crate::ops::snapshot::{self, ParentChoice, SnapshotOptions, SnapshotOutcome};
+use crate::ops::wal_retention::{WalRules, DEFAULT_WAL_GRACE_SECS};
 use crate::ops::{copy, forget};
 use crate::ops::{mysql, redis, sqlite};
 use crate::policy::{self, Selection};
@@ -168,7 +169,9 @@ fn backup(ctx: &Context<'_>, src: &Source, s: &mut Steps) -> Option<(Id, u64)> {
         s.step(&format!("copy {}", target.name), result);
     }
     if let Some(keep) = &src.keep {
-        let result = keep.rules().and_then(|rules| retain(ctx.repo, src, &rules));
+        let result = keep
+            .rules()
+            .and_then(|rules| retain(ctx.repo, src, &rules, keep.wal_within_secs()?));
         s.step("forget", result);
     }
     Some((id, bytes))
@@ -305,7 +308,14 @@ fn copy_to(ctx: &Context<'_>, src: &Source, target: &CopyTarget) -> Result<((), 
 }
 
 /// Forget by the source's rules, then prune if that removed anything.
-fn retain(repo: &Arc<Repository>, src: &Source, rules: &policy::KeepRules) -> Result<((), String)> {
+/// WAL retention follows, since the window moves on even when no
+/// snapshot goes.
+fn retain(
+    repo: &Arc<Repository>,
+    src: &Source,
+    rules: &policy::KeepRules,
+    wal_within: Option<u64>,
+) -> Result<((), String)> {
     let selection = Selection {
         tags: vec![source_tag(&src.name)],
         ..Selection::default()
@@ -323,24 +333,35 @@ fn retain(repo: &Arc<Repository>, src: &Source, rules: &policy::KeepRules) -> Re
         )?;
         forget::remove_snapshots(repo, &lock, &plan)?
     };
-    if removed == 0 {
+    if removed == 0 && wal_within.is_none() {
         return Ok(((), "0 snapshots removed".to_string()));
     }
     let lock = repo.lock_exclusive("run: prune")?;
-    let rules = PruneRules {
-        max_unused: 0.05,
-        max_repack_bytes: None,
-    };
-    let plan = prune::plan_prune(repo, &rules)?;
-    let outcome = prune::execute(repo, &lock, &plan, &Progress::default())?;
-    Ok((
-        (),
-        format!(
-            "{removed} snapshots removed; prune deleted {} packs, freed {} bytes",
+    let mut message = format!("{removed} snapshots removed");
+    if removed > 0 {
+        let rules = PruneRules {
+            max_unused: 0.05,
+            max_repack_bytes: None,
+        };
+        let plan = prune::plan_prune(repo, &rules)?;
+        let outcome = prune::execute(repo, &lock, &plan, &Progress::default())?;
+        message += &format!(
+            "; prune deleted {} packs, freed {} bytes",
             outcome.packs_deleted,
             plan.freed_bytes()
-        ),
-    ))
+        );
+    }
+    let wal_rules = WalRules {
+        keep_within_secs: wal_within,
+        grace_secs: DEFAULT_WAL_GRACE_SECS,
+    };
+    if let Some(plan) = prune::plan_wal(repo, &wal_rules, Timestamp::now())? {
+        let deleted = prune::execute_wal(repo, &lock, &plan)?;
+        if deleted > 0 {
+            message += &format!("; {deleted} WAL files deleted");
+        }
+    }
+    Ok(((), message))
 }
 
 fn drill_step(ctx: &Context<'_>, src: &Source, snapshot: Option<Id>, s: &mut Steps) {
