@@ -6,10 +6,14 @@
 #      cluster over the replication protocol and nothing else);
 #   2. `vault snapshot pg --physical`, first (everything new) and again after
 #      $WRITE seconds of pgbench (unchanged relation segments dedup);
-#   3. restore to a time T taken between two pgbench runs: `vault restore pg
+#   3. repository growth over one stretch of steady traffic ($HOUR seconds of
+#      pgbench at $RATE transactions per second, standing in for an hour):
+#      the WAL archive's growth, against what a logical `vault snapshot pg`
+#      and a physical one taken at each end of the stretch add;
+#   4. restore to a time T taken between two pgbench runs: `vault restore pg
 #      --physical --to-time T`, start the server, wait until it promotes.
 #
-#   VAULT_BIN=target/debug/vault SCALE=20 WRITE=20 benches/pitr.sh
+#   VAULT_BIN=target/debug/vault SCALE=20 WRITE=20 HOUR=60 RATE=50 benches/pitr.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +21,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/var/tmp/vault-bench}
 SCALE=${SCALE:-20}
 WRITE=${WRITE:-20}
+HOUR=${HOUR:-60}
+RATE=${RATE:-50}
 WORK=$BENCH_DIR/pitr
 export VAULT_PASSWORD=bench
 
@@ -60,6 +66,23 @@ echo "vault snapshot pg --physical (first): $(elapsed "$t0")s"
 t0=$(date +%s.%N)
 "$VAULT_BIN" -r "$WORK/repo" --no-cache snapshot pg --physical
 echo "vault snapshot pg --physical (after ${WRITE}s of pgbench): $(elapsed "$t0")s"
+
+# Growth over one stretch: every byte of the repository is counted, so
+# compression and encryption count the same for all three.
+repo_bytes() { du -sb "$WORK/repo/$1" | cut -f1; }
+# Everything but the archive: packs, index, snapshot objects.
+snap_bytes() { echo $(( $(repo_bytes .) - $(repo_bytes wal) )); }
+"$VAULT_BIN" -q -r "$WORK/repo" --no-cache snapshot pg -d postgres
+wal0=$(repo_bytes wal); data0=$(snap_bytes)
+"$BIN/pgbench" -T "$HOUR" -R "$RATE" -c 2 postgres >/dev/null 2>&1
+seg=$(sql "SELECT pg_walfile_name(pg_switch_wal())")
+while [ "$(sql "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")" \< "$seg" ]; do sleep 0.2; done
+wal1=$(repo_bytes wal)
+"$VAULT_BIN" -q -r "$WORK/repo" --no-cache snapshot pg -d postgres
+data1=$(snap_bytes)
+"$VAULT_BIN" -q -r "$WORK/repo" --no-cache snapshot pg --physical
+data2=$(snap_bytes)
+echo "growth over ${HOUR}s of pgbench at ${RATE} tps: WAL archive $((wal1 - wal0)) B, logical snapshot pg $((data1 - data0)) B, physical snapshot $((data2 - data1)) B"
 
 "$BIN/pgbench" -T "$WRITE" -c 2 postgres >/dev/null 2>&1
 sql "CREATE TABLE marker AS SELECT 1 AS x"

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::process::Output;
 
+use vault::format::snapshot::TOTAL_BYTES_KEY;
 use vault::repo::SnapshotFilter;
 
 use super::{assert_code, one_line_error, Vault};
@@ -28,6 +29,7 @@ pub fn latest_meta(v: &Vault) -> BTreeMap<String, String> {
         .unwrap();
     snap.meta
         .into_iter()
+        .filter(|(k, _)| k != TOTAL_BYTES_KEY)
         .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
         .collect()
 }
