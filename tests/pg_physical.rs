@@ -422,6 +422,13 @@ fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
     common::assert_code(&out, 1, "table absent at T");
     assert!(common::one_line_error(&out).contains("public.nosuch did not exist in app"));
 
+    // A target the archive does not reach: the scratch server stops, its
+    // reason is quoted, and it is removed (checked by `restore`).
+    let out = restore("public.t", "2999-01-01 00:00:00+00", &["--clean"]);
+    common::assert_code(&out, 8, "target beyond the archive");
+    assert!(common::one_line_error(&out).contains("recovering the base backup"));
+    assert_eq!(rows("t"), t_at_target, "nothing changed");
+
     let out = restore("public.t", &target, &["--clean", "-h", "/nonexistent"]);
     common::assert_code(&out, 8, "live server unreachable");
     common::one_line_error(&out);

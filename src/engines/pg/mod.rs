@@ -8,8 +8,8 @@ pub mod database;
 pub mod facts;
 pub mod names;
 pub mod session;
-pub mod tar;
 pub mod split;
+pub mod tar;
 pub mod toc;
 
 use std::ffi::OsString;
