@@ -342,6 +342,7 @@ fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
     };
     let t_at_target = rows("t");
     assert!(t_at_target.starts_with("800 "), "{t_at_target}");
+    let lsn_at_target = pg.sql("postgres", "SELECT pg_current_wal_insert_lsn()::text");
     std::thread::sleep(Duration::from_millis(1100));
     let target = pg.sql("postgres", "SELECT clock_timestamp()::text");
     std::thread::sleep(Duration::from_millis(1100));
@@ -354,15 +355,15 @@ fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
     let u_now = rows("u");
     assert!(u_now.starts_with("3 "), "{u_now}");
 
-    let restore = |table: &str, time: &str, extra: &[&str]| {
+    let restore_to = |table: &str, to: [&str; 2], extra: &[&str]| {
         let mut args = vec![
             "restore",
             "pg",
             "latest",
             "--table",
             table,
-            "--to-time",
-            time,
+            to[0],
+            to[1],
             "-d",
             "app",
             "--wal-key-file",
@@ -377,6 +378,8 @@ fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
         );
         out
     };
+    let restore =
+        |table: &str, time: &str, extra: &[&str]| restore_to(table, ["--to-time", time], extra);
 
     // The table exists: refused, and the live database unchanged.
     let out = restore("public.t", &target, &[]);
@@ -415,6 +418,13 @@ fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
     pg.sql("app", "DROP VIEW high; DROP TABLE t");
     let out = restore("public.t", &target, &[]);
     common::assert_success(&out, "restore pg --table --to-time of a dropped table");
+    assert_eq!(rows("t"), t_at_target);
+    assert_eq!(rows("u"), u_now);
+
+    // The same point named by its WAL position.
+    pg.sql("app", "DELETE FROM t WHERE id > 10");
+    let out = restore_to("public.t", ["--to-lsn", &lsn_at_target], &["--clean"]);
+    common::assert_success(&out, "restore pg --table --to-lsn --clean");
     assert_eq!(rows("t"), t_at_target);
     assert_eq!(rows("u"), u_now);
 
