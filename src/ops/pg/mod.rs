@@ -7,6 +7,7 @@ pub mod physical;
 pub mod restore;
 pub mod scratch;
 pub mod snapshot;
+pub mod table_at;
 
 use crate::error::Result;
 use crate::format::pg_facts::{self, DatabaseFacts, PG_FACTS_KEY};

@@ -243,7 +243,7 @@ fn stream_file(
 /// Run psql against `database` with `args`, writing its standard input with
 /// `feed`. psql's own failure explains more than the broken pipe we see
 /// when it dies, so it is reported first.
-fn psql_fed(
+pub(crate) fn psql_fed(
     conn: &PgConn,
     database: &str,
     args: &[&str],
@@ -271,7 +271,7 @@ fn psql_fed(
     fed
 }
 
-fn write_all(stdin: &mut ChildStdin, data: &[u8]) -> Result<()> {
+pub(crate) fn write_all(stdin: &mut ChildStdin, data: &[u8]) -> Result<()> {
     stdin
         .write_all(data)
         .map_err(|e| Error::io("writing to psql", e))

@@ -28,7 +28,8 @@ use crate::cli::commands::{open, print_json, resolve_snapshot};
 use crate::cli::exit;
 use crate::cli::output::{human_bytes, ProgressGuard};
 
-/// The options of `restore pg` that only a physical restore takes.
+/// The options of `restore pg` that only a physical restore takes (the
+/// recovery target and WAL key file also serve `--table` at a point in time).
 #[derive(Args, Debug)]
 pub struct PhysicalRestoreArgs {
     /// Restore a base backup (`snapshot pg --physical`) as a data directory
@@ -38,31 +39,16 @@ pub struct PhysicalRestoreArgs {
     #[arg(long, value_name = "DIR", requires = "physical")]
     pub target: Option<PathBuf>,
     /// Recover up to this time (as PostgreSQL reads recovery_target_time)
-    #[arg(
-        long,
-        value_name = "TIME",
-        requires = "physical",
-        group = "recovery_target"
-    )]
+    #[arg(long, value_name = "TIME", group = "recovery_target")]
     pub to_time: Option<String>,
     /// Recover up to this WAL position (X/Y)
-    #[arg(
-        long,
-        value_name = "LSN",
-        requires = "physical",
-        group = "recovery_target"
-    )]
+    #[arg(long, value_name = "LSN", group = "recovery_target")]
     pub to_lsn: Option<String>,
     /// Recover up to this transaction id
-    #[arg(
-        long,
-        value_name = "XID",
-        requires = "physical",
-        group = "recovery_target"
-    )]
+    #[arg(long, value_name = "XID", group = "recovery_target")]
     pub to_xid: Option<u64>,
     /// The WAL key file (`vault wal key-file`) the server's restore_command unlocks the archive with
-    #[arg(long, value_name = "FILE", requires = "physical")]
+    #[arg(long, value_name = "FILE")]
     pub wal_key_file: Option<PathBuf>,
 }
 
@@ -103,7 +89,7 @@ pub(crate) fn drill_physical_cmd(g: &Global, a: &DrillPgArgs) -> Result<i32> {
 }
 
 /// Only base backups.
-fn physical_only(f: &Filter) -> SnapshotFilter {
+pub(super) fn physical_only(f: &Filter) -> SnapshotFilter {
     SnapshotFilter {
         sources: vec![PG_PHYSICAL_SOURCE.into()],
         ..crate::cli::commands::filter(f)
@@ -136,7 +122,7 @@ pub(crate) fn snapshot_physical_cmd(
     Ok(exit::OK)
 }
 
-fn recovery_target(
+pub(super) fn recovery_target(
     to_time: Option<&String>,
     to_lsn: Option<&String>,
     to_xid: Option<u64>,
@@ -169,7 +155,11 @@ fn repository_for_server(g: &Global) -> Result<String> {
 
 /// restore_command for a restored server: this binary, this repository,
 /// unlocked by the WAL key file.
-fn server_restore_command(g: &Global, key_file: Option<&PathBuf>, what: &str) -> Result<String> {
+pub(super) fn server_restore_command(
+    g: &Global,
+    key_file: Option<&PathBuf>,
+    what: &str,
+) -> Result<String> {
     let Some(key_file) = key_file else {
         anyhow::bail!(vault::Error::invalid(format!(
             "{what} needs --wal-key-file FILE (made by `vault wal key-file`): \

@@ -6,14 +6,21 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
+use vault::engines::pg::basebackup::format_lsn;
 use vault::engines::pg::parse_table;
 use vault::ops::pg::dependents::Dependent;
+use vault::ops::pg::physical::restore::RecoveryTarget;
 use vault::ops::pg::restore::{
     plan, plan_dependents, restore_pg, Parts, PgRestoreOptions, RestorePlan,
 };
+use vault::ops::pg::table_at::{
+    self, restore_table_at, target_instant, TableAtOptions, TableAtPlan,
+};
 use vault::progress::Progress;
+use vault::ErrorKind;
 
 use super::conn::PgConnArgs;
+use super::physical;
 use crate::cli::args::Global;
 use crate::cli::commands::filter::Filter;
 use crate::cli::commands::{open, postgres_only, print_json, resolve_snapshot};
@@ -108,6 +115,9 @@ pub(crate) fn restore_pg_cmd(g: &Global, a: &PgRestoreArgs) -> Result<i32> {
     let Some(dbname) = &a.dbname else {
         return super::physical::restore_physical_cmd(g, &a.snapshot, &a.physical, &a.filter);
     };
+    if wants_point_in_time(a) {
+        return restore_table_at_cmd(g, a, dbname);
+    }
     let repo = open(g)?;
     let (_, snap) = resolve_snapshot(g, &repo, &a.snapshot, &postgres_only(&a.filter))?;
     let opts = PgRestoreOptions {
@@ -159,4 +169,130 @@ pub(crate) fn restore_pg_cmd(g: &Global, a: &PgRestoreArgs) -> Result<i32> {
         );
     }
     Ok(exit::OK)
+}
+
+/// A recovery target or WAL key file with `-d`: tables as they were at a
+/// point in time, from a base backup and the WAL archive.
+fn wants_point_in_time(a: &PgRestoreArgs) -> bool {
+    let p = &a.physical;
+    p.to_time.is_some() || p.to_lsn.is_some() || p.to_xid.is_some() || p.wal_key_file.is_some()
+}
+
+fn restore_table_at_cmd(g: &Global, a: &PgRestoreArgs, dbname: &str) -> Result<i32> {
+    if a.tables.is_empty() {
+        anyhow::bail!(vault::Error::invalid(
+            "--to-time, --to-lsn, --to-xid and --wal-key-file restore a whole cluster \
+             (--physical --target DIR) or single tables (--table SCHEMA.TABLE -d DB)"
+        ));
+    }
+    if a.create || a.schema_only || a.data_only || a.large_objects {
+        anyhow::bail!(vault::Error::invalid(
+            "a table at a point in time is restored whole into an existing database: \
+             not with --create, --schema-only, --data-only or --large-objects"
+        ));
+    }
+    let p = &a.physical;
+    let opts = TableAtOptions {
+        live: a.conn.conn(None)?,
+        target: dbname.to_string(),
+        from: a.from.clone(),
+        tables: a.tables.iter().map(|t| parse_table(t)).collect(),
+        to: physical::recovery_target(p.to_time.as_ref(), p.to_lsn.as_ref(), p.to_xid)?,
+        restore_command: physical::server_restore_command(
+            g,
+            p.wal_key_file.as_ref(),
+            "restore pg --table at a point in time",
+        )?,
+        clean: a.clean,
+    };
+    // Only a base backup taken before the target time can recover to it.
+    let before = target_instant(&opts.live, &opts.target, &opts.to)?;
+    let mut scope = physical::physical_only(&a.filter);
+    scope.at = match (scope.at, before) {
+        (Some(x), Some(y)) if x <= y => Some(x),
+        (x, None) => x,
+        (_, y) => y,
+    };
+    let repo = open(g)?;
+    let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &scope).map_err(|e| {
+        let kind = e.downcast_ref::<vault::Error>().map(vault::Error::kind);
+        match (kind, &opts.to) {
+            (Some(ErrorKind::NotFound), RecoveryTarget::Time(t)) => {
+                anyhow::Error::from(vault::Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "no physical base backup (`snapshot pg --physical`) was taken before {t}"
+                    ),
+                ))
+            }
+            _ => e,
+        }
+    })?;
+    if a.dry_run {
+        let plan = table_at::plan(&opts)?;
+        if g.json {
+            print_json(&table_at_json(&id, &plan))?;
+        } else {
+            print_table_at_plan(&id, &opts, &plan);
+        }
+        return Ok(exit::OK);
+    }
+    let progress = Arc::new(Progress::default());
+    let outcome = {
+        let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "restore pg --table");
+        restore_table_at(&repo, &snap, &opts, &progress)?
+    };
+    if g.json {
+        let mut v = table_at_json(&id, &outcome.plan);
+        v["bytes"] = json!(outcome.bytes);
+        v["duration_ms"] = json!(outcome.duration_ms);
+        print_json(&v)?;
+    } else if !g.quiet {
+        println!(
+            "restored {} ({}) as of {} into {} in {:.1}s",
+            crate::cli::output::count(opts.tables.len(), "table", "tables"),
+            human_bytes(outcome.bytes),
+            describe_target(&opts.to),
+            opts.target,
+            outcome.duration_ms as f64 / 1000.0
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn describe_target(to: &RecoveryTarget) -> String {
+    match to {
+        RecoveryTarget::End => "the end of the WAL archive".to_string(),
+        RecoveryTarget::Time(t) => t.clone(),
+        RecoveryTarget::Lsn(l) => format!("LSN {}", format_lsn(*l)),
+        RecoveryTarget::Xid(x) => format!("transaction {x}"),
+    }
+}
+
+fn table_at_json(base: &vault::Id, p: &TableAtPlan) -> serde_json::Value {
+    let names = |ts: &[(String, String)]| -> Vec<String> {
+        ts.iter().map(|(s, t)| format!("{s}.{t}")).collect()
+    };
+    json!({
+        "base_backup": base.to_hex(),
+        "replaced": names(&p.replaced),
+        "created": names(&p.created),
+        "recreated": p.recreated.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+    })
+}
+
+fn print_table_at_plan(base: &vault::Id, opts: &TableAtOptions, p: &TableAtPlan) {
+    println!(
+        "recover base backup {} to {} in a scratch server, then into {}:",
+        base.short(),
+        describe_target(&opts.to),
+        opts.target
+    );
+    for (s, t) in &p.replaced {
+        println!("  {s}.{t}: replaced (dropped and loaded in one transaction)");
+    }
+    for (s, t) in &p.created {
+        println!("  {s}.{t}: created");
+    }
+    print_dependents(&p.recreated);
 }

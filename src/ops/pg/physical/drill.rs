@@ -49,7 +49,7 @@ fn failed(name: &str, detail: String) -> Check {
 
 /// Poll until the server has left recovery; an error when it stopped
 /// instead (a target the archive does not reach ends the server).
-fn wait_for_promotion(session: &mut Session) -> Result<()> {
+pub(crate) fn wait_for_promotion(session: &mut Session) -> Result<()> {
     loop {
         if session.value("SELECT pg_is_in_recovery()")? == "f" {
             return Ok(());
