@@ -45,37 +45,7 @@ make_cluster() {
     mv "$CLUSTER.tmp" "$CLUSTER"
     pg_start
     sql -d postgres -c "CREATE DATABASE shop"
-    sql -d shop <<SQL
-SELECT setseed(0.42);
-CREATE TABLE customers (id bigint PRIMARY KEY, name text, email text, city text,
-    balance numeric(12,2), prefs jsonb);
-INSERT INTO customers
-SELECT g, initcap(md5(g::text)), 'user' || g || '@example.com',
-       (ARRAY['Berlin','Lyon','Porto','Oslo','Austin','Osaka'])[1 + g % 6],
-       round((random() * 10000)::numeric, 2),
-       jsonb_build_object('lang', (ARRAY['de','fr','pt','no','en','ja'])[1 + g % 6],
-                          'newsletter', g % 3 = 0, 'theme', md5((g * 7)::text))
-FROM generate_series(1::bigint, $EVENTS / 20) g;
-CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, total numeric(12,2),
-    status text, items jsonb, placed timestamptz);
-INSERT INTO orders
-SELECT g, 1 + (g * 7919) % ($EVENTS / 20), round((random() * 500)::numeric, 2),
-       (ARRAY['new','paid','shipped','returned'])[1 + g % 4],
-       jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (g * 31) % 9973, 'qty', 1 + g % 5,
-                                            'price', round((random() * 100)::numeric, 2))),
-       timestamptz '2026-01-01' + g * interval '37 seconds'
-FROM generate_series(1::bigint, $EVENTS / 10) g;
-CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, user_id bigint, kind text,
-    payload jsonb, note text);
-INSERT INTO events
-SELECT g, timestamptz '2026-01-01' + g * interval '3 seconds', 1 + (g * 104729) % ($EVENTS / 20),
-       (ARRAY['view','click','cart','buy','search','login'])[1 + g % 6],
-       jsonb_build_object('page', '/p/' || (g * 13) % 5000, 'ms', (random() * 900)::int,
-                          'ref', md5((g * 3)::text), 'score', round(random()::numeric, 4)),
-       CASE WHEN g % 4 = 0 THEN 'note ' || md5(g::text) || ' ' || md5((g + 1)::text) END
-FROM generate_series(1::bigint, $EVENTS) g;
-VACUUM ANALYZE;
-SQL
+    shop_sql $((EVENTS / 20)) $((EVENTS / 10)) "$EVENTS" | sql -d shop
 }
 
 trap pg_stop EXIT
