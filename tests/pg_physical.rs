@@ -121,6 +121,7 @@ fn base_backup_restores_to_a_time_to_the_end_and_along_a_new_timeline() {
     );
     std::thread::sleep(Duration::from_millis(1100));
     let target = pg.sql("postgres", "SELECT clock_timestamp()::text");
+    let lsn_at_target = pg.sql("postgres", "SELECT pg_current_wal_insert_lsn()::text");
     std::thread::sleep(Duration::from_millis(1100));
     pg.sql(
         "app",
@@ -155,14 +156,14 @@ fn base_backup_restores_to_a_time_to_the_end_and_along_a_new_timeline() {
     drop(at_t);
 
     // A drill does the same in a throwaway server, checks, and records it.
-    let drill = |asserts: &[&str]| {
+    let drill_to = |to: [&str; 2], asserts: &[&str]| {
         let mut args = vec![
             "--json",
             "drill",
             "pg",
             "--physical",
-            "--to-time",
-            &target,
+            to[0],
+            to[1],
             "--wal-key-file",
             a.key.to_str().unwrap(),
             "--assert-db",
@@ -173,6 +174,7 @@ fn base_backup_restores_to_a_time_to_the_end_and_along_a_new_timeline() {
         }
         pg.vault(&a.v, &args).output().unwrap()
     };
+    let drill = |asserts: &[&str]| drill_to(["--to-time", &target], asserts);
     let out = drill(&[
         "(SELECT count(*) FROM t WHERE phase = 'marker') = 1",
         "(SELECT count(*) FROM t WHERE phase = 'after') = 0",
@@ -189,10 +191,19 @@ fn base_backup_restores_to_a_time_to_the_end_and_along_a_new_timeline() {
     );
     let out = drill(&["(SELECT count(*) FROM t WHERE phase = 'after') > 0"]);
     common::assert_code(&out, 9, "a failed assertion fails the drill");
+    // The same point named by its WAL position.
+    let out = drill_to(
+        ["--to-lsn", &lsn_at_target],
+        &[
+            "(SELECT count(*) FROM t WHERE phase = 'marker') = 1",
+            "(SELECT count(*) FROM t WHERE phase = 'after') = 0",
+        ],
+    );
+    common::assert_success(&out, "drill pg --physical --to-lsn");
     assert_eq!(
         a.v.library().drills().unwrap().len(),
-        2,
-        "both drills are recorded"
+        3,
+        "every drill is recorded"
     );
 
     // To the end: what was lost is at most archive_timeout worth, and the

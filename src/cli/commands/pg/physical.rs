@@ -59,8 +59,29 @@ pub struct PhysicalDrillArgs {
     #[arg(long, conflicts_with_all = ["scratch_url", "no_roles"])]
     pub physical: bool,
     /// Recover up to this time (default: the end of the archive)
-    #[arg(long = "to-time", value_name = "TIME", requires = "physical")]
+    #[arg(
+        long = "to-time",
+        value_name = "TIME",
+        requires = "physical",
+        group = "drill_target"
+    )]
     pub drill_to_time: Option<String>,
+    /// Recover up to this WAL position (X/Y)
+    #[arg(
+        long = "to-lsn",
+        value_name = "LSN",
+        requires = "physical",
+        group = "drill_target"
+    )]
+    pub drill_to_lsn: Option<String>,
+    /// Recover up to this transaction id
+    #[arg(
+        long = "to-xid",
+        value_name = "XID",
+        requires = "physical",
+        group = "drill_target"
+    )]
+    pub drill_to_xid: Option<u64>,
     /// The WAL key file the scratch server's restore_command unlocks the archive with
     #[arg(long = "wal-key-file", value_name = "FILE", requires = "physical")]
     pub drill_wal_key_file: Option<PathBuf>,
@@ -69,7 +90,11 @@ pub struct PhysicalDrillArgs {
 pub(crate) fn drill_physical_cmd(g: &Global, a: &DrillPgArgs) -> Result<i32> {
     let p = &a.physical;
     let opts = PhysicalDrillOptions {
-        to: recovery_target(p.drill_to_time.as_ref(), None, None)?,
+        to: recovery_target(
+            p.drill_to_time.as_ref(),
+            p.drill_to_lsn.as_ref(),
+            p.drill_to_xid,
+        )?,
         restore_command: server_restore_command(
             g,
             p.drill_wal_key_file.as_ref(),
