@@ -38,13 +38,7 @@ export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS
 
 install_peers
 vault_binary
-BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-AS_PG=(runuser -u postgres --)
 mkdir -p "$BENCH_DIR"
-
-pg_start() { "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -o "-k $CLUSTER -c listen_addresses=" -l "$CLUSTER/log" -w start >/dev/null; }
-pg_stop() { "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -m fast -w stop >/dev/null 2>&1 || true; }
-sql() { "${AS_PG[@]}" "$BIN/psql" -h "$CLUSTER" -XAtq -v ON_ERROR_STOP=1 "$@"; }
 
 # The database as of hour 0, made once and copied for each run, so every
 # run starts from the same rows.

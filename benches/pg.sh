@@ -30,13 +30,7 @@ RESULTS=${RESULTS:-$BENCH_DIR/pg-results.tsv}
 export VAULT_PASSWORD=bench
 
 vault_binary
-BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-AS_PG=(runuser -u postgres --)
 mkdir -p "$BENCH_DIR"
-
-pg_start() { "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -o "-k $CLUSTER -c listen_addresses=" -l "$CLUSTER/log" -w start >/dev/null; }
-pg_stop() { "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -m fast -w stop >/dev/null 2>&1 || true; }
-sql() { "${AS_PG[@]}" "$BIN/psql" -h "$CLUSTER" -XAtq -v ON_ERROR_STOP=1 "$@"; }
 
 make_cluster() {
     [ -d "$CLUSTER/data" ] && return

@@ -27,8 +27,6 @@ WORK=$BENCH_DIR/pitr
 export VAULT_PASSWORD=bench
 
 vault_binary
-BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-AS_PG=(runuser -u postgres --)
 V=("$VAULT_BIN" -q -r "$WORK/repo" --no-cache)
 
 rm -rf "$WORK"; mkdir -p "$WORK"

@@ -27,6 +27,15 @@ install_peers() {
     fi
 }
 
+# The newest installed PostgreSQL's programs, run as its own account, and a
+# throwaway cluster in $CLUSTER (set by the script that starts one) reached
+# over its unix socket only.
+BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+AS_PG=(runuser -u postgres --)
+pg_start() { "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -o "-k $CLUSTER -c listen_addresses=" -l "$CLUSTER/log" -w start >/dev/null; }
+pg_stop() { "${AS_PG[@]}" "$BIN/pg_ctl" -D "$CLUSTER/data" -m fast -w stop >/dev/null 2>&1 || true; }
+sql() { "${AS_PG[@]}" "$BIN/psql" -h "$CLUSTER" -XAtq -v ON_ERROR_STOP=1 "$@"; }
+
 # shop_sql CUSTOMERS ORDERS EVENTS: the SQL that fills a realistic shop
 # database (text, JSON, numbers and timestamps, not pgbench's filler), the
 # same for every script that needs one: deltas.sh and pg.sh size it

@@ -27,8 +27,6 @@ RESULTS=$BENCH_DIR/wal-results.tsv
 export VAULT_PASSWORD=bench
 
 vault_binary
-BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-AS_PG=(runuser -u postgres --)
 
 rm -rf "$WORK"; mkdir -p "$WORK/segments"; chown -R postgres "$WORK"
 CLUSTER=$WORK/pg

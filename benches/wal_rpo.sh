@@ -17,8 +17,6 @@ WORK=$BENCH_DIR/wal-rpo
 export VAULT_PASSWORD=bench
 
 vault_binary
-BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-AS_PG=(runuser -u postgres --)
 
 rm -rf "$WORK"; mkdir -p "$WORK"
 "$VAULT_BIN" -q -r "$WORK/repo" --no-cache init

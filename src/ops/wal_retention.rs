@@ -35,26 +35,30 @@ pub struct KeptBase {
 /// The base backups among `snapshots`. One whose `pg.base` does not read
 /// is refused: the WAL it needs is unknown, so none may be deleted.
 pub fn kept_bases(snapshots: &[(Id, Snapshot)]) -> Result<Vec<KeptBase>> {
-    let mut out = Vec::new();
-    for (id, s) in snapshots {
-        if s.source != PG_PHYSICAL_SOURCE {
-            continue;
-        }
-        let base = BaseBackup::from_meta(&s.meta)
-            .map_err(|e| e.at(format!("snapshot {}", id.short())))?
-            .ok_or_else(|| {
-                Error::corrupt(format!(
-                    "snapshot {}: a physical base backup without its pg.base record",
-                    id.short()
-                ))
-            })?;
-        out.push(KeptBase {
-            id: *id,
-            time: s.time,
-            base,
-        });
+    snapshots
+        .iter()
+        .filter_map(|(id, s)| kept_base(id, s).transpose())
+        .collect()
+}
+
+/// The base backup `snapshot` is, if it is one.
+pub fn kept_base(id: &Id, snapshot: &Snapshot) -> Result<Option<KeptBase>> {
+    if snapshot.source != PG_PHYSICAL_SOURCE {
+        return Ok(None);
     }
-    Ok(out)
+    let base = BaseBackup::from_meta(&snapshot.meta)
+        .map_err(|e| e.at(format!("snapshot {}", id.short())))?
+        .ok_or_else(|| {
+            Error::corrupt(format!(
+                "snapshot {}: a physical base backup without its pg.base record",
+                id.short()
+            ))
+        })?;
+    Ok(Some(KeptBase {
+        id: *id,
+        time: snapshot.time,
+        base,
+    }))
 }
 
 /// A file's place in the WAL: timeline and segment (log, seg). None for

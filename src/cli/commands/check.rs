@@ -73,7 +73,12 @@ pub(super) fn check_cmd(g: &Global, a: CheckArgs) -> Result<i32> {
         check(&repo, &opts, &progress)?
     };
     let elapsed = started.elapsed();
-    let wal = super::wal::check_archive(&repo)?;
+    let read = report
+        .untouched
+        .iter()
+        .map(|(id, s)| (id, s))
+        .chain(report.damaged.iter().map(|d| (&d.id, &d.snapshot)));
+    let wal = super::wal::check_archive(&repo, read)?;
     if g.json {
         let mut value = report_json(&report, elapsed.as_millis() as u64);
         value["requests"] = repo.backend().requests().to_json();

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use vault::format::snapshot::Snapshot;
 use vault::format::wal::WalFile;
 use vault::format::Timestamp;
 use vault::ops::wal_ahead::{push_ahead, Spool};
-use vault::ops::wal_retention::kept_bases;
+use vault::ops::wal_retention::kept_base;
 use vault::ops::wal_status::{damage, gap_lines, wal_status};
-use vault::repo::{IndexView, ObjectKind, OpenOptions, Pushed, WalArchive, WalKeyFile};
-use vault::Repository;
+use vault::repo::{IndexView, OpenOptions, Pushed, WalArchive, WalKeyFile};
+use vault::{Id, Repository};
 
 use super::{location, open_options, open_with, storage, WaitFor};
 use crate::cli::args::Global;
@@ -163,21 +164,20 @@ fn status(g: &Global, a: &StatusArgs) -> Result<i32> {
 
 /// The damage of the WAL archive, for `check`: gaps and the base backups
 /// they break, base backups that cannot be restored, and base backups
-/// whose record of their WAL does not read. A format 1 repository has no
-/// archive.
-pub(super) fn check_archive(repo: &Repository) -> Result<Vec<String>> {
+/// whose record of their WAL does not read. `snapshots` are those the
+/// check could read (it names the others itself). A format 1 repository
+/// has no archive.
+pub(super) fn check_archive<'a>(
+    repo: &Repository,
+    snapshots: impl Iterator<Item = (&'a Id, &'a Snapshot)>,
+) -> Result<Vec<String>> {
     let Ok(archive) = WalArchive::of(repo) else {
         return Ok(Vec::new());
     };
     let mut lines = Vec::new();
     let mut bases = Vec::new();
-    // A snapshot that does not read is damage the check names itself;
-    // the rest still say which WAL they need.
-    for id in repo.list_objects(ObjectKind::Snapshot)? {
-        let Ok(snapshot) = repo.load_snapshot(&id) else {
-            continue;
-        };
-        match kept_bases(&[(id, snapshot)]) {
+    for (id, snapshot) in snapshots {
+        match kept_base(id, snapshot) {
             Ok(found) => bases.extend(found),
             Err(e) => lines.push(e.to_string()),
         }
