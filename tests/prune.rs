@@ -343,3 +343,34 @@ fn every_forget_rule_reaches_the_policy() {
     let bad = v.run(&["forget", "--keep-within", "3 weeks"]);
     assert_code(&bad, 2, "forget with a bad duration");
 }
+
+#[test]
+fn forget_removes_exactly_the_snapshots_named_as_restic_does() {
+    let v = Vault::init();
+    let ids: Vec<String> = (0..4)
+        .map(|i| {
+            let s = v.snapshot_stdin("t", std::io::Cursor::new(vec![i as u8; 1000]));
+            json_str(&s, "snapshot").to_string()
+        })
+        .collect();
+    // A unique prefix and a full id; a dry run first changes nothing.
+    let prefix = &ids[1][..12];
+    let dry = v.json(&["forget", "--dry-run", prefix, &ids[2]]);
+    assert_eq!(json_u64(&dry, "removed"), 2, "{dry}");
+    assert_eq!(v.snapshots().len(), 4);
+    let done = v.json(&["forget", prefix, &ids[2]]);
+    assert_eq!(json_u64(&done, "removed"), 2, "{done}");
+    let left: Vec<String> = v
+        .snapshots()
+        .iter()
+        .map(|s| json_str(s, "id").to_string())
+        .collect();
+    assert_eq!(left.len(), 2);
+    assert!(left.contains(&ids[0]) && left.contains(&ids[3]), "{left:?}");
+
+    let mixed = v.run(&["forget", "--keep-last", "1", &ids[0]]);
+    assert_code(&mixed, 2, "naming snapshots beside keep rules");
+    let unknown = v.run(&["forget", "ffffffffffff"]);
+    assert_code(&unknown, 1, "a snapshot that does not exist");
+    assert_eq!(v.snapshots().len(), 2, "refusals remove nothing");
+}

@@ -61,6 +61,8 @@ pub enum Reason {
     Tag(String),
     /// No rule picked it, but a group always keeps its newest snapshot.
     NewestOfGroup,
+    /// Snapshots were named for removal, and not this one.
+    NotNamed,
 }
 
 impl fmt::Display for Reason {
@@ -72,6 +74,7 @@ impl fmt::Display for Reason {
             Reason::WithinPeriod(p, d) => write!(f, "{} {p} within {d}", period_name(p)),
             Reason::Tag(t) => write!(f, "tag {t}"),
             Reason::NewestOfGroup => f.write_str("newest of its group"),
+            Reason::NotNamed => f.write_str("not named"),
         }
     }
 }
@@ -187,6 +190,11 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Whether it selects every snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.tags.is_empty() && self.sources.is_empty()
+    }
+
     pub fn matches(&self, s: &Snapshot) -> bool {
         (self.hosts.is_empty() || self.hosts.contains(&s.host))
             && self.tags.iter().all(|t| s.tags.contains(t))
@@ -266,6 +274,47 @@ pub fn apply(
         plan.groups.push(judge(key, &members, rules, now, tz)?);
     }
     Ok(plan)
+}
+
+/// Remove exactly the snapshots `named`, shown among the others of their
+/// groups (kept as not named).
+pub fn remove_named(snapshots: &[(Id, Snapshot)], named: &[Id], group_by: GroupBy) -> Plan {
+    let mut groups: BTreeMap<GroupKey, Vec<(&Id, &Snapshot)>> = BTreeMap::new();
+    for (id, s) in snapshots {
+        groups
+            .entry(GroupKey::of(s, group_by))
+            .or_default()
+            .push((id, s));
+    }
+    let mut plan = Plan::default();
+    for (key, mut members) in groups {
+        if !members.iter().any(|(id, _)| named.contains(id)) {
+            continue;
+        }
+        members.sort_by(|a, b| (b.1.time, b.0).cmp(&(a.1.time, a.0)));
+        members.dedup_by(|a, b| a.0 == b.0);
+        let (remove, keep): (Vec<_>, Vec<_>) =
+            members.into_iter().partition(|(id, _)| named.contains(id));
+        plan.groups.push(GroupPlan {
+            key,
+            keep: keep
+                .into_iter()
+                .map(|(id, s)| Kept {
+                    id: *id,
+                    time: s.time,
+                    reasons: vec![Reason::NotNamed],
+                })
+                .collect(),
+            remove: remove
+                .into_iter()
+                .map(|(id, s)| Removed {
+                    id: *id,
+                    time: s.time,
+                })
+                .collect(),
+        });
+    }
+    plan
 }
 
 fn judge(

@@ -13,6 +13,10 @@ use crate::cli::output::{local_time, rfc3339_utc};
 
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
+    /// Remove exactly these snapshots (ids, unique prefixes or `latest`)
+    /// instead of applying keep rules
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
     /// Keep the newest N snapshots
     #[arg(long, value_name = "N")]
     pub keep_last: Option<u32>,
@@ -118,16 +122,27 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> Result<i32> {
         jiff::tz::TimeZone::system()
     };
     let rules = a.rules();
+    let selection = a.selection();
+    let rules_given = !rules.is_empty() || !selection.is_empty();
+    if !a.snapshots.is_empty() && rules_given {
+        return Err(vault::Error::invalid(
+            "name snapshots to remove or give keep rules and filters, not both",
+        )
+        .into());
+    }
     let plan_now = |repo: &vault::Repository| -> Result<Plan> {
         let snapshots = repo.snapshots()?;
+        if !a.snapshots.is_empty() {
+            let named = a
+                .snapshots
+                .iter()
+                .map(|spec| Ok(repo.find_snapshot(spec, &Default::default())?.0))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(policy::remove_named(&snapshots, &named, a.group_by));
+        }
         let now = Timestamp::now();
         Ok(policy::apply(
-            &snapshots,
-            &rules,
-            &a.selection(),
-            a.group_by,
-            now,
-            &tz,
+            &snapshots, &rules, &selection, a.group_by, now, &tz,
         )?)
     };
     if a.dry_run {
