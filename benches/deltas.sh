@@ -8,13 +8,14 @@
 # $ROWS events (default 400000; ~150 MB of table data). Each simulated hour
 # updates ~1% of the rows of every table (spread by id), inserts 0.2% new
 # events and deletes 0.1%, then:
-#   - vault snapshot pg       into a repository with deltas (format 2)
-#   - vault snapshot pg       into a repository without (--format-version 1)
+#   - vault snapshot pg       into a repository with delta chains (format 3)
+#   - vault snapshot pg       into one with one-link deltas (--format-version 2)
+#   - vault snapshot pg       into one without deltas (--format-version 1)
 #   - pg_dump > plain dump;   vault --stdin, restic --stdin, borg - on it
 #   - the true change: lines that differ between this and the last plain
 #     dump, compressed with zstd -3
 # Bytes added are the growth of each repository on disk (du -sb). After
-# $HOURS hours (default 24) it restores hour 0 and the last hour from both
+# $HOURS hours (default 24) it restores hour 0 and the last hour from the
 # vault repositories and compares the times. Medians where repeated; the
 # machine may be shared, so the times are indicative.
 #
@@ -96,7 +97,7 @@ vault_in() { "$VAULT_BIN" -r "$WORK/$1" --cache-dir "$WORK/cache-$1" -q "${@:2}"
 snapshot_all() {
     local h=$1 before
     export PGHOST=$CLUSTER PGUSER=postgres
-    for repo in deltas plain; do
+    for repo in deltas onelink plain; do
         before=$(grow "$WORK/$repo")
         timed "pg-$repo" "$h" "$VAULT_BIN" -r "$WORK/$repo" --cache-dir "$WORK/cache-$repo" -q \
             snapshot pg --jobs "$JOBS" -d shop
@@ -142,6 +143,7 @@ cp -a "$CLUSTER/base" "$CLUSTER/data"
 pg_start
 : > "$RESULTS"
 vault_in deltas init
+vault_in onelink init --format-version 2
 vault_in plain init --format-version 1
 vault_in stream init
 [[ " $TOOLS " == *" restic "* ]] && restic -q init -r "$WORK/restic" >/dev/null
@@ -155,7 +157,7 @@ for h in $(seq 0 "$HOURS"); do
 done
 
 first=$(vault_in deltas snapshots --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
-for repo in deltas plain; do
+for repo in deltas onelink plain; do
     restore_time "$repo" latest "restore-last-$repo"
 done
 restore_time deltas "$first" restore-first-deltas
@@ -176,7 +178,7 @@ print(f"dump size (hour 0): {mb(v[('dump', 'bytes')]['0'])}; true change per hou
 print()
 print("| per hour (median of hours 1..N) | bytes added | x true change | snapshot time | peak RSS |")
 print("|---|---|---|---|---|")
-for name in ["pg-deltas", "pg-plain", "stream-vault", "stream-restic", "stream-borg"]:
+for name in ["pg-deltas", "pg-onelink", "pg-plain", "stream-vault", "stream-restic", "stream-borg"]:
     b = hourly(name)
     if not b: continue
     t = hourly(name, "seconds"); r = hourly(name, "peak_kib")
@@ -185,9 +187,14 @@ print()
 print(f"first snapshot: pg-deltas {mb(v[('pg-deltas', 'bytes')]['0'])} in {v[('pg-deltas', 'seconds')]['0']:.2f} s, "
       f"pg-plain {mb(v[('pg-plain', 'bytes')]['0'])} in {v[('pg-plain', 'seconds')]['0']:.2f} s")
 print("bytes per hour, pg-deltas: " + " ".join(f"{b / 1e6:.2f}" for b in hourly("pg-deltas")) + " MB")
+print("bytes per hour, pg-onelink: " + " ".join(f"{b / 1e6:.2f}" for b in hourly("pg-onelink")) + " MB")
 print("bytes per hour, pg-plain:  " + " ".join(f"{b / 1e6:.2f}" for b in hourly("pg-plain")) + " MB")
+late = lambda n: sum(hourly(n)[hours // 2:]) / max(1, len(hourly(n)[hours // 2:]))
+print(f"mean of the second half of the day: pg-deltas {mb(late('pg-deltas'))} ({late('pg-deltas') / true:.1f}x true change), "
+      f"pg-onelink {mb(late('pg-onelink'))} ({late('pg-onelink') / true:.1f}x)")
 ts = lambda n: v[(n, "seconds")]["restore"]
-print(f"restore of the last hour: with deltas {ts('restore-last-deltas'):.2f} s, without {ts('restore-last-plain'):.2f} s "
-      f"({ts('restore-last-deltas') / ts('restore-last-plain'):.2f}x); hour 0 from the delta repository {ts('restore-first-deltas'):.2f} s")
+print(f"restore of the last hour: with delta chains {ts('restore-last-deltas'):.2f} s, one-link {ts('restore-last-onelink'):.2f} s, "
+      f"without {ts('restore-last-plain'):.2f} s ({ts('restore-last-deltas') / ts('restore-last-plain'):.2f}x); "
+      f"hour 0 from the delta repository {ts('restore-first-deltas'):.2f} s")
 print(f"snapshot time with/without deltas (median per hour): {med(hourly('pg-deltas', 'seconds')) / med(hourly('pg-plain', 'seconds')):.2f}x")
 PY

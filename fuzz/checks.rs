@@ -403,7 +403,10 @@ pub const DELTA_BASE: &[u8] = b"the base blob of every delta payload the payload
       deltas against it are short, anything else fails or decodes to other bytes";
 
 pub fn payload(data: &[u8]) -> bool {
-    if data.first() == Some(&payload::ENCODING_DELTA) {
+    if matches!(
+        data.first(),
+        Some(&payload::ENCODING_DELTA | &payload::ENCODING_DELTA_CHAINED)
+    ) {
         return delta_payload(data);
     }
     let mut accepted = false;
@@ -447,8 +450,17 @@ fn delta_payload(data: &[u8]) -> bool {
         payload::decode(data, PAYLOAD_CAP).is_err(),
         "a delta decoded without its base"
     );
+    let Ok((generation, frame)) = vault::format::delta::parse(data[0], &data[1..]) else {
+        assert!(payload::decode_with_base(data, PAYLOAD_CAP, Some(DELTA_BASE)).is_err());
+        return false;
+    };
+    assert!(generation > 0, "a delta of generation 0 parsed");
+    assert_eq!(
+        vault::format::delta::generation(data).ok(),
+        Some(generation)
+    );
     // Writers record the length in the frame; a blob's comes from its index entry.
-    let recorded = vault::format::delta::recorded_len(&data[1..])
+    let recorded = vault::format::delta::recorded_len(frame)
         .and_then(|n| usize::try_from(n).ok())
         .filter(|n| *n <= PAYLOAD_CAP)
         .unwrap_or(0);
@@ -462,11 +474,16 @@ fn delta_payload(data: &[u8]) -> bool {
             cap,
             "a delta decoded to another length than asked"
         );
-        let again = vault::format::delta::encode(&raw, DELTA_BASE, 1).expect("delta");
+        let chained = (data[0] == payload::ENCODING_DELTA_CHAINED).then_some(generation);
+        let again = vault::format::delta::encode(&raw, DELTA_BASE, 1, chained).expect("delta");
         assert_eq!(
             payload::decode_with_base(&again, raw.len(), Some(DELTA_BASE))
                 .expect("re-encoded delta"),
             raw
+        );
+        assert_eq!(
+            vault::format::delta::generation(&again).ok(),
+            Some(generation)
         );
         accepted = true;
     }

@@ -16,12 +16,23 @@ use serde_json::Value;
 use vault::format::{layout, BlobKind};
 
 /// Table-like text: tab-separated rows with numbers, words and JSON.
-fn rows(n: usize, version: u64) -> Vec<u8> {
+/// About 1% of the rows differ from version 0 in each version, a
+/// different 1% each time.
+pub fn rows(n: usize, version: u64) -> Vec<u8> {
+    rows_with(n, |i| if touched(i, version) { version } else { 0 })
+}
+
+/// Whether version `version` changes row `i`: about 1% of the rows, spread
+/// evenly, another 1% each version.
+pub fn touched(i: usize, version: u64) -> bool {
+    (i as u64 * 2654435761 + version * 97).is_multiple_of(100) && version > 0
+}
+
+/// `n` rows, row `i` holding the value `version_of(i)`.
+pub fn rows_with(n: usize, version_of: impl Fn(usize) -> u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * 90);
     for i in 0..n {
-        // About 1% of the rows change in each version, spread evenly.
-        let touched = (i as u64 * 2654435761 + version * 97).is_multiple_of(100) && version > 0;
-        let v = if touched { version } else { 0 };
+        let v = version_of(i);
         let x = (i as u64).wrapping_mul(6364136223846793005) >> 33;
         out.extend_from_slice(
             format!(
@@ -39,7 +50,7 @@ fn rows(n: usize, version: u64) -> Vec<u8> {
     out
 }
 
-fn stats(v: &Value) -> (u64, u64, u64) {
+pub fn stats(v: &Value) -> (u64, u64, u64) {
     (
         json_u64(v, "bytes_added"),
         json_u64(v, "delta_blobs"),
@@ -47,12 +58,12 @@ fn stats(v: &Value) -> (u64, u64, u64) {
     )
 }
 
-fn dump(v: &Vault, snap: &str, path: &str) -> Vec<u8> {
+pub fn dump(v: &Vault, snap: &str, path: &str) -> Vec<u8> {
     let out = v.ok(&["dump", snap, path]);
     out.stdout
 }
 
-fn check_clean(v: &Vault) {
+pub fn check_clean(v: &Vault) {
     let report = v.json(&["check", "--read-data"]);
     assert_eq!(report["clean"], Value::Bool(true), "{report}");
 }
@@ -241,7 +252,7 @@ fn a_version_1_repository_keeps_working_and_upgrades() {
     let plan = v.json(&["upgrade", "--dry-run"]);
     assert_eq!(
         (json_u64(&plan, "from"), json_u64(&plan, "to")),
-        (1, 2),
+        (1, 3),
         "{plan}"
     );
     assert_eq!(plan["upgraded"], Value::Bool(false));
@@ -266,13 +277,13 @@ fn a_newer_repository_format_is_refused_clearly() {
     {
         let repo = open_library(&v);
         let mut config = repo.config().clone();
-        config.repo_version = 3;
+        config.repo_version = 4;
         repo.rewrite_config(&config).unwrap();
     }
     let out = v.run(&["snapshots"]);
     assert_code(&out, 14, "a repository of an unknown format version");
     assert!(
-        one_line_error(&out).contains("repository format version 3 is not supported"),
+        one_line_error(&out).contains("repository format version 4 is not supported"),
         "{}",
         stderr(&out)
     );

@@ -129,6 +129,7 @@ const ALL_VECTORS: &[&str] = &[
     "payload-raw",
     "payload-zstd",
     "payload-delta",
+    "payload-delta-chained",
     "pack-header-body-delta",
     "index-body-delta",
     "config-body",
@@ -296,6 +297,21 @@ fn payload_encoding() {
     assert!(
         payload::decode_with_base(d, 42, Some(base)).is_err(),
         "length cap"
+    );
+
+    let c = hex_vector("payload-delta-chained");
+    assert_eq!(c[0], payload::ENCODING_DELTA_CHAINED);
+    assert_eq!(vault::format::delta::generation(c).unwrap(), 5);
+    assert_eq!(
+        payload::decode_with_base(c, 43, Some(base)).unwrap(),
+        b"the quick brown cat jumps over the lazy dog"
+    );
+    assert_eq!(vault::format::delta::generation(d).unwrap(), 1);
+    let mut zero = c.to_vec();
+    zero[1] = 0;
+    assert!(
+        payload::decode_with_base(&zero, 43, Some(base)).is_err(),
+        "generation 0"
     );
 }
 

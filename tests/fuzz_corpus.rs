@@ -956,7 +956,12 @@ mod seeds {
         bad_frame[5] ^= 0xff;
         let mut changed = checks::DELTA_BASE.to_vec();
         changed[10..14].copy_from_slice(b"EDIT");
-        let delta = vault::format::delta::encode(&changed, checks::DELTA_BASE, 3).expect("delta");
+        let delta =
+            vault::format::delta::encode(&changed, checks::DELTA_BASE, 3, None).expect("delta");
+        let chained =
+            vault::format::delta::encode(&changed, checks::DELTA_BASE, 3, Some(6)).expect("delta");
+        let mut generation_0 = chained.clone();
+        generation_0[1..5].copy_from_slice(&[0; 4]);
         let mut files: Files = vec![
             ("valid-raw-empty".into(), vec![payload::ENCODING_RAW]),
             (
@@ -967,9 +972,15 @@ mod seeds {
             ("valid-zstd-two-frames".into(), two_frames),
             ("invalid-zstd-truncated".into(), half(&compressed)),
             ("invalid-zstd-corrupt-frame".into(), bad_frame),
-            ("invalid-unknown-encoding".into(), vec![3, 1, 2, 3]),
+            ("invalid-unknown-encoding".into(), vec![4, 1, 2, 3]),
             ("valid-delta".into(), delta.clone()),
             ("invalid-delta-truncated".into(), half(&delta)),
+            ("valid-delta-chained".into(), chained.clone()),
+            (
+                "invalid-delta-chained-truncated".into(),
+                chained[..3].to_vec(),
+            ),
+            ("invalid-delta-generation-0".into(), generation_0),
         ];
         common(&mut files);
         files

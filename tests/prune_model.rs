@@ -317,6 +317,7 @@ impl Model {
                         index: &index,
                         stored: &stored,
                         used: &used,
+                        max_delta_links: 1,
                     },
                     &rules,
                 ) else {

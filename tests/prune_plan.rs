@@ -68,6 +68,7 @@ impl Repo {
                 index: &self.index,
                 stored: &self.stored,
                 used: &self.used,
+                max_delta_links: 1,
             },
             &rules,
         )
@@ -262,4 +263,96 @@ proptest! {
         let total = plan.used_bytes + plan.unused_kept_bytes;
         prop_assert!(plan.unused_kept_bytes as f64 <= share * total as f64 + 1e-6);
     }
+}
+
+/// `pack`, with blob `b` of it stored as a delta against `base`.
+fn with_base(mut p: IndexPack, b: u32, base: u32) -> IndexPack {
+    for blob in p.blobs.iter_mut().filter(|x| x.id == id(b)) {
+        blob.base = Some(id(base));
+    }
+    p
+}
+
+fn plan_chains(packs: Vec<IndexPack>, used: &[u32], max_links: usize) -> vault::Result<PrunePlan> {
+    let repo = Repo::new(packs, used);
+    decide(
+        &PlanInput {
+            index: &repo.index,
+            stored: &repo.stored,
+            used: &repo.used,
+            max_delta_links: max_links,
+        },
+        &max_unused(0.0),
+    )
+}
+
+fn kept_copies(plan: &PrunePlan) -> Vec<(Id, Option<Id>)> {
+    let mut out: Vec<(Id, Option<Id>)> = plan
+        .keep
+        .iter()
+        .flat_map(|p| &p.blobs)
+        .chain(plan.repack.iter().flat_map(|r| &r.keep))
+        .map(|b| (b.id, b.base))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_link_of_a_used_delta_chain_stays() {
+    // 4 -> 3 -> 2 -> 1 (whole); only 4 is used, 9 is garbage.
+    let packs = vec![
+        pack(1, &[1]),
+        with_base(pack(2, &[2]), 2, 1),
+        with_base(pack(3, &[3]), 3, 2),
+        with_base(pack(4, &[4]), 4, 3),
+        pack(5, &[9]),
+    ];
+    let plan = plan_chains(packs.clone(), &[4], 8).unwrap();
+    assert_eq!(
+        kept_copies(&plan),
+        vec![
+            (id(1), None),
+            (id(2), Some(id(1))),
+            (id(3), Some(id(2))),
+            (id(4), Some(id(3)))
+        ]
+    );
+    assert_eq!(plan.delete, vec![(pid(5), 150)]);
+    // Three links where the format allows one: no whole copy of 4, 3 or 2
+    // to keep instead, so nothing is deleted.
+    let refused = plan_chains(packs, &[4], 1).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Corrupt);
+    assert!(refused.to_string().contains("refusing"), "{refused}");
+}
+
+#[test]
+fn copies_that_could_loop_keep_a_whole_copy() {
+    // Blob 1 is stored whole in a pack of mostly garbage, and again as a
+    // delta against 2, which is a delta against 1: keeping the fuller
+    // pack's copy alone would leave 1 and 2 each other's base.
+    let packs = vec![
+        pack(1, &[1, 50, 51, 52]),
+        with_base(pack(2, &[2]), 2, 1),
+        with_base(pack(3, &[1]), 1, 2),
+    ];
+    let plan = plan_chains(packs, &[2], 8).unwrap();
+    let kept = kept_copies(&plan);
+    assert!(kept.contains(&(id(1), None)), "{kept:?}");
+    assert!(kept.contains(&(id(2), Some(id(1)))), "{kept:?}");
+}
+
+#[test]
+fn a_chain_longer_than_allowed_keeps_a_whole_copy_of_a_link() {
+    // 3 -> 2 -> 1 in a format that allows one link, 2 also stored whole.
+    let packs = vec![
+        pack(1, &[1]),
+        with_base(pack(2, &[2]), 2, 1),
+        with_base(pack(3, &[3]), 3, 2),
+        pack(4, &[2, 60, 61]),
+    ];
+    let plan = plan_chains(packs, &[3], 1).unwrap();
+    let kept = kept_copies(&plan);
+    assert!(kept.contains(&(id(2), None)), "{kept:?}");
+    assert!(!kept.contains(&(id(2), Some(id(1)))), "{kept:?}");
 }

@@ -17,6 +17,7 @@ mod db_redis;
 mod db_sqlite;
 mod dedup;
 mod deep_trees;
+mod delta_chains;
 mod delta_sources;
 mod deltas;
 mod disk_full;

@@ -132,7 +132,18 @@ impl Config {
 
     /// Whether writers may store blobs as deltas (format version 2 on).
     pub fn deltas(&self) -> bool {
-        self.repo_version >= 2
+        self.delta_links() > 0
+    }
+
+    /// The most links a writer may give a delta chain: none before format
+    /// 2, one in format 2 (a base is always whole), `delta::MAX_LINKS` from
+    /// format 3.
+    pub fn delta_links(&self) -> usize {
+        match self.repo_version {
+            0 | 1 => 0,
+            2 => 1,
+            _ => super::delta::MAX_LINKS,
+        }
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -30,8 +30,9 @@ pub use id::Id;
 /// Version of the repository format as a whole, recorded in the config.
 /// Version 2 repositories may store blobs as deltas and hold a WAL archive,
 /// which only tools that know them keep; version 1 ones never do until
-/// `vault upgrade` rewrites their config.
-pub const REPO_VERSION: u32 = 2;
+/// `vault upgrade` rewrites their config. Version 3 lets a delta's base be
+/// a delta itself (chains of up to `delta::MAX_LINKS` links).
+pub const REPO_VERSION: u32 = 3;
 /// The oldest repository format still read and written.
 pub const MIN_REPO_VERSION: u32 = 1;
 

@@ -1,6 +1,6 @@
 //! The first byte inside every sealed box says how the rest is encoded:
-//! 0 = stored as is, 1 = zstd frame, 2 = delta against a base blob
-//! (`format::delta`, blobs only). Compression is skipped when zstd does not
+//! 0 = stored as is, 1 = zstd frame, 2 and 3 = delta against a base blob
+//! (`format::delta`, blobs only; 3 records the delta's generation). Compression is skipped when zstd does not
 //! shrink the data (already compressed dumps, media).
 
 use crate::error::{Error, Result};
@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 pub const ENCODING_RAW: u8 = 0;
 pub const ENCODING_ZSTD: u8 = 1;
 pub const ENCODING_DELTA: u8 = 2;
+pub const ENCODING_DELTA_CHAINED: u8 = 3;
 
 /// Objects other than blobs carry no raw length outside the box, so their
 /// decompressed size is capped to stop a hostile frame from exhausting memory.
@@ -47,8 +48,10 @@ pub fn decode_with_base(payload: &[u8], max_len: usize, base: Option<&[u8]>) -> 
         .split_first()
         .ok_or_else(|| Error::corrupt("empty payload"))?;
     match encoding {
-        ENCODING_DELTA => match base {
-            Some(base) => super::delta::decode(body, base, max_len),
+        ENCODING_DELTA | ENCODING_DELTA_CHAINED => match base {
+            Some(base) => {
+                super::delta::decode(super::delta::parse(encoding, body)?.1, base, max_len)
+            }
             None => Err(Error::corrupt("a delta payload where no base is recorded")),
         },
         ENCODING_RAW => {

@@ -28,6 +28,11 @@ impl UpgradePlan {
         if self.from < 2 && self.to >= 2 {
             out.push("version 2: new chunks may be stored as deltas against the parent snapshot's");
         }
+        if self.from < 3 && self.to >= 3 {
+            out.push(
+                "version 3: deltas may chain (skip-deltas), so hourly costs stay flat over the day",
+            );
+        }
         out
     }
 }

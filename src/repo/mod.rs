@@ -1,6 +1,7 @@
 //! An open repository: storage, master keys, config and the index cache.
 //! Everything above this layer reads and writes through it.
 
+mod chains;
 mod keys;
 mod lock;
 mod marks;
@@ -11,6 +12,8 @@ mod reader;
 mod wal;
 mod writer;
 
+use chains::Verify;
+pub use chains::{DeltaBase, Pick};
 pub use keys::{local_kdf_limit, KeyInfo, OpenedKey};
 pub use lock::{
     describe as describe_lock, process_alive, staleness, LockGuard, LockInfo,
@@ -30,7 +33,6 @@ use std::time::Duration;
 
 use rand::RngCore;
 
-use crate::cache::bases::BaseCache;
 use crate::cache::{BlobLocation, IndexCache};
 use crate::crypto::MasterKeys;
 use crate::error::{Error, ErrorKind, Result};
@@ -237,70 +239,16 @@ impl Repository {
     }
 
     /// Whether a backup may reuse the stored blob: indexed, and not in a
-    /// pack marked for deletion.
-    /// A delta is reusable only while its base is too.
+    /// pack marked for deletion. A delta is reusable only while every link
+    /// of its chain is too.
     pub fn has_blob(&self, kind: BlobKind, id: &Id) -> Result<bool> {
-        let loc = self.index().lookup(kind, id)?;
-        match loc {
-            Some(l) if !self.is_marked(&l.pack) => match l.base {
-                None => Ok(true),
-                Some(base) => Ok(self.whole_base(&base)?.is_some()),
-            },
-            _ => Ok(false),
+        match kind {
+            BlobKind::Data => Ok(self.usable_chain(id)?.is_some()),
+            BlobKind::Tree => Ok(self
+                .index()
+                .lookup(kind, id)?
+                .is_some_and(|l| !self.is_marked(&l.pack))),
         }
-    }
-
-    /// Where `base` lies if a delta may name it: indexed, stored whole (chains
-    /// are one link long) and not in a pack marked for deletion.
-    pub fn whole_base(&self, base: &Id) -> Result<Option<BlobLocation>> {
-        let loc = self.index().lookup(BlobKind::Data, base)?;
-        Ok(loc.filter(|l| l.base.is_none() && !self.is_marked(&l.pack)))
-    }
-
-    /// The base a delta of a blob resembling `like` is stored against, with
-    /// its bytes: `like` itself when stored whole, else its own base (chains
-    /// are one link long). `None` when there is no usable base: the blob is
-    /// then stored whole, which is never wrong.
-    ///
-    /// With a cache, a base is taken from it when its box there opens and
-    /// verifies, else read from the repository and cached. The index still
-    /// decides which base may be named: a cached box of a pruned blob is
-    /// never used.
-    pub fn delta_base(&self, like: &Id, cache: Option<&BaseCache>) -> Option<(Id, Vec<u8>)> {
-        let loc = self.blob_location(BlobKind::Data, like).ok()??;
-        let base = loc.base.unwrap_or(*like);
-        let loc = self.whole_base(&base).ok()??;
-        let Some(cache) = cache else {
-            let bytes = self.read_blob_at(BlobKind::Data, &base, &loc).ok()?;
-            return Some((base, bytes));
-        };
-        if let Some(boxed) = cache.get(&base) {
-            match self.open_blob(BlobKind::Data, &base, &boxed, loc.raw_len, None) {
-                Ok(bytes) => return Some((base, bytes)),
-                Err(_) => cache.reject(&base),
-            }
-        }
-        let read = self.backend.read_range(
-            &layout::pack(&loc.pack),
-            u64::from(loc.offset),
-            u64::from(loc.stored_len),
-        );
-        let opened = read.map(|boxed| {
-            (
-                self.open_blob_at(BlobKind::Data, &base, &loc, &boxed),
-                boxed,
-            )
-        });
-        let bytes = match opened {
-            Ok((Ok(bytes), boxed)) => {
-                cache.put(&base, &boxed);
-                bytes
-            }
-            // Moved by a prune meanwhile, or damaged: the reader's way
-            // (relocating, reporting) decides.
-            _ => self.read_blob_at(BlobKind::Data, &base, &loc).ok()?,
-        };
-        Some((base, bytes))
     }
 
     /// Read, decrypt, decompress and verify one blob.
@@ -398,58 +346,22 @@ impl Repository {
     ) -> Result<Vec<u8>> {
         let payload_bytes = self.keys.open(kind.box_kind(), Some(id), boxed)?;
         let base_bytes = match base {
-            Some(b) => Some(self.read_base(b)?),
+            Some(b) => Some(self.read_base(b, Verify::No)?),
             None => None,
         };
         let data =
             payload::decode_with_base(&payload_bytes, raw_len as usize, base_bytes.as_deref())?;
         if data.len() != raw_len as usize || self.keys.blob_id(&data) != *id {
-            // The base was not hashed on its way in (the delta's own id
-            // covers it); only now that the result is wrong is it worth
-            // finding out whether the base is to blame.
-            if let (Some(b), Some(bytes)) = (base, &base_bytes) {
-                if self.keys.blob_id(bytes) != *b {
-                    return Err(Error::corrupt("content does not match its id")
-                        .at(format!("base {}", b.short())));
-                }
+            // The links of a chain were not hashed on their way in (the
+            // delta's own id covers them); only now that the result is wrong
+            // is it worth finding out whether one of them is to blame.
+            if let Some(b) = base {
+                self.read_base(b, Verify::Yes)?;
             }
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 "content does not match its id",
             ));
-        }
-        Ok(data)
-    }
-
-    /// A delta's base: a data blob stored whole. A base that is itself a
-    /// delta breaks the one-link limit and is damage. Decrypted (which
-    /// authenticates it) and decompressed, but not hashed: a delta decoded
-    /// against anything but its base fails its own id, so hashing the base
-    /// too would verify the same bytes twice.
-    fn read_base(&self, base: &Id) -> Result<Vec<u8>> {
-        let place = |e: Error| e.at(format!("base {}", base.short()));
-        let loc = self
-            .blob_location(BlobKind::Data, base)?
-            .ok_or_else(|| place(missing_blob(base)))?;
-        if loc.base.is_some() {
-            return Err(place(Error::corrupt(
-                "a delta's base is itself a delta (chains are one link long)",
-            )));
-        }
-        let (loc, boxed) = self.read_boxed(BlobKind::Data, base, &loc).map_err(place)?;
-        if loc.kind != BlobKind::Data || loc.base.is_some() {
-            return Err(place(Error::corrupt(
-                "the index no longer lists it as a whole data blob",
-            )));
-        }
-        let payload_bytes = self
-            .keys
-            .open(BlobKind::Data.box_kind(), Some(base), &boxed)
-            .map_err(|e| place(e.at(blob_place(base, &loc))))?;
-        let data = payload::decode(&payload_bytes, loc.raw_len as usize)
-            .map_err(|e| place(e.at(blob_place(base, &loc))))?;
-        if data.len() != loc.raw_len as usize {
-            return Err(place(Error::corrupt("content does not match its id")));
         }
         Ok(data)
     }

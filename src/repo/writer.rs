@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use super::{random_nonce, Repository};
+use super::{random_nonce, Pick, Repository};
 use crate::cache::bases::BaseCache;
 use crate::error::{Error, Result};
 use crate::format::index::{IndexBlob, IndexBody, IndexPack};
@@ -44,8 +44,9 @@ struct Job {
     kind: BlobKind,
     id: Id,
     data: Vec<u8>,
-    /// A blob this one likely resembles (the parent's at the same place).
-    like: Option<Id>,
+    /// A blob this one likely resembles (the parent's at the same place),
+    /// and how its base is found from it.
+    like: Option<(Id, Pick)>,
 }
 
 struct FullPack {
@@ -77,7 +78,7 @@ struct Shared {
     packer: Mutex<PackBuilder>,
     error: Mutex<Option<Error>>,
     counters: Counters,
-    /// Where delta bases are looked up first, and new whole data blobs
+    /// Where delta bases are looked up first, and new data blobs
     /// kept for the next run's deltas (remote repositories).
     bases: OnceLock<BaseCache>,
 }
@@ -227,22 +228,34 @@ impl BlobWriter {
     /// Returns its id at once; the data is stored by the time `finish` returns.
     /// Callable from several threads (files are read in parallel).
     pub fn save(&self, kind: BlobKind, data: Vec<u8>) -> Result<Id> {
-        self.save_like(kind, data, |_| None)
+        self.save_with(kind, data, |_| None)
     }
 
-    /// `save`, storing the blob as a delta against `like` (or, if that is a
-    /// delta, its base) when the repository allows deltas and it pays.
-    pub fn save_against(&self, kind: BlobKind, data: Vec<u8>, like: Option<Id>) -> Result<Id> {
-        self.save_like(kind, data, |_| like)
+    /// `save`, storing the blob as a delta against exactly `base` when
+    /// the repository allows its chain and it pays (a repack keeps a
+    /// delta's base).
+    pub fn save_against(&self, kind: BlobKind, data: Vec<u8>, base: Option<Id>) -> Result<Id> {
+        self.save_with(kind, data, |_| base.map(|b| (b, Pick::Exactly)))
     }
 
-    /// `save_against` with the candidate chosen once the blob's id is known
-    /// (ingest aligns a chunk with its parent using the ids it has seen).
+    /// `save`, storing the blob as a delta against a link of the chain of
+    /// the blob it resembles (`Repository::delta_base`), chosen once its id
+    /// is known (ingest aligns a chunk with its parent using the ids it has
+    /// seen), when the repository allows deltas and it pays.
     pub fn save_like(
         &self,
         kind: BlobKind,
         data: Vec<u8>,
         like: impl FnOnce(&Id) -> Option<Id>,
+    ) -> Result<Id> {
+        self.save_with(kind, data, |id| like(id).map(|l| (l, Pick::NewVersion)))
+    }
+
+    fn save_with(
+        &self,
+        kind: BlobKind,
+        data: Vec<u8>,
+        like: impl FnOnce(&Id) -> Option<(Id, Pick)>,
     ) -> Result<Id> {
         // Lengths are u32 in the index and the pack header (a tree of a
         // folder with tens of millions of entries could exceed that).
@@ -258,7 +271,7 @@ impl BlobWriter {
         }
         // Asked for every blob, stored or not: a chunk the parent shares
         // tells the aligner where the two versions stand.
-        let like = like(&id).filter(|l| kind == BlobKind::Data && *l != id);
+        let like = like(&id).filter(|(l, _)| kind == BlobKind::Data && *l != id);
         {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             if seen.contains(&(kind, id)) {
@@ -356,10 +369,9 @@ fn seal_worker(shared: &Shared, jobs: Receiver<Job>, uploads: Sender<FullPack>) 
                 .repo
                 .keys()
                 .seal(job.kind.box_kind(), Some(&job.id), &encoded, random_nonce());
-        if let Some(cache) = shared.bases.get().filter(|_| base.is_none()) {
-            if job.kind == BlobKind::Data {
-                cache.put(&job.id, &boxed);
-            }
+        // Deltas too: the next run's chains pass through them.
+        if let Some(cache) = shared.bases.get().filter(|_| job.kind == BlobKind::Data) {
+            cache.put(&job.id, &boxed);
         }
         let full = {
             let mut packer = shared.packer.lock().unwrap_or_else(|p| p.into_inner());
@@ -395,19 +407,25 @@ fn seal_worker(shared: &Shared, jobs: Receiver<Job>, uploads: Sender<FullPack>) 
 /// only costs the saving: the blob is stored whole.
 fn encode_blob(shared: &Shared, job: &Job) -> (Vec<u8>, Option<Id>) {
     let whole = payload::encode(&job.data, shared.level);
-    let Some(like) = job.like.filter(|_| shared.repo.config().deltas()) else {
+    let max_links = shared.repo.config().delta_links();
+    let Some(like) = job.like.filter(|_| max_links > 0) else {
         return (whole, None);
     };
-    let Some((base, bytes)) = shared.repo.delta_base(&like, shared.bases.get()) else {
+    let Some(base) = shared
+        .repo
+        .delta_base(&like.0, shared.bases.get(), max_links, like.1)
+    else {
         return (whole, None);
     };
-    match delta::encode(&job.data, &bytes, shared.level) {
+    // Format 2 readers know only one-link chains, with no generations.
+    let generation = (max_links > 1).then_some(base.generation);
+    match delta::encode(&job.data, &base.bytes, shared.level, generation) {
         Some(d) if delta::worth_it(d.len(), whole.len()) => {
             let c = &shared.counters;
             c.deltas.fetch_add(1, Ordering::Relaxed);
             c.saved
                 .fetch_add((whole.len() - d.len()) as u64, Ordering::Relaxed);
-            (d, Some(base))
+            (d, Some(base.id))
         }
         _ => (whole, None),
     }

@@ -30,7 +30,7 @@ pub struct InitArgs {
     pub compression: Option<i32>,
     /// Repository format version: 2 (default) stores deltas; 1 stays
     /// readable by older vault builds (`vault upgrade` moves it on)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3))]
     pub format_version: Option<u32>,
     #[command(flatten)]
     pub kdf: KdfArgs,

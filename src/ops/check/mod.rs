@@ -24,6 +24,7 @@ use self::packs::PackVerdict;
 use self::plan::{PackInfo, Subset};
 use super::reachable::reachable;
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::delta::MAX_LINKS;
 use crate::format::index::IndexPack;
 use crate::format::marks::Marks;
 use crate::format::snapshot::Snapshot;
@@ -405,43 +406,53 @@ fn find_lost(
     let mut data: Vec<Id> = reach.data.into_iter().collect();
     data.sort_unstable();
     let bad = &report.lost;
-    // A delta is lost with its base: check each link.
-    let why_lost = |id: &Id| -> Result<Option<(String, Option<Id>)>> {
+    // A blob lost on its own: unindexed, in an unusable pack, or damaged.
+    let own_fault = |id: &Id| -> Result<Option<String>> {
         Ok(match repo.blob_location(BlobKind::Data, id)? {
-            None => Some(("not in the index".to_string(), None)),
+            None => Some("not in the index".to_string()),
             Some(loc) => match unusable.get(&loc.pack) {
-                Some(why) => Some((
-                    format!(
-                        "stored in pack {}, which is unusable: {why}",
-                        loc.pack.short()
-                    ),
-                    None,
+                Some(why) => Some(format!(
+                    "stored in pack {}, which is unusable: {why}",
+                    loc.pack.short()
                 )),
-                None => bad
-                    .get(&(BlobKind::Data, *id))
-                    .map(|why| (why.clone(), None))
-                    .or_else(|| loc.base.map(|b| (String::new(), Some(b)))),
+                None => bad.get(&(BlobKind::Data, *id)).cloned(),
             },
         })
     };
+    // A delta is lost with any link of its chain.
+    let why_lost = |id: &Id| -> Result<Option<String>> {
+        if let Some(why) = own_fault(id)? {
+            return Ok(Some(why));
+        }
+        let mut link = *id;
+        for depth in 0..MAX_LINKS {
+            let Some(base) = repo
+                .blob_location(BlobKind::Data, &link)?
+                .and_then(|l| l.base)
+            else {
+                return Ok(None);
+            };
+            if let Some(why) = own_fault(&base)? {
+                let how = if depth == 0 {
+                    "stored as a delta against"
+                } else {
+                    "stored as a delta whose chain passes through"
+                };
+                return Ok(Some(format!(
+                    "{how} {}, which is lost: {why}",
+                    base.short()
+                )));
+            }
+            link = base;
+        }
+        Ok(repo
+            .blob_location(BlobKind::Data, &link)?
+            .and_then(|l| l.base)
+            .map(|_| format!("its delta chain is longer than {MAX_LINKS} links")))
+    };
     let lost: Vec<(Id, String)> = data
         .par_iter()
-        .filter_map(|id| match why_lost(id) {
-            Err(e) => Some(Err(e)),
-            Ok(None) => None,
-            Ok(Some((_, Some(base)))) => match why_lost(&base) {
-                Err(e) => Some(Err(e)),
-                Ok(Some((why, _))) => Some(Ok((
-                    *id,
-                    format!(
-                        "stored as a delta against {}, which is lost: {why}",
-                        base.short()
-                    ),
-                ))),
-                Ok(None) => None,
-            },
-            Ok(Some((why, None))) => Some(Ok((*id, why))),
-        })
+        .filter_map(|id| why_lost(id).transpose().map(|r| r.map(|why| (*id, why))))
         .collect::<Result<_>>()?;
     for (id, reason) in lost {
         report.lost.entry((BlobKind::Data, id)).or_insert(reason);

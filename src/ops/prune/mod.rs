@@ -106,6 +106,7 @@ fn picture(repo: &Repository, rules: &PruneRules) -> Result<Picture> {
             index: &index,
             stored: &stored,
             used: &used,
+            max_delta_links: repo.config().delta_links(),
         },
         rules,
     )?;

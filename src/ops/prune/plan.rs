@@ -2,7 +2,7 @@
 //! snapshots use, decide which packs to delete, which to repack and what
 //! the new index holds. Pure: no I/O, so every decision is testable.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::format::index::{IndexBlob, IndexBody, IndexPack};
@@ -36,6 +36,8 @@ pub struct PlanInput<'a> {
     pub stored: &'a HashSet<Id>,
     /// Blobs reachable from some snapshot.
     pub used: &'a HashSet<(BlobKind, Id)>,
+    /// The most links a delta chain may have (the repository format's).
+    pub max_delta_links: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,39 +112,132 @@ pub(crate) const COMPACT_INDEX_OBJECTS: usize = 32;
 ///
 /// A delta needs its base: the base of every delta that stays (in a kept
 /// pack, used or not, or copied by a repack) counts as used, and the plan
-/// is made again until that adds nothing (chains are one link long, so
-/// twice at most in practice).
+/// is made again until that adds nothing (once per link of the longest
+/// chain).
 ///
-/// A base must stay as a whole copy: another copy of the same blob stored
-/// as a delta (written when the whole one was in a marked pack) cannot
-/// serve, since chains are one link long.
+/// The copies that stay must chain as readers may follow them: a blob
+/// whose copies could lead through more than `max_delta_links` links (or
+/// round a loop, which mixing copies written at different times could
+/// make) must keep a copy stored whole, and the plan is made again.
 pub fn plan(input: &PlanInput<'_>, rules: &PruneRules) -> Result<PrunePlan> {
     let mut used = input.used.clone();
-    let mut bases: HashSet<(BlobKind, Id)> = HashSet::new();
+    let mut whole: HashSet<(BlobKind, Id)> = HashSet::new();
     loop {
-        let out = plan_for(input, &used, &bases, rules)?;
-        let needed: Vec<(BlobKind, Id)> = out
-            .keep
-            .iter()
-            .flat_map(|p| &p.blobs)
-            .chain(out.repack.iter().flat_map(|r| &r.keep))
+        let out = plan_for(input, &used, &whole, rules)?;
+        let needed: Vec<(BlobKind, Id)> = staying(&out)
             .filter_map(|b| b.base)
             .map(|base| (BlobKind::Data, base))
-            .filter(|b| !bases.contains(b))
+            .filter(|b| !used.contains(b))
             .collect();
-        if needed.is_empty() {
+        if !needed.is_empty() {
+            used.extend(needed);
+            continue;
+        }
+        let too_long = over_long_chains(&out, input.max_delta_links);
+        if too_long.is_empty() {
             return Ok(out);
         }
-        used.extend(needed.iter().copied());
-        bases.extend(needed);
+        // Any link of such a chain kept whole shortens it.
+        let fixable: Vec<(BlobKind, Id)> = too_long
+            .iter()
+            .map(|id| (BlobKind::Data, *id))
+            .filter(|b| !whole.contains(b) && has_whole_copy(input, &b.1))
+            .collect();
+        if fixable.is_empty() {
+            return Err(Error::corrupt(format!(
+                "{} blobs would be left in delta chains of more than {} links (or loops) with no copy stored whole to keep instead; refusing to delete anything (check and repair the repository first)",
+                too_long.len(),
+                input.max_delta_links
+            )));
+        }
+        whole.extend(fixable);
     }
 }
 
-/// `bases`: used blobs that must be kept as a whole copy.
+/// Whether a stored pack holds a copy of data blob `id` stored whole.
+fn has_whole_copy(input: &PlanInput<'_>, id: &Id) -> bool {
+    input
+        .index
+        .iter()
+        .flat_map(|(_, body)| &body.packs)
+        .filter(|p| input.stored.contains(&p.id))
+        .flat_map(|p| &p.blobs)
+        .any(|b| b.id == *id && b.kind == BlobKind::Data && b.base.is_none())
+}
+
+/// Every blob entry that stays: in kept packs and copied by repacks.
+fn staying(plan: &PrunePlan) -> impl Iterator<Item = &IndexBlob> {
+    plan.keep
+        .iter()
+        .flat_map(|p| &p.blobs)
+        .chain(plan.repack.iter().flat_map(|r| &r.keep))
+}
+
+/// Data blobs that stay with no whole copy and whose chain, through any of
+/// the copies that stay, has more than `max_links` links or loops, with
+/// every link of those chains.
+fn over_long_chains(plan: &PrunePlan, max_links: usize) -> Vec<Id> {
+    // Readers prefer a whole copy; without one, any delta copy may be read.
+    let whole: HashSet<Id> = staying(plan)
+        .filter(|b| b.kind == BlobKind::Data && b.base.is_none())
+        .map(|b| b.id)
+        .collect();
+    let mut bases: HashMap<Id, Vec<Id>> = HashMap::new();
+    for b in staying(plan).filter(|b| b.kind == BlobKind::Data && !whole.contains(&b.id)) {
+        if let Some(base) = b.base {
+            bases.entry(b.id).or_default().push(base);
+        }
+    }
+    let mut known: HashMap<Id, usize> = HashMap::new();
+    let mut todo: Vec<Id> = bases
+        .keys()
+        .filter(|id| longest_chain(id, &bases, &mut known, max_links + 1) > max_links)
+        .copied()
+        .collect();
+    let mut out: HashSet<Id> = HashSet::new();
+    while let Some(id) = todo.pop() {
+        if bases.contains_key(&id) && out.insert(id) {
+            todo.extend(bases.get(&id).into_iter().flatten());
+        }
+    }
+    let mut out: Vec<Id> = out.into_iter().collect();
+    out.sort_unstable();
+    out
+}
+
+/// The most links from `id` to a whole blob, or `cap` if that is more
+/// (as a loop always is).
+fn longest_chain(
+    id: &Id,
+    bases: &HashMap<Id, Vec<Id>>,
+    known: &mut HashMap<Id, usize>,
+    cap: usize,
+) -> usize {
+    if let Some(&n) = known.get(id) {
+        return n;
+    }
+    if cap == 0 {
+        return 0;
+    }
+    let n = bases.get(id).map_or(0, |next| {
+        next.iter()
+            .map(|b| 1 + longest_chain(b, bases, known, cap - 1))
+            .max()
+            .unwrap_or(0)
+            .min(cap)
+    });
+    // Only a result not cut short by the cap is a blob's own.
+    if n < cap {
+        known.insert(*id, n);
+    }
+    n
+}
+
+/// `whole`: used blobs that must be kept as a whole copy.
 fn plan_for(
     input: &PlanInput<'_>,
     used: &HashSet<(BlobKind, Id)>,
-    bases: &HashSet<(BlobKind, Id)>,
+    whole: &HashSet<(BlobKind, Id)>,
     rules: &PruneRules,
 ) -> Result<PrunePlan> {
     // One entry per pack, however many index objects name it.
@@ -209,7 +304,7 @@ fn plan_for(
             .filter(|b| {
                 let key = (b.kind, b.id);
                 used.contains(&key)
-                    && (b.base.is_none() || !bases.contains(&key))
+                    && (b.base.is_none() || !whole.contains(&key))
                     && claimed.insert(key)
             })
             .copied()
