@@ -259,6 +259,20 @@ pub fn apply(
             "no keep rule given (such as --keep-last, --keep-daily or --keep-within): refusing to remove every snapshot but the newest",
         ));
     }
+    let mut plan = Plan::default();
+    for (key, members) in groups(snapshots, selection, group_by) {
+        plan.groups.push(judge(key, &members, rules, now, tz)?);
+    }
+    Ok(plan)
+}
+
+/// The selected snapshots by group, each newest first; the id breaks ties
+/// so listing order never matters.
+fn groups<'s>(
+    snapshots: &'s [(Id, Snapshot)],
+    selection: &Selection,
+    group_by: GroupBy,
+) -> BTreeMap<GroupKey, Vec<(&'s Id, &'s Snapshot)>> {
     let mut groups: BTreeMap<GroupKey, Vec<(&Id, &Snapshot)>> = BTreeMap::new();
     for (id, s) in snapshots.iter().filter(|(_, s)| selection.matches(s)) {
         groups
@@ -266,33 +280,21 @@ pub fn apply(
             .or_default()
             .push((id, s));
     }
-    let mut plan = Plan::default();
-    for (key, mut members) in groups {
-        // Newest first; the id breaks ties so listing order never matters.
+    for members in groups.values_mut() {
         members.sort_by(|a, b| (b.1.time, b.0).cmp(&(a.1.time, a.0)));
         members.dedup_by(|a, b| a.0 == b.0);
-        plan.groups.push(judge(key, &members, rules, now, tz)?);
     }
-    Ok(plan)
+    groups
 }
 
 /// Remove exactly the snapshots `named`, shown among the others of their
 /// groups (kept as not named).
 pub fn remove_named(snapshots: &[(Id, Snapshot)], named: &[Id], group_by: GroupBy) -> Plan {
-    let mut groups: BTreeMap<GroupKey, Vec<(&Id, &Snapshot)>> = BTreeMap::new();
-    for (id, s) in snapshots {
-        groups
-            .entry(GroupKey::of(s, group_by))
-            .or_default()
-            .push((id, s));
-    }
     let mut plan = Plan::default();
-    for (key, mut members) in groups {
+    for (key, members) in groups(snapshots, &Selection::default(), group_by) {
         if !members.iter().any(|(id, _)| named.contains(id)) {
             continue;
         }
-        members.sort_by(|a, b| (b.1.time, b.0).cmp(&(a.1.time, a.0)));
-        members.dedup_by(|a, b| a.0 == b.0);
         let (remove, keep): (Vec<_>, Vec<_>) =
             members.into_iter().partition(|(id, _)| named.contains(id));
         plan.groups.push(GroupPlan {
