@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use vault::engines::pg::basebackup::{format_lsn, parse_lsn};
+use vault::engines::pg::tablespaces::parse_mapping;
 use vault::format::pg_base::PG_PHYSICAL_SOURCE;
 use vault::ops::pg::physical::drill::{drill_physical, PhysicalDrillOptions};
 use vault::ops::pg::physical::restore::{
@@ -50,6 +51,14 @@ pub struct PhysicalRestoreArgs {
     /// The WAL key file (`vault wal key-file`) the server's restore_command unlocks the archive with
     #[arg(long, value_name = "FILE")]
     pub wal_key_file: Option<PathBuf>,
+    /// Restore the tablespace that lived in OLDDIR into NEWDIR instead (repeatable; absolute paths, `\=` for a literal `=`)
+    #[arg(
+        short = 'T',
+        long = "tablespace-mapping",
+        value_name = "OLDDIR=NEWDIR",
+        requires = "physical"
+    )]
+    pub tablespace_mapping: Vec<String>,
 }
 
 /// The options of `drill pg` that only a physical drill takes.
@@ -85,6 +94,21 @@ pub struct PhysicalDrillArgs {
     /// The WAL key file the scratch server's restore_command unlocks the archive with
     #[arg(long = "wal-key-file", value_name = "FILE", requires = "physical")]
     pub drill_wal_key_file: Option<PathBuf>,
+    /// Put the tablespace that lived in OLDDIR into NEWDIR (empty or new; removed after the drill) instead of the scratch folder (repeatable)
+    #[arg(
+        short = 'T',
+        long = "tablespace-mapping",
+        value_name = "OLDDIR=NEWDIR",
+        requires = "physical"
+    )]
+    pub drill_tablespace_mapping: Vec<String>,
+}
+
+fn tablespace_mapping(args: &[String]) -> Result<Vec<(PathBuf, PathBuf)>> {
+    Ok(args
+        .iter()
+        .map(|a| parse_mapping(a))
+        .collect::<vault::Result<_>>()?)
 }
 
 pub(crate) fn drill_physical_cmd(g: &Global, a: &DrillPgArgs) -> Result<i32> {
@@ -102,6 +126,7 @@ pub(crate) fn drill_physical_cmd(g: &Global, a: &DrillPgArgs) -> Result<i32> {
         )?,
         asserts: a.asserts.clone(),
         assert_database: a.assert_db.clone(),
+        tablespace_mapping: tablespace_mapping(&p.drill_tablespace_mapping)?,
     };
     let repo = open(g)?;
     let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &physical_only(&a.filter))?;
@@ -225,6 +250,8 @@ pub(crate) fn restore_physical_cmd(
             a.wal_key_file.as_ref(),
             "restore pg --physical",
         )?,
+        tablespace_mapping: tablespace_mapping(&a.tablespace_mapping)?,
+        throwaway_tablespaces: None,
     };
     let repo = open(g)?;
     let (id, snap) = resolve_snapshot(g, &repo, spec, &physical_only(filter))?;
@@ -243,6 +270,10 @@ pub(crate) fn restore_physical_cmd(
             "start_lsn": format_lsn(outcome.base.start_lsn),
             "stop_lsn": format_lsn(outcome.base.stop_lsn),
             "timeline": outcome.base.stop_timeline,
+            "tablespaces": outcome.tablespaces.iter().map(|t| json!({
+                "oid": t.oid,
+                "location": t.location,
+            })).collect::<Vec<_>>(),
             "duration_ms": outcome.duration_ms,
         }))?;
     } else if !g.quiet {

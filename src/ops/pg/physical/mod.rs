@@ -10,6 +10,9 @@
 //!                backup streamed it (backup_label and backup_manifest too)
 //! directories    every folder of the data directory, one relative path a
 //!                line, so empty ones (pg_wal, pg_notify, ...) come back
+//! tablespaces/<oid>/data/<path>, tablespaces/<oid>/directories
+//!                the same for each tablespace (data/tablespace_map says
+//!                where each one lived)
 //! ```
 
 pub mod drill;
@@ -24,6 +27,12 @@ use crate::format::snapshot::Snapshot;
 pub const DATA: &str = "data";
 /// The file of the snapshot listing the data directory's folders.
 pub const DIRECTORIES: &str = "directories";
+
+/// Where tablespace `oid`'s `data/` and `directories` are in the
+/// snapshot's tree.
+pub fn tablespace_prefix(oid: u32) -> String {
+    format!("tablespaces/{oid}/")
+}
 
 /// The base backup a snapshot holds, or why it holds none.
 pub fn base_backup_of(snapshot: &Snapshot) -> Result<BaseBackup> {
