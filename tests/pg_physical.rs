@@ -16,15 +16,15 @@ use crate::pg_wal::{archive_current, count, share_with_server, wait_for, wal};
 
 /// A repository with a WAL key file, and the archive settings that push
 /// into it with that key.
-struct Archive {
-    v: Vault,
-    key_dir: PathBuf,
-    key: PathBuf,
+pub(crate) struct Archive {
+    pub(crate) v: Vault,
+    pub(crate) key_dir: PathBuf,
+    pub(crate) key: PathBuf,
     settings: Vec<String>,
 }
 
 impl Archive {
-    fn new() -> Archive {
+    pub(crate) fn new() -> Archive {
         let v = Vault::init();
         let key_dir = v.dir("key");
         let key = key_dir.join("wal.key");
@@ -42,12 +42,12 @@ impl Archive {
         }
     }
 
-    fn settings(&self) -> Vec<&str> {
+    pub(crate) fn settings(&self) -> Vec<&str> {
         self.settings.iter().map(String::as_str).collect()
     }
 
     /// `restore pg --physical` of the newest base backup into a new folder.
-    fn restore(&self, pg: &Postgres, name: &str, target: &[&str]) -> PathBuf {
+    pub(crate) fn restore(&self, pg: &Postgres, name: &str, target: &[&str]) -> PathBuf {
         let dir = self.v.dir(name);
         fs::remove_dir(&dir).unwrap();
         let mut args = vec![
@@ -69,7 +69,7 @@ impl Archive {
 
 /// Start a server on a restored data directory as it is (the restore wrote
 /// its recovery settings) and wait for recovery to end.
-fn recover(pg: &Postgres, data: &Path, settings: &[&str]) -> Postgres {
+pub(crate) fn recover(pg: &Postgres, data: &Path, settings: &[&str]) -> Postgres {
     let r = pg.start_from(data, settings, |_| {});
     wait_for("the end of recovery", &r, Duration::from_secs(120), || {
         r.sql("postgres", "SELECT pg_is_in_recovery()") == "f"
@@ -652,4 +652,103 @@ fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
     common::assert_code(&out, 1, "no base backup before T");
     assert!(common::one_line_error(&out).contains("no physical base backup"));
     assert_eq!(rows("t"), t_at_target, "nothing changed");
+}
+
+/// `restore pg --table S.T --to-lsn L`, L between two base backups: the
+/// newer one became consistent after L and cannot stop there, so the
+/// older one is recovered, replaying up to L.
+#[test]
+fn a_table_at_an_lsn_before_the_newest_base_backup_comes_from_the_one_before() {
+    let a = Archive::new();
+    let Some(pg) = Postgres::start_with(&a.settings()) else {
+        return;
+    };
+    share_with_server(&a.v, &pg, &a.key_dir);
+    let tmp = a.v.dir("tmp");
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    pg.createdb("app");
+    pg.sql(
+        "app",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'first' FROM generate_series(1, 100) g",
+    );
+    let older = pg.vault_json(&a.v, &["snapshot", "pg", "--physical"]);
+    pg.sql(
+        "app",
+        "INSERT INTO t SELECT g, 'between' FROM generate_series(101, 200) g",
+    );
+    let rows = || {
+        pg.sql(
+            "app",
+            "SELECT count(*) || ' ' || md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM t",
+        )
+    };
+    let at_target = rows();
+    let lsn = pg.sql("postgres", "SELECT pg_current_wal_insert_lsn()::text");
+    pg.sql(
+        "app",
+        "INSERT INTO t SELECT g, 'after' FROM generate_series(201, 300) g",
+    );
+    let newer = pg.vault_json(&a.v, &["snapshot", "pg", "--physical"]);
+    archive_current(&pg);
+    pg.sql("app", "DROP TABLE t");
+
+    let out = pg
+        .vault(
+            &a.v,
+            &[
+                "restore",
+                "pg",
+                "latest",
+                "--table",
+                "public.t",
+                "--to-lsn",
+                &lsn,
+                "-d",
+                "app",
+                "--wal-key-file",
+                a.key.to_str().unwrap(),
+            ],
+        )
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    common::assert_success(
+        &out,
+        "restore pg --table --to-lsn before the newest base backup",
+    );
+    let short = |s: &serde_json::Value| s["snapshot"].as_str().unwrap()[..8].to_string();
+    let said = common::stderr(&out);
+    assert!(
+        said.contains(&format!("using snapshot {}", short(&older))),
+        "{said}"
+    );
+    assert!(!said.contains(&short(&newer)), "{said}");
+    assert_eq!(rows(), at_target, "t exactly as it was at the LSN");
+    assert!(is_empty_or_missing(&tmp), "the scratch server is removed");
+
+    // Before every base backup: nothing to start from, in one line.
+    let out = pg
+        .vault(
+            &a.v,
+            &[
+                "restore",
+                "pg",
+                "latest",
+                "--table",
+                "public.t",
+                "--to-lsn",
+                "0/100",
+                "-d",
+                "app",
+                "--clean",
+                "--wal-key-file",
+                a.key.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    common::assert_code(&out, 1, "an LSN before every base backup");
+    assert!(common::one_line_error(&out).contains("consistent at or before LSN 0/100"));
+    assert_eq!(rows(), at_target, "nothing changed");
 }

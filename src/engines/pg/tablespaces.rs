@@ -97,9 +97,11 @@ pub fn parse_mapping(arg: &str) -> Result<(PathBuf, PathBuf)> {
                 side.push('=');
                 chars.next();
             }
-            '=' if seen_equals => return Err(Error::invalid(format!(
+            '=' if seen_equals => {
+                return Err(Error::invalid(format!(
                 "tablespace mapping '{arg}' has more than one '=' (write a literal one as '\\=')"
-            ))),
+            )))
+            }
             '=' => seen_equals = true,
             c => side.push(c),
         }

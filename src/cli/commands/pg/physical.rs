@@ -12,6 +12,7 @@ use vault::engines::pg::basebackup::{format_lsn, parse_lsn};
 use vault::engines::pg::tablespaces::parse_mapping;
 use vault::format::pg_base::PG_PHYSICAL_SOURCE;
 use vault::ops::pg::physical::drill::{drill_physical, PhysicalDrillOptions};
+use vault::ops::pg::physical::newest_base_before_lsn;
 use vault::ops::pg::physical::restore::{
     restore_command, restore_physical, PhysicalRestoreOptions, RecoveryTarget,
 };
@@ -27,7 +28,7 @@ use crate::cli::commands::filter::Filter;
 use crate::cli::commands::snapshot::{report_snapshot, snapshot_options, SnapshotMeta};
 use crate::cli::commands::{open, print_json, resolve_snapshot};
 use crate::cli::exit;
-use crate::cli::output::{human_bytes, ProgressGuard};
+use crate::cli::output::{describe_snapshot, human_bytes, ProgressGuard};
 
 /// The options of `restore pg` that only a physical restore takes (the
 /// recovery target and WAL key file also serve `--table` at a point in time).
@@ -129,13 +130,49 @@ pub(crate) fn drill_physical_cmd(g: &Global, a: &DrillPgArgs) -> Result<i32> {
         tablespace_mapping: tablespace_mapping(&p.drill_tablespace_mapping)?,
     };
     let repo = open(g)?;
-    let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &physical_only(&a.filter))?;
+    let (id, snap) =
+        resolve_base_backup(g, &repo, &a.snapshot, &physical_only(&a.filter), &opts.to)?;
     let progress = Arc::new(Progress::default());
     let (drill_id, d) = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "drill --physical");
         drill_physical(&repo, &id, &snap, &opts, &progress)?
     };
     report_drill(g, &id, &drill_id, &d)
+}
+
+/// The base backup `spec` names. `latest` with an LSN target is the
+/// newest backup consistent at or before it (one consistent only after
+/// the target cannot stop there, an older one replays up to it); else
+/// the usual resolution.
+pub(super) fn resolve_base_backup(
+    g: &Global,
+    repo: &vault::Repository,
+    spec: &str,
+    scope: &SnapshotFilter,
+    to: &RecoveryTarget,
+) -> Result<(vault::Id, vault::format::snapshot::Snapshot)> {
+    let RecoveryTarget::Lsn(lsn) = to else {
+        return resolve_snapshot(g, repo, spec, scope);
+    };
+    if spec != "latest" {
+        return resolve_snapshot(g, repo, spec, scope);
+    }
+    let all = repo.snapshots()?;
+    let found = newest_base_before_lsn(all.iter().filter(|(_, s)| scope.matches(s)), *lsn)
+        .cloned()
+        .ok_or_else(|| {
+            vault::Error::new(
+                vault::ErrorKind::NotFound,
+                format!(
+                    "no physical base backup (`snapshot pg --physical`) was consistent at or before LSN {}",
+                    format_lsn(*lsn)
+                ),
+            )
+        })?;
+    if !g.quiet {
+        eprintln!("{}", describe_snapshot(&found.0, &found.1));
+    }
+    Ok(found)
 }
 
 /// Only base backups.
@@ -254,7 +291,7 @@ pub(crate) fn restore_physical_cmd(
         throwaway_tablespaces: None,
     };
     let repo = open(g)?;
-    let (id, snap) = resolve_snapshot(g, &repo, spec, &physical_only(filter))?;
+    let (id, snap) = resolve_base_backup(g, &repo, spec, &physical_only(filter), &opts.to)?;
     let progress = Arc::new(Progress::default());
     let outcome = {
         let _bar =
