@@ -89,10 +89,19 @@ mod tests {
             stop_timeline: 1,
             stop_lsn,
         };
-        let mut s = Snapshot::default();
-        s.source = PG_PHYSICAL_SOURCE.into();
-        s.time = crate::format::Timestamp { secs, nanos: 0 };
-        s.meta = vec![(crate::format::pg_base::PG_BASE_KEY.into(), base.encode())];
+        let s = Snapshot {
+            time: crate::format::Timestamp { secs, nanos: 0 },
+            host: "h".into(),
+            user: "u".into(),
+            tags: vec![],
+            source: PG_PHYSICAL_SOURCE.into(),
+            paths: vec![],
+            root: Id::from_bytes([0; 32]),
+            parent: None,
+            summary: crate::format::snapshot::Summary::default(),
+            program_version: String::new(),
+            meta: vec![(crate::format::pg_base::PG_BASE_KEY.into(), base.encode())],
+        };
         let mut id = [0u8; 32];
         id[..8].copy_from_slice(&stop_lsn.to_le_bytes());
         (Id::from_bytes(id), s)

@@ -116,11 +116,13 @@ fn streamed(set: &StreamSet, conn: &PgConn, progress: &Progress) -> Result<Vec<u
 /// backup manifest.
 fn spooled(set: &StreamSet, conn: &PgConn, progress: &Progress) -> Result<Vec<u8>> {
     let spool = Spool::create()?;
-    if let Some(needed) = cluster_bytes(conn)? {
-        let free = free_bytes(spool.path())?;
+    if let (Some(needed), Some(free)) = (
+        cluster_bytes(conn)?,
+        crate::system::free_bytes(spool.path()),
+    ) {
         if free < needed {
             return Err(Error::new(
-                ErrorKind::Io,
+                ErrorKind::NoSpace,
                 format!(
                     "a cluster with tablespaces is spooled before it is stored: {} needs {needed} bytes free and has {free} (set TMPDIR to a larger folder)",
                     spool.path().display()
@@ -229,22 +231,6 @@ impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn free_bytes(path: &Path) -> Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::invalid(format!("{} holds a NUL byte", path.display())))?;
-    // SAFETY: statvfs writes only into the zeroed struct we pass; the path
-    // is a valid NUL-terminated string.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(Error::io(
-            path.display().to_string(),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
 /// What one archive held besides its stored files.
