@@ -507,6 +507,46 @@ fn tablespaces_are_backed_up_and_restored_where_a_mapping_says() {
     common::assert_success(&out, "drill pg --physical with tablespaces");
     assert_eq!(common::parse_json(&out)["passed"], true);
     assert!(is_empty_or_missing(&tmp), "the scratch server is removed");
+
+    // One tablespace mapped elsewhere: used, then removed with the drill.
+    let drill_mapped = |map: &str| {
+        pg.vault(
+            &a.v,
+            &[
+                "--json",
+                "drill",
+                "pg",
+                "--physical",
+                "--wal-key-file",
+                a.key.to_str().unwrap(),
+                "--assert-db",
+                "app",
+                "--assert",
+                "(SELECT count(*) FROM cold) = 100",
+                "-T",
+                map,
+            ],
+        )
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap()
+    };
+    let elsewhere = a.v.path().join("drill-slow");
+    let out = drill_mapped(&format!("{}={}", slow.display(), elsewhere.display()));
+    common::assert_success(&out, "drill pg --physical -T");
+    assert_eq!(common::parse_json(&out)["passed"], true);
+    assert!(!elsewhere.exists(), "the mapped folder is removed");
+    assert!(is_empty_or_missing(&tmp), "the scratch server is removed");
+    let drills = a.v.library().drills().unwrap().len();
+    let out = drill_mapped(&format!("{}={}/inside", slow.display(), fast.display()));
+    common::assert_code(&out, 2, "a drill mapped into a live tablespace");
+    assert!(common::one_line_error(&out).contains("a drill never writes there"));
+    assert_eq!(
+        a.v.library().drills().unwrap().len(),
+        drills,
+        "no drill recorded"
+    );
+    assert_eq!(fs::read_dir(&fast).unwrap().count(), live_fast);
     pg.sql("app", "INSERT INTO t VALUES (-1, 'live still writes')");
 }
 

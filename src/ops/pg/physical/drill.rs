@@ -5,12 +5,15 @@
 //! to the promoted server as the drill's restore time: the recovery time
 //! you would get.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::base_backup_of;
-use super::restore::{is_free, restore_physical, PhysicalRestoreOptions, RecoveryTarget};
+use super::restore::{
+    is_free, read_tablespace_map, restore_physical, PhysicalRestoreOptions, RecoveryTarget,
+};
 use crate::engines::pg::session::Session;
+use crate::engines::pg::tablespaces::relocate;
 use crate::engines::pg::MAINTENANCE_DB;
 use crate::error::{Error, Result};
 use crate::format::drill::{Check, Drill};
@@ -183,6 +186,14 @@ pub fn drill_physical(
     progress: &Progress,
 ) -> Result<(Id, Drill)> {
     base_backup_of(snapshot)?;
+    // A mapping that could never work is the caller's mistake, not a
+    // failed drill: refused before anything is recorded. (The scratch
+    // folder does not exist yet; any root checks the same.)
+    relocate(
+        &read_tablespace_map(repo, snapshot)?,
+        &opts.tablespace_mapping,
+        Some(Path::new("/")),
+    )?;
     // The drill removes each NEWDIR afterwards: only an empty one is taken.
     for (_, new) in &opts.tablespace_mapping {
         if !is_free(new)? {

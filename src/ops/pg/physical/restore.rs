@@ -277,7 +277,10 @@ fn read_small(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<Opti
 }
 
 /// The tablespaces the backup holds, from its tablespace_map.
-fn read_tablespace_map(repo: &Repository, snapshot: &Snapshot) -> Result<Vec<Tablespace>> {
+pub(crate) fn read_tablespace_map(
+    repo: &Repository,
+    snapshot: &Snapshot,
+) -> Result<Vec<Tablespace>> {
     let bytes = read_small(repo, snapshot, &format!("/{DATA}/{TABLESPACE_MAP}"))?;
     parse_map(bytes.as_deref().unwrap_or_default())
         .map_err(|e| Error::corrupt(format!("physical snapshot: {e}")))
