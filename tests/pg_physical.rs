@@ -16,15 +16,15 @@ use crate::pg_wal::{archive_current, count, share_with_server, wait_for, wal};
 
 /// A repository with a WAL key file, and the archive settings that push
 /// into it with that key.
-struct Archive {
-    v: Vault,
-    key_dir: PathBuf,
-    key: PathBuf,
+pub(crate) struct Archive {
+    pub(crate) v: Vault,
+    pub(crate) key_dir: PathBuf,
+    pub(crate) key: PathBuf,
     settings: Vec<String>,
 }
 
 impl Archive {
-    fn new() -> Archive {
+    pub(crate) fn new() -> Archive {
         let v = Vault::init();
         let key_dir = v.dir("key");
         let key = key_dir.join("wal.key");
@@ -42,12 +42,12 @@ impl Archive {
         }
     }
 
-    fn settings(&self) -> Vec<&str> {
+    pub(crate) fn settings(&self) -> Vec<&str> {
         self.settings.iter().map(String::as_str).collect()
     }
 
     /// `restore pg --physical` of the newest base backup into a new folder.
-    fn restore(&self, pg: &Postgres, name: &str, target: &[&str]) -> PathBuf {
+    pub(crate) fn restore(&self, pg: &Postgres, name: &str, target: &[&str]) -> PathBuf {
         let dir = self.v.dir(name);
         fs::remove_dir(&dir).unwrap();
         let mut args = vec![
@@ -69,7 +69,7 @@ impl Archive {
 
 /// Start a server on a restored data directory as it is (the restore wrote
 /// its recovery settings) and wait for recovery to end.
-fn recover(pg: &Postgres, data: &Path, settings: &[&str]) -> Postgres {
+pub(crate) fn recover(pg: &Postgres, data: &Path, settings: &[&str]) -> Postgres {
     let r = pg.start_from(data, settings, |_| {});
     wait_for("the end of recovery", &r, Duration::from_secs(120), || {
         r.sql("postgres", "SELECT pg_is_in_recovery()") == "f"
@@ -270,24 +270,6 @@ fn servers_that_cannot_stream_a_base_backup_are_refused_in_one_line() {
     common::assert_code(&out, 8, "no REPLICATION");
     assert!(common::one_line_error(&out).contains("needs the REPLICATION attribute"));
 
-    let spc = v.dir("tablespace");
-    fs::set_permissions(v.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    if let Some((uid, gid)) = pg.owner() {
-        std::os::unix::fs::chown(&spc, Some(uid), Some(gid)).unwrap();
-    }
-    pg.sql(
-        "postgres",
-        &format!("CREATE TABLESPACE fast LOCATION '{}'", spc.display()),
-    );
-    let out = pg
-        .vault(&v, &["snapshot", "pg", "--physical"])
-        .output()
-        .unwrap();
-    common::assert_code(&out, 8, "tablespaces");
-    assert!(common::one_line_error(&out).contains("tablespaces (fast)"));
-    assert!(v.snapshots().is_empty(), "no snapshot recorded");
-    pg.sql("postgres", "DROP TABLESPACE fast");
-
     // A restore never writes into a folder that holds anything.
     pg.vault_json(&v, &["snapshot", "pg", "--physical"]);
     let key = v.dir("key").join("wal.key");
@@ -314,6 +296,258 @@ fn servers_that_cannot_stream_a_base_backup_are_refused_in_one_line() {
     assert!(common::one_line_error(&out).contains("is not empty"));
     assert_eq!(fs::read(busy.join("keep")).unwrap(), b"mine");
     assert_eq!(fs::read_dir(&busy).unwrap().count(), 1);
+}
+
+/// A folder the server's account owns (tablespaces must be), reachable
+/// through the scratch area.
+fn server_folder(v: &Vault, pg: &Postgres, name: &str) -> PathBuf {
+    let dir = v.dir(name);
+    fs::set_permissions(v.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    chown_for_server(pg, &dir);
+    dir
+}
+
+fn chown_for_server(pg: &Postgres, dir: &Path) {
+    if let Some((uid, gid)) = pg.owner() {
+        let out = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+}
+
+fn is_empty_or_missing(dir: &Path) -> bool {
+    fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
+}
+
+/// A cluster with two tablespaces: backed up (spooled, and the spool
+/// removed), restored to a time with each tablespace mapped into a new
+/// folder, recovered by a real server; refused in one line when a
+/// tablespace would land in a folder that holds anything; and drilled in a
+/// throwaway server that never touches the originals.
+#[test]
+fn tablespaces_are_backed_up_and_restored_where_a_mapping_says() {
+    let a = Archive::new();
+    let Some(pg) = Postgres::start_with(&a.settings()) else {
+        return;
+    };
+    share_with_server(&a.v, &pg, &a.key_dir);
+    let fast = server_folder(&a.v, &pg, "fast");
+    let slow = server_folder(&a.v, &pg, "slow");
+    let tmp = a.v.dir("tmp");
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    pg.createdb("app");
+    for (name, dir) in [("fast", &fast), ("slow", &slow)] {
+        pg.sql(
+            "postgres",
+            &format!("CREATE TABLESPACE {name} LOCATION '{}'", dir.display()),
+        );
+    }
+    pg.sql(
+        "app",
+        "CREATE TABLE t (id int PRIMARY KEY, phase text) TABLESPACE fast;
+             INSERT INTO t SELECT g, 'base' FROM generate_series(1, 1000) g;
+             CREATE TABLE cold (id int, pad text) TABLESPACE slow;
+             INSERT INTO cold SELECT g, repeat('y', 100) FROM generate_series(1, 5000) g;
+             CREATE INDEX ON cold (id) TABLESPACE fast",
+    );
+    let out = pg
+        .vault(&a.v, &["--json", "snapshot", "pg", "--physical"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    common::assert_success(&out, "snapshot pg --physical with tablespaces");
+    assert!(is_empty_or_missing(&tmp), "the spool folder is removed");
+    let oid = |name: &str| {
+        pg.sql(
+            "postgres",
+            &format!("SELECT oid FROM pg_tablespace WHERE spcname = '{name}'"),
+        )
+    };
+    let id = common::parse_json(&out)["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listing = a.v.run(&["ls", &id, "/tablespaces"]);
+    common::assert_success(&listing, "ls /tablespaces");
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    for name in ["fast", "slow"] {
+        assert!(listing.contains(&oid(name)), "{name}: {listing}");
+    }
+
+    pg.sql(
+        "app",
+        "INSERT INTO t SELECT g, 'before' FROM generate_series(1001, 1500) g;
+         INSERT INTO t VALUES (0, 'marker')",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = pg.sql("postgres", "SELECT clock_timestamp()::text");
+    std::thread::sleep(Duration::from_millis(1100));
+    pg.sql(
+        "app",
+        "INSERT INTO t SELECT g, 'after' FROM generate_series(2001, 2500) g;
+         DELETE FROM cold WHERE id > 100",
+    );
+    archive_current(&pg);
+
+    // The originals hold the live server's files: a restore without a
+    // mapping would write into them, and is refused before writing.
+    let refused = a.v.dir("refused");
+    fs::remove_dir(&refused).unwrap();
+    let restore_args = |dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "restore".to_string(),
+            "pg".into(),
+            "--physical".into(),
+            "latest".into(),
+            "--target".into(),
+            dir.display().to_string(),
+            "--wal-key-file".into(),
+            a.key.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        pg.vault(&a.v, &args).output().unwrap()
+    };
+    let fast_to = a.v.dir("fast-restored");
+    let map_fast = format!("{}={}", fast.display(), fast_to.display());
+    let out = run(restore_args(&refused, &["-T", &map_fast]));
+    common::assert_code(&out, 2, "a tablespace onto its live original");
+    let e = common::one_line_error(&out);
+    assert!(e.contains(&format!("tablespace {}", oid("slow"))), "{e}");
+    assert!(e.contains("is not empty"), "{e}");
+    assert!(is_empty_or_missing(&refused), "nothing written");
+    assert!(is_empty_or_missing(&fast_to), "nothing written");
+    let out = run(restore_args(&refused, &["-T", "/no/such/place=/tmp/x"]));
+    common::assert_code(&out, 2, "a mapping that names no tablespace");
+    assert!(
+        common::one_line_error(&out).contains("no tablespace of this backup is at /no/such/place")
+    );
+    assert!(is_empty_or_missing(&refused), "nothing written");
+
+    // Both mapped, to the time.
+    let slow_to = a.v.dir("slow-restored");
+    let map_slow = format!("{}={}", slow.display(), slow_to.display());
+    let restored = a.v.dir("restored");
+    fs::remove_dir(&restored).unwrap();
+    let out = run(restore_args(
+        &restored,
+        &[
+            "-T",
+            &map_fast,
+            "--tablespace-mapping",
+            &map_slow,
+            "--to-time",
+            &target,
+        ],
+    ));
+    common::assert_success(&out, "restore pg --physical -T");
+    let map = fs::read_to_string(restored.join("tablespace_map")).unwrap();
+    assert!(
+        map.contains(&format!("{} {}\n", oid("fast"), fast_to.display())),
+        "{map}"
+    );
+    assert!(
+        map.contains(&format!("{} {}\n", oid("slow"), slow_to.display())),
+        "{map}"
+    );
+    chown_for_server(&pg, &fast_to);
+    chown_for_server(&pg, &slow_to);
+    let live_fast = fs::read_dir(&fast).unwrap().count();
+    let at_t = recover(&pg, &restored, &[]);
+    assert_eq!(count(&at_t, "phase = 'marker'"), 1, "the marker is there");
+    assert_eq!(count(&at_t, "phase = 'before'"), 500);
+    assert_eq!(count(&at_t, "phase = 'after'"), 0, "later rows are not");
+    assert_eq!(
+        at_t.sql("app", "SELECT count(*) FROM cold WHERE id > 100"),
+        "4900",
+        "the other tablespace as it was at the time"
+    );
+    assert_eq!(
+        at_t.sql(
+            "app",
+            "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'fast'"
+        ),
+        fast_to.display().to_string(),
+        "the restored server uses the mapped folder"
+    );
+    drop(at_t);
+    assert_eq!(fs::read_dir(&fast).unwrap().count(), live_fast);
+
+    // A drill maps every tablespace into its throwaway folder.
+    let out = pg
+        .vault(
+            &a.v,
+            &[
+                "--json",
+                "drill",
+                "pg",
+                "--physical",
+                "--to-time",
+                &target,
+                "--wal-key-file",
+                a.key.to_str().unwrap(),
+                "--assert-db",
+                "app",
+                "--assert",
+                "(SELECT count(*) FROM t WHERE phase = 'marker') = 1",
+                "--assert",
+                "(SELECT count(*) FROM cold) = 5000",
+            ],
+        )
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    common::assert_success(&out, "drill pg --physical with tablespaces");
+    assert_eq!(common::parse_json(&out)["passed"], true);
+    assert!(is_empty_or_missing(&tmp), "the scratch server is removed");
+
+    // One tablespace mapped elsewhere: used, then removed with the drill.
+    let drill_mapped = |map: &str| {
+        pg.vault(
+            &a.v,
+            &[
+                "--json",
+                "drill",
+                "pg",
+                "--physical",
+                "--wal-key-file",
+                a.key.to_str().unwrap(),
+                "--assert-db",
+                "app",
+                "--assert",
+                "(SELECT count(*) FROM cold) = 100",
+                "-T",
+                map,
+            ],
+        )
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap()
+    };
+    let elsewhere = a.v.path().join("drill-slow");
+    let out = drill_mapped(&format!("{}={}", slow.display(), elsewhere.display()));
+    common::assert_success(&out, "drill pg --physical -T");
+    assert_eq!(common::parse_json(&out)["passed"], true);
+    assert!(!elsewhere.exists(), "the mapped folder is removed");
+    assert!(is_empty_or_missing(&tmp), "the scratch server is removed");
+    let drills = a.v.library().drills().unwrap().len();
+    let out = drill_mapped(&format!("{}={}/inside", slow.display(), fast.display()));
+    common::assert_code(&out, 2, "a drill mapped into a live tablespace");
+    assert!(common::one_line_error(&out).contains("a drill never writes there"));
+    assert_eq!(
+        a.v.library().drills().unwrap().len(),
+        drills,
+        "no drill recorded"
+    );
+    assert_eq!(fs::read_dir(&fast).unwrap().count(), live_fast);
+    pg.sql("app", "INSERT INTO t VALUES (-1, 'live still writes')");
 }
 
 /// `restore pg --table S.T --to-time T -d DB`: one table brought back into
@@ -458,4 +692,103 @@ fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
     common::assert_code(&out, 1, "no base backup before T");
     assert!(common::one_line_error(&out).contains("no physical base backup"));
     assert_eq!(rows("t"), t_at_target, "nothing changed");
+}
+
+/// `restore pg --table S.T --to-lsn L`, L between two base backups: the
+/// newer one became consistent after L and cannot stop there, so the
+/// older one is recovered, replaying up to L.
+#[test]
+fn a_table_at_an_lsn_before_the_newest_base_backup_comes_from_the_one_before() {
+    let a = Archive::new();
+    let Some(pg) = Postgres::start_with(&a.settings()) else {
+        return;
+    };
+    share_with_server(&a.v, &pg, &a.key_dir);
+    let tmp = a.v.dir("tmp");
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    pg.createdb("app");
+    pg.sql(
+        "app",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'first' FROM generate_series(1, 100) g",
+    );
+    let older = pg.vault_json(&a.v, &["snapshot", "pg", "--physical"]);
+    pg.sql(
+        "app",
+        "INSERT INTO t SELECT g, 'between' FROM generate_series(101, 200) g",
+    );
+    let rows = || {
+        pg.sql(
+            "app",
+            "SELECT count(*) || ' ' || md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM t",
+        )
+    };
+    let at_target = rows();
+    let lsn = pg.sql("postgres", "SELECT pg_current_wal_insert_lsn()::text");
+    pg.sql(
+        "app",
+        "INSERT INTO t SELECT g, 'after' FROM generate_series(201, 300) g",
+    );
+    let newer = pg.vault_json(&a.v, &["snapshot", "pg", "--physical"]);
+    archive_current(&pg);
+    pg.sql("app", "DROP TABLE t");
+
+    let out = pg
+        .vault(
+            &a.v,
+            &[
+                "restore",
+                "pg",
+                "latest",
+                "--table",
+                "public.t",
+                "--to-lsn",
+                &lsn,
+                "-d",
+                "app",
+                "--wal-key-file",
+                a.key.to_str().unwrap(),
+            ],
+        )
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    common::assert_success(
+        &out,
+        "restore pg --table --to-lsn before the newest base backup",
+    );
+    let short = |s: &serde_json::Value| s["snapshot"].as_str().unwrap()[..8].to_string();
+    let said = common::stderr(&out);
+    assert!(
+        said.contains(&format!("using snapshot {}", short(&older))),
+        "{said}"
+    );
+    assert!(!said.contains(&short(&newer)), "{said}");
+    assert_eq!(rows(), at_target, "t exactly as it was at the LSN");
+    assert!(is_empty_or_missing(&tmp), "the scratch server is removed");
+
+    // Before every base backup: nothing to start from, in one line.
+    let out = pg
+        .vault(
+            &a.v,
+            &[
+                "restore",
+                "pg",
+                "latest",
+                "--table",
+                "public.t",
+                "--to-lsn",
+                "0/100",
+                "-d",
+                "app",
+                "--clean",
+                "--wal-key-file",
+                a.key.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    common::assert_code(&out, 1, "an LSN before every base backup");
+    assert!(common::one_line_error(&out).contains("consistent at or before LSN 0/100"));
+    assert_eq!(rows(), at_target, "nothing changed");
 }

@@ -4,7 +4,8 @@
 //! check names a missing segment with the base backups it breaks; status
 //! shows the archive's newest segment and its age.
 //!
-//! Base backups are made through the library: a small stream committed
+//! The last test takes real base backups of a real PostgreSQL archiving
+//! through `vault wal push`. The others make base backups through the library: a small stream committed
 //! with source `pg-physical` and a `pg.base` record, as
 //! `vault snapshot pg --physical` writes them. Segments are synthetic and
 //! small, pushed through the library so their push time can be set.
@@ -21,7 +22,9 @@ use vault::ops::snapshot::{snapshot_stream, SnapshotOptions};
 use vault::progress::Progress;
 use vault::repo::WalArchive;
 
-use crate::common::{self, Rng, Vault};
+use crate::common::{self, postgres::Postgres, Rng, Vault};
+use crate::pg_physical::{recover, Archive};
+use crate::pg_wal::{archive_current, count, share_with_server};
 
 const SEGMENT: u64 = 16 << 20;
 const DAY: i64 = 86_400;
@@ -323,4 +326,94 @@ fn status_shows_the_archives_newest_segment_and_its_age() {
             && text.contains("the current RPO"),
         "{text}"
     );
+}
+
+/// The WAL segment (or `.backup` file) a name starts with, on `timeline`.
+fn segment_of(name: &str, timeline: u32) -> Option<u64> {
+    let tl = u32::from_str_radix(name.get(..8)?, 16).ok()?;
+    let hi = u64::from_str_radix(name.get(8..16)?, 16).ok()?;
+    let lo = u64::from_str_radix(name.get(16..24)?, 16).ok()?;
+    (tl == timeline).then_some((hi << 8) | lo)
+}
+
+/// Three real base backups, the oldest forgotten, prune with a short
+/// window: the WAL before the oldest kept backup is gone, what it needs is
+/// there (check finds no gap), and a restore to a time after it recovers.
+#[test]
+fn prune_after_real_base_backups_keeps_what_the_oldest_kept_one_needs() {
+    let a = Archive::new();
+    let Some(pg) = Postgres::start_with(&a.settings()) else {
+        return;
+    };
+    share_with_server(&a.v, &pg, &a.key_dir);
+    pg.createdb("app");
+    pg.sql(
+        "app",
+        "CREATE TABLE t (id serial PRIMARY KEY, phase text);
+         INSERT INTO t (phase) SELECT 'one' FROM generate_series(1, 500)",
+    );
+    for phase in ["two", "three"] {
+        pg.vault_json(&a.v, &["snapshot", "pg", "--physical"]);
+        pg.sql(
+            "app",
+            &format!("INSERT INTO t (phase) SELECT '{phase}' FROM generate_series(1, 500)"),
+        );
+        archive_current(&pg);
+    }
+    pg.vault_json(&a.v, &["snapshot", "pg", "--physical"]);
+    pg.sql("app", "INSERT INTO t (phase) VALUES ('marker')");
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = pg.sql("postgres", "SELECT clock_timestamp()::text");
+    std::thread::sleep(Duration::from_millis(1100));
+    pg.sql("app", "INSERT INTO t (phase) VALUES ('later')");
+    archive_current(&pg);
+
+    let repo = a.v.library();
+    let snaps = repo.snapshots().unwrap();
+    assert_eq!(snaps.len(), 3);
+    let base_of = |i: usize| BaseBackup::from_meta(&snaps[i].1.meta).unwrap().unwrap();
+    let (oldest, kept) = (base_of(0), base_of(1));
+    let first_kept = kept.start_lsn / SEGMENT;
+    let before = archived(&a.v);
+    let older: Vec<&String> = before
+        .iter()
+        .filter(|n| segment_of(n, 1).is_some_and(|s| s < first_kept))
+        .collect();
+    assert!(
+        older
+            .iter()
+            .any(|n| segment_of(n, 1) == Some(oldest.start_lsn / SEGMENT)),
+        "the forgotten backup's WAL was archived: {before:?}"
+    );
+
+    a.v.ok(&["forget", "--group-by", "", "--keep-last", "2"]);
+    // Everything archived so far is more than a second old: outside the
+    // window and the grace period (which keeps the WAL of a backup running
+    // right now).
+    std::thread::sleep(Duration::from_secs(2));
+    a.v.ok(&["prune", "--keep-wal-within", "1", "--grace", "1"]);
+    let after = archived(&a.v);
+    for name in &older {
+        assert!(
+            !after.contains(*name),
+            "{name} is older than every kept backup"
+        );
+    }
+    let newest = before
+        .iter()
+        .filter_map(|n| segment_of(n, 1))
+        .max()
+        .unwrap();
+    for segment in first_kept..=newest {
+        let name = format!("{:08X}{:08X}{:08X}", 1, segment >> 8, segment & 0xFF);
+        assert!(after.contains(&name), "{name} is needed by a kept backup");
+    }
+    let report = a.v.json(&["check"]);
+    assert_eq!(report["wal_gaps"], serde_json::json!([]), "{report}");
+
+    let restored = a.restore(&pg, "at-t", &["--to-time", &target]);
+    let at_t = recover(&pg, &restored, &[]);
+    assert_eq!(count(&at_t, "phase = 'marker'"), 1);
+    assert_eq!(count(&at_t, "phase = 'three'"), 500);
+    assert_eq!(count(&at_t, "phase = 'later'"), 0);
 }

@@ -4,6 +4,7 @@
 //! manifest names.
 
 use std::ffi::OsString;
+use std::path::Path;
 use std::process::Command;
 
 use super::session::Session;
@@ -100,26 +101,22 @@ pub fn refusal(f: &ServerFacts) -> Option<String> {
             f.role
         ));
     }
-    if !f.tablespaces.is_empty() {
-        return Some(format!(
-            "the cluster has tablespaces ({}): physical snapshots hold the main data \
-             directory only; use `vault snapshot pg --all` (logical) for this cluster",
-            f.tablespaces.join(", ")
-        ));
-    }
     None
 }
 
-/// pg_basebackup writing one tar stream (the data directory, its backup
-/// label and manifest) to standard output, without WAL, after a fast
-/// checkpoint. `-d` is passed on only when it carries connection options
-/// (a URI or `key=value` string): a base backup has no database.
-pub fn basebackup_command(conn: &PgConn) -> Result<Command> {
+/// pg_basebackup writing tar, without WAL, after a fast checkpoint, into
+/// `target`: `-` for one stream (the data directory, its backup label and
+/// manifest) on standard output, which only a cluster without tablespaces
+/// allows; else a new folder, where it writes `base.tar`, one `OID.tar`
+/// per tablespace and `backup_manifest`. `-d` is passed on only when it
+/// carries connection options (a URI or `key=value` string): a base
+/// backup has no database.
+pub fn basebackup_command(conn: &PgConn, target: &Path) -> Result<Command> {
     let mut cmd = Command::new(program("pg_basebackup")?);
     let mut args: Vec<OsString> = vec![
         "-Ft".into(),
         "-D".into(),
-        "-".into(),
+        target.as_os_str().to_owned(),
         "-X".into(),
         "none".into(),
         "-c".into(),
@@ -143,6 +140,20 @@ pub fn basebackup_command(conn: &PgConn) -> Result<Command> {
     args.extend(trimmed.args(None));
     cmd.args(args).envs(CLIENT_ENV.iter().copied());
     Ok(cmd)
+}
+
+/// The cluster's size on disk, every tablespace included, when the role
+/// may ask (pg_tablespace_size needs CREATE on each tablespace or
+/// pg_read_all_stats); `None` when it may not.
+pub fn cluster_bytes(conn: &PgConn) -> Result<Option<u64>> {
+    let database = conn.dbname.is_none().then_some(MAINTENANCE_DB);
+    let mut s = Session::open(conn, database)?;
+    let size = s
+        .value("SELECT sum(pg_tablespace_size(oid))::bigint FROM pg_tablespace")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let _ = s.close();
+    Ok(size)
 }
 
 /// `X/Y` as PostgreSQL prints an LSN: two hex halves.
@@ -247,7 +258,7 @@ mod tests {
         assert!(refusal(&f).unwrap().contains("REPLICATION"));
         let mut f = facts();
         f.tablespaces = vec!["fast".into()];
-        assert!(refusal(&f).unwrap().contains("tablespaces (fast)"));
+        assert_eq!(refusal(&f), None, "tablespaces are backed up too");
     }
 
     #[test]

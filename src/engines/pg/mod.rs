@@ -9,6 +9,7 @@ pub mod facts;
 pub mod names;
 pub mod session;
 pub mod split;
+pub mod tablespaces;
 pub mod tar;
 pub mod toc;
 

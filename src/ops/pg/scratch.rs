@@ -18,6 +18,9 @@ pub struct ScratchServer {
     pg_ctl: PathBuf,
     account: Option<(u32, u32)>,
     running: bool,
+    /// Folders outside `dir` the server uses (tablespaces mapped there),
+    /// removed with it.
+    outside: Vec<PathBuf>,
 }
 
 fn account(name: &str) -> Result<(u32, u32)> {
@@ -59,16 +62,25 @@ impl ScratchServer {
     }
 
     /// A server on a data directory `fill` writes (a restored base
-    /// backup), which is handed to the server's account first. It never
-    /// archives: a drill's new timeline must not reach the real archive.
-    /// Returns once the server accepts connections, which a recovering
-    /// server does once it is consistent.
-    pub fn start_from(fill: impl FnOnce(&Path) -> Result<()>) -> Result<ScratchServer> {
+    /// backup), which is handed to the server's account first, with the
+    /// `tablespaces` folder beside it and the folders of `outside` (which
+    /// must have been missing or empty: they are removed with the server).
+    /// It never archives: a drill's new timeline must not reach the real
+    /// archive. Returns once the server accepts connections, which a
+    /// recovering server does once it is consistent.
+    pub fn start_from(
+        outside: &[PathBuf],
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<ScratchServer> {
         let mut server = Self::new_dir()?;
+        server.outside = outside.to_vec();
         let data = server.dir.join("data");
         fill(&data)?;
         if let Some((uid, gid)) = server.account {
-            chown_tree(&data, uid, gid)?;
+            chown_tree(&server.dir, uid, gid)?;
+            for dir in outside {
+                chown_tree(dir, uid, gid)?;
+            }
         }
         server.launch("-c archive_mode=off")?;
         Ok(server)
@@ -93,6 +105,7 @@ impl ScratchServer {
             pg_ctl,
             account,
             running: false,
+            outside: Vec::new(),
         };
         if let Some((uid, gid)) = account {
             std::os::unix::fs::chown(&server.dir, Some(uid), Some(gid))
@@ -157,6 +170,11 @@ impl ScratchServer {
         wait_success(&mut child, &name, stderr).map_err(|e| e.at("scratch PostgreSQL server"))
     }
 
+    /// Where a restore into it puts the tablespaces no mapping names.
+    pub fn tablespaces_beside(data: &Path) -> PathBuf {
+        data.with_file_name("tablespaces")
+    }
+
     /// How to reach it: its socket folder, as the superuser.
     pub fn conn(&self) -> PgConn {
         PgConn {
@@ -203,5 +221,8 @@ impl Drop for ScratchServer {
             );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        for dir in &self.outside {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

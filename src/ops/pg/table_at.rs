@@ -154,7 +154,7 @@ pub fn restore_table_at(
     let plan = plan(opts)?;
     program("pg_dump")?;
     progress.set_stage("base backup");
-    let server = ScratchServer::start_from(|data| {
+    let server = ScratchServer::start_from(&[], |data| {
         restore_physical(
             repo,
             snapshot,
@@ -162,6 +162,8 @@ pub fn restore_table_at(
                 target: data.to_path_buf(),
                 to: opts.to.clone(),
                 restore_command: opts.restore_command.clone(),
+                tablespace_mapping: Vec::new(),
+                throwaway_tablespaces: Some(ScratchServer::tablespaces_beside(data)),
             },
             progress,
         )

@@ -73,16 +73,6 @@ pub fn run_due(ctx: &Context<'_>, only: &[String]) -> Result<RunOutcome> {
     }
 }
 
-/// Free bytes on the file system holding `path`.
-fn free_bytes(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid C string and st a properly sized out-parameter.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
-}
-
 /// Everything status needs, read from the repository now.
 pub fn gather(plan: &Plan, repo: &Repository, now: Timestamp) -> Result<Status> {
     let (records, warnings) = records::load(repo)?;
@@ -91,7 +81,7 @@ pub fn gather(plan: &Plan, repo: &Repository, now: Timestamp) -> Result<Status> 
     let drills = repo.drills()?;
     let size_bytes = repo.indexed_packs()?.iter().map(|(_, size)| size).sum();
     let free = match Location::parse(&plan.repository.location) {
-        Ok(Location::Local(path)) => free_bytes(&path),
+        Ok(Location::Local(path)) => crate::system::free_bytes(&path),
         _ => None,
     };
     Ok(status::status(status::Inputs {

@@ -9,8 +9,10 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use vault::engines::pg::basebackup::{format_lsn, parse_lsn};
+use vault::engines::pg::tablespaces::parse_mapping;
 use vault::format::pg_base::PG_PHYSICAL_SOURCE;
 use vault::ops::pg::physical::drill::{drill_physical, PhysicalDrillOptions};
+use vault::ops::pg::physical::newest_base_before_lsn;
 use vault::ops::pg::physical::restore::{
     restore_command, restore_physical, PhysicalRestoreOptions, RecoveryTarget,
 };
@@ -26,7 +28,7 @@ use crate::cli::commands::filter::Filter;
 use crate::cli::commands::snapshot::{report_snapshot, snapshot_options, SnapshotMeta};
 use crate::cli::commands::{open, print_json, resolve_snapshot};
 use crate::cli::exit;
-use crate::cli::output::{human_bytes, ProgressGuard};
+use crate::cli::output::{describe_snapshot, human_bytes, ProgressGuard};
 
 /// The options of `restore pg` that only a physical restore takes (the
 /// recovery target and WAL key file also serve `--table` at a point in time).
@@ -50,6 +52,14 @@ pub struct PhysicalRestoreArgs {
     /// The WAL key file (`vault wal key-file`) the server's restore_command unlocks the archive with
     #[arg(long, value_name = "FILE")]
     pub wal_key_file: Option<PathBuf>,
+    /// Restore the tablespace that lived in OLDDIR into NEWDIR instead (repeatable; absolute paths, `\=` for a literal `=`)
+    #[arg(
+        short = 'T',
+        long = "tablespace-mapping",
+        value_name = "OLDDIR=NEWDIR",
+        requires = "physical"
+    )]
+    pub tablespace_mapping: Vec<String>,
 }
 
 /// The options of `drill pg` that only a physical drill takes.
@@ -85,6 +95,21 @@ pub struct PhysicalDrillArgs {
     /// The WAL key file the scratch server's restore_command unlocks the archive with
     #[arg(long = "wal-key-file", value_name = "FILE", requires = "physical")]
     pub drill_wal_key_file: Option<PathBuf>,
+    /// Put the tablespace that lived in OLDDIR into NEWDIR (empty or new; removed after the drill) instead of the scratch folder (repeatable)
+    #[arg(
+        short = 'T',
+        long = "tablespace-mapping",
+        value_name = "OLDDIR=NEWDIR",
+        requires = "physical"
+    )]
+    pub drill_tablespace_mapping: Vec<String>,
+}
+
+fn tablespace_mapping(args: &[String]) -> Result<Vec<(PathBuf, PathBuf)>> {
+    Ok(args
+        .iter()
+        .map(|a| parse_mapping(a))
+        .collect::<vault::Result<_>>()?)
 }
 
 pub(crate) fn drill_physical_cmd(g: &Global, a: &DrillPgArgs) -> Result<i32> {
@@ -102,15 +127,52 @@ pub(crate) fn drill_physical_cmd(g: &Global, a: &DrillPgArgs) -> Result<i32> {
         )?,
         asserts: a.asserts.clone(),
         assert_database: a.assert_db.clone(),
+        tablespace_mapping: tablespace_mapping(&p.drill_tablespace_mapping)?,
     };
     let repo = open(g)?;
-    let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &physical_only(&a.filter))?;
+    let (id, snap) =
+        resolve_base_backup(g, &repo, &a.snapshot, &physical_only(&a.filter), &opts.to)?;
     let progress = Arc::new(Progress::default());
     let (drill_id, d) = {
         let _bar = ProgressGuard::start(progress.clone(), g.quiet || g.json, "drill --physical");
         drill_physical(&repo, &id, &snap, &opts, &progress)?
     };
     report_drill(g, &id, &drill_id, &d)
+}
+
+/// The base backup `spec` names. `latest` with an LSN target is the
+/// newest backup consistent at or before it (one consistent only after
+/// the target cannot stop there, an older one replays up to it); else
+/// the usual resolution.
+pub(super) fn resolve_base_backup(
+    g: &Global,
+    repo: &vault::Repository,
+    spec: &str,
+    scope: &SnapshotFilter,
+    to: &RecoveryTarget,
+) -> Result<(vault::Id, vault::format::snapshot::Snapshot)> {
+    let RecoveryTarget::Lsn(lsn) = to else {
+        return resolve_snapshot(g, repo, spec, scope);
+    };
+    if spec != "latest" {
+        return resolve_snapshot(g, repo, spec, scope);
+    }
+    let all = repo.snapshots()?;
+    let found = newest_base_before_lsn(all.iter().filter(|(_, s)| scope.matches(s)), *lsn)
+        .cloned()
+        .ok_or_else(|| {
+            vault::Error::new(
+                vault::ErrorKind::NotFound,
+                format!(
+                    "no physical base backup (`snapshot pg --physical`) was consistent at or before LSN {}",
+                    format_lsn(*lsn)
+                ),
+            )
+        })?;
+    if !g.quiet {
+        eprintln!("{}", describe_snapshot(&found.0, &found.1));
+    }
+    Ok(found)
 }
 
 /// Only base backups.
@@ -225,9 +287,11 @@ pub(crate) fn restore_physical_cmd(
             a.wal_key_file.as_ref(),
             "restore pg --physical",
         )?,
+        tablespace_mapping: tablespace_mapping(&a.tablespace_mapping)?,
+        throwaway_tablespaces: None,
     };
     let repo = open(g)?;
-    let (id, snap) = resolve_snapshot(g, &repo, spec, &physical_only(filter))?;
+    let (id, snap) = resolve_base_backup(g, &repo, spec, &physical_only(filter), &opts.to)?;
     let progress = Arc::new(Progress::default());
     let outcome = {
         let _bar =
@@ -243,6 +307,10 @@ pub(crate) fn restore_physical_cmd(
             "start_lsn": format_lsn(outcome.base.start_lsn),
             "stop_lsn": format_lsn(outcome.base.stop_lsn),
             "timeline": outcome.base.stop_timeline,
+            "tablespaces": outcome.tablespaces.iter().map(|t| json!({
+                "oid": t.oid,
+                "location": t.location,
+            })).collect::<Vec<_>>(),
             "duration_ms": outcome.duration_ms,
         }))?;
     } else if !g.quiet {

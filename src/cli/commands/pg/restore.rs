@@ -214,20 +214,21 @@ fn restore_table_at_cmd(g: &Global, a: &PgRestoreArgs, dbname: &str) -> Result<i
         (_, y) => y,
     };
     let repo = open(g)?;
-    let (id, snap) = resolve_snapshot(g, &repo, &a.snapshot, &scope).map_err(|e| {
-        let kind = e.downcast_ref::<vault::Error>().map(vault::Error::kind);
-        match (kind, &opts.to) {
-            (Some(ErrorKind::NotFound), RecoveryTarget::Time(t)) => {
-                anyhow::Error::from(vault::Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "no physical base backup (`snapshot pg --physical`) was taken before {t}"
-                    ),
-                ))
+    let (id, snap) = physical::resolve_base_backup(g, &repo, &a.snapshot, &scope, &opts.to)
+        .map_err(|e| {
+            let kind = e.downcast_ref::<vault::Error>().map(vault::Error::kind);
+            match (kind, &opts.to) {
+                (Some(ErrorKind::NotFound), RecoveryTarget::Time(t)) => {
+                    anyhow::Error::from(vault::Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no physical base backup (`snapshot pg --physical`) was taken before {t}"
+                        ),
+                    ))
+                }
+                _ => e,
             }
-            _ => e,
-        }
-    })?;
+        })?;
     if a.dry_run {
         let plan = table_at::plan(&opts)?;
         if g.json {

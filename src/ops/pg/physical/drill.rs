@@ -5,11 +5,15 @@
 //! to the promoted server as the drill's restore time: the recovery time
 //! you would get.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::base_backup_of;
-use super::restore::{restore_physical, PhysicalRestoreOptions, RecoveryTarget};
+use super::restore::{
+    is_free, read_tablespace_map, restore_physical, PhysicalRestoreOptions, RecoveryTarget,
+};
 use crate::engines::pg::session::Session;
+use crate::engines::pg::tablespaces::relocate;
 use crate::engines::pg::MAINTENANCE_DB;
 use crate::error::{Error, Result};
 use crate::format::drill::{Check, Drill};
@@ -29,6 +33,10 @@ pub struct PhysicalDrillOptions {
     pub asserts: Vec<String>,
     /// Where the assertions run [default: postgres].
     pub assert_database: Option<String>,
+    /// `OLDDIR=NEWDIR` pairs: tablespaces restored elsewhere than the
+    /// scratch folder. Each NEWDIR must be missing or empty, is never
+    /// where a tablespace lives, and is removed after the drill.
+    pub tablespace_mapping: Vec<(PathBuf, PathBuf)>,
 }
 
 fn passed(name: &str, detail: String) -> Check {
@@ -70,7 +78,12 @@ fn recover_and_check(
 ) -> Result<u64> {
     let started = Instant::now();
     let mut restored = None;
-    let server = ScratchServer::start_from(|data| {
+    let outside: Vec<PathBuf> = opts
+        .tablespace_mapping
+        .iter()
+        .map(|(_, new)| new.clone())
+        .collect();
+    let server = ScratchServer::start_from(&outside, |data| {
         let o = restore_physical(
             repo,
             snapshot,
@@ -78,6 +91,8 @@ fn recover_and_check(
                 target: data.to_path_buf(),
                 to: opts.to.clone(),
                 restore_command: opts.restore_command.clone(),
+                tablespace_mapping: opts.tablespace_mapping.clone(),
+                throwaway_tablespaces: Some(ScratchServer::tablespaces_beside(data)),
             },
             progress,
         )?;
@@ -171,6 +186,23 @@ pub fn drill_physical(
     progress: &Progress,
 ) -> Result<(Id, Drill)> {
     base_backup_of(snapshot)?;
+    // A mapping that could never work is the caller's mistake, not a
+    // failed drill: refused before anything is recorded. (The scratch
+    // folder does not exist yet; any root checks the same.)
+    relocate(
+        &read_tablespace_map(repo, snapshot)?,
+        &opts.tablespace_mapping,
+        Some(Path::new("/")),
+    )?;
+    // The drill removes each NEWDIR afterwards: only an empty one is taken.
+    for (_, new) in &opts.tablespace_mapping {
+        if !is_free(new)? {
+            return Err(Error::invalid(format!(
+                "{} is not empty: a drill maps tablespaces only into empty or new folders, and removes them afterwards",
+                new.display()
+            )));
+        }
+    }
     let time = Timestamp::now();
     let mut checks = Vec::new();
     let restore_ms = recover_and_check(repo, snapshot, opts, &mut checks, progress)?;

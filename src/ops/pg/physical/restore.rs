@@ -2,15 +2,18 @@
 //! backup snapshot, ready to start: recovery.signal, and recovery settings
 //! in postgresql.auto.conf whose restore_command fetches WAL from the
 //! vault archive, up to a target (a time, an LSN, a transaction) or to
-//! the end of the archive, on the newest timeline.
+//! the end of the archive, on the newest timeline. Each tablespace goes
+//! back to where it lived, or where a mapping sends it, and the restored
+//! tablespace_map names where it went (recovery links it from there).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{base_backup_of, valid_directory, DATA, DIRECTORIES};
+use super::{base_backup_of, tablespace_prefix, valid_directory, DATA, DIRECTORIES};
 use crate::engines::pg::basebackup::format_lsn;
+use crate::engines::pg::tablespaces::{encode_map, parse_map, relocate, Tablespace};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::pg_base::BaseBackup;
 use crate::format::snapshot::Snapshot;
@@ -36,11 +39,20 @@ pub struct PhysicalRestoreOptions {
     pub to: RecoveryTarget,
     /// The `restore_command` the server runs (see [`restore_command`]).
     pub restore_command: String,
+    /// `OLDDIR=NEWDIR` pairs: the tablespace at OLDDIR goes to NEWDIR.
+    pub tablespace_mapping: Vec<(PathBuf, PathBuf)>,
+    /// For a throwaway restore (a drill, a single table): the folder under
+    /// which each unmapped tablespace goes, as `<oid>`; no tablespace is
+    /// then written where one lives. `None`: unmapped tablespaces go back
+    /// to where they lived.
+    pub throwaway_tablespaces: Option<PathBuf>,
 }
 
 #[derive(Debug)]
 pub struct PhysicalRestoreOutcome {
     pub base: BaseBackup,
+    /// Where each tablespace was restored.
+    pub tablespaces: Vec<Tablespace>,
     pub files: u64,
     pub bytes: u64,
     pub duration_ms: u64,
@@ -90,22 +102,35 @@ pub fn recovery_settings(restore_command: &str, to: &RecoveryTarget) -> String {
     out
 }
 
-/// Refuse a target that is not a missing or empty folder: a restore never
-/// mixes its files with what a folder holds.
-fn check_target(target: &Path) -> Result<()> {
+/// Whether a folder is missing or empty: a restore never mixes its files
+/// with what a folder holds.
+pub(crate) fn is_free(target: &Path) -> Result<bool> {
     match std::fs::read_dir(target) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(Error::invalid(format!(
-                    "{} is not empty: a physical restore writes a whole data directory into an empty or new folder",
-                    target.display()
-                )));
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(Error::io(format!("target {}", target.display()), e)),
     }
+}
+
+fn check_target(target: &Path) -> Result<()> {
+    if is_free(target)? {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "{} is not empty: a physical restore writes a whole data directory into an empty or new folder",
+        target.display()
+    )))
+}
+
+fn check_tablespace_target(t: &Tablespace) -> Result<()> {
+    if is_free(&t.location)? {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "tablespace {} would be restored into {}, which is not empty: map it to an empty or new folder with -T OLDDIR=NEWDIR",
+        t.oid,
+        t.location.display()
+    )))
 }
 
 fn private_dir(path: &Path) -> Result<()> {
@@ -134,15 +159,82 @@ pub fn restore_physical(
         }
     }
     check_target(&opts.target)?;
-    let directories = read_directories(repo, snapshot)?;
+    let directories = read_directories(repo, snapshot, "")?;
+    let spaces = relocate(
+        &read_tablespace_map(repo, snapshot)?,
+        &opts.tablespace_mapping,
+        opts.throwaway_tablespaces.as_deref(),
+    )?;
+    let mut space_directories = Vec::new();
+    for t in &spaces {
+        if t.location.starts_with(&opts.target) {
+            return Err(Error::invalid(format!(
+                "tablespace {} would be restored into {}, inside the data directory: map it elsewhere with -T OLDDIR=NEWDIR",
+                t.oid,
+                t.location.display()
+            )));
+        }
+        check_tablespace_target(t)?;
+        space_directories.push(read_directories(repo, snapshot, &tablespace_prefix(t.oid))?);
+    }
     private_dir(&opts.target)?;
     progress.set_stage("data directory");
+    let (mut files, mut bytes) =
+        restore_tree(repo, snapshot, "", &opts.target, &directories, progress)?;
+    for (t, dirs) in spaces.iter().zip(&space_directories) {
+        progress.set_stage("tablespaces");
+        let (f, b) = restore_tree(
+            repo,
+            snapshot,
+            &tablespace_prefix(t.oid),
+            &t.location,
+            dirs,
+            progress,
+        )?;
+        files += f;
+        bytes += b;
+    }
+    if !spaces.is_empty() {
+        write_private(
+            &opts.target.join(TABLESPACE_MAP),
+            &encode_map(&spaces),
+            false,
+        )?;
+    }
+    write_private(&opts.target.join("recovery.signal"), b"", false)?;
+    write_private(
+        &opts.target.join("postgresql.auto.conf"),
+        recovery_settings(&opts.restore_command, &opts.to).as_bytes(),
+        true,
+    )?;
+    Ok(PhysicalRestoreOutcome {
+        base,
+        tablespaces: spaces,
+        files,
+        bytes,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+const TABLESPACE_MAP: &str = "tablespace_map";
+
+/// `{prefix}data` written into `dest` (made 0700), then each folder of
+/// `{prefix}directories`. Returns the files and bytes written.
+fn restore_tree(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    prefix: &str,
+    dest: &Path,
+    directories: &[String],
+    progress: &Progress,
+) -> Result<(u64, u64)> {
+    private_dir(dest)?;
     let restored = restore(
         repo,
         &snapshot.root,
         &RestoreOptions {
-            target: opts.target.clone(),
-            sub_path: Some(format!("/{DATA}").into_bytes()),
+            target: dest.to_path_buf(),
+            sub_path: Some(format!("/{prefix}{DATA}").into_bytes()),
             ..RestoreOptions::default()
         },
         progress,
@@ -161,35 +253,45 @@ pub fn restore_physical(
             ),
         ));
     }
-    for dir in &directories {
-        private_dir(&opts.target.join(dir))?;
+    for dir in directories {
+        private_dir(&dest.join(dir))?;
     }
     // The restore set each folder's mode from the snapshot; the data
-    // directory itself must be the owner's alone or the server refuses it.
-    private_dir(&opts.target)?;
-    write_private(&opts.target.join("recovery.signal"), b"", false)?;
-    write_private(
-        &opts.target.join("postgresql.auto.conf"),
-        recovery_settings(&opts.restore_command, &opts.to).as_bytes(),
-        true,
-    )?;
-    Ok(PhysicalRestoreOutcome {
-        base,
-        files: restored.files,
-        bytes: restored.bytes,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+    // directory and each tablespace must be the owner's alone or the
+    // server refuses them.
+    private_dir(dest)?;
+    Ok((restored.files, restored.bytes))
 }
 
-/// The snapshot's folder list, checked line by line.
-fn read_directories(repo: &Repository, snapshot: &Snapshot) -> Result<Vec<String>> {
-    let entry = crate::ops::walk::file_entry(
-        repo,
-        &snapshot.root,
-        Some(format!("/{DIRECTORIES}").as_bytes()),
-    )?;
+/// One file of the snapshot, read whole (a folder list, the tablespace
+/// map); `None` when the snapshot does not hold it.
+fn read_small(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<Option<Vec<u8>>> {
+    let entry = match crate::ops::walk::file_entry(repo, &snapshot.root, Some(path.as_bytes())) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let mut bytes = Vec::new();
     crate::ops::content::write_file(repo, &entry, &mut bytes, "memory")?;
+    Ok(Some(bytes))
+}
+
+/// The tablespaces the backup holds, from its tablespace_map.
+pub(crate) fn read_tablespace_map(
+    repo: &Repository,
+    snapshot: &Snapshot,
+) -> Result<Vec<Tablespace>> {
+    let bytes = read_small(repo, snapshot, &format!("/{DATA}/{TABLESPACE_MAP}"))?;
+    parse_map(bytes.as_deref().unwrap_or_default())
+        .map_err(|e| Error::corrupt(format!("physical snapshot: {e}")))
+}
+
+/// A folder list of the snapshot (`{prefix}directories`), checked line by
+/// line.
+fn read_directories(repo: &Repository, snapshot: &Snapshot, prefix: &str) -> Result<Vec<String>> {
+    let path = format!("/{prefix}{DIRECTORIES}");
+    let bytes = read_small(repo, snapshot, &path)?
+        .ok_or_else(|| Error::corrupt(format!("physical snapshot: {path} is missing")))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::corrupt("physical snapshot: its folder list is not UTF-8"))?;
     text.lines()
@@ -254,6 +356,7 @@ mod tests {
     #[test]
     fn refuses_a_folder_that_holds_anything() {
         let dir = tempfile::tempdir().unwrap();
+        assert!(is_free(dir.path()).unwrap());
         assert!(check_target(dir.path()).is_ok());
         assert!(check_target(&dir.path().join("new")).is_ok());
         std::fs::write(dir.path().join("x"), b"").unwrap();
