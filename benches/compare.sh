@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side: vault vs restic and borg (Debian's packages) and rustic
 # (crates.io) on the same data, in one run, on this machine. Prints medians
-# of RUNS runs and vault's ratios.
+# of RUNS runs, each peer's ratio to vault and vault's to the fastest (or
+# smallest) peer.
 #
 #   benches/compare.sh                 # all data sets, 3 runs
 #   RUNS=1 TREE=/usr/share benches/compare.sh
@@ -34,9 +35,10 @@ for run in $(seq 1 "$RUNS"); do
             repo_init "$tool" "$WORK/repo-tree"
             measure tree_first "$tool" "$run" snapshot_tree "$tool" "$WORK/repo-tree"
             measure tree_unchanged "$tool" "$run" snapshot_tree "$tool" "$WORK/repo-tree"
+            printf 'tree_repo_bytes\t%s\t%s\t%s\t0\n' "$tool" "$run" "$(du -sb "$WORK/repo-tree" | cut -f1)" >> "$RESULTS"
             rm -rf "$WORK/repo-tree"
         fi
     done
 done
 
-summarize "dump_first dump_restore tree_first tree_unchanged dump_repo_bytes"
+summarize "dump_first dump_restore tree_first tree_unchanged dump_repo_bytes tree_repo_bytes"

@@ -121,27 +121,38 @@ export VAULT VAULT_BASE WORK DUMP TREE
 
 
 # summarize "NAME...": a markdown table of the medians of each measure in
-# $RESULTS, per tool, with every tool's ratio against vault.
+# $RESULTS, per tool, with every tool's ratio against vault and vault's
+# against the best peer (the fastest, the smallest repository, the least
+# memory), which is what issue-style goals ("half the fastest peer") read.
 summarize() {
     python3 - "$RESULTS" "$TOOLS" "$1" <<'PY'
 import statistics, sys, collections
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 tools = sys.argv[2].split()
+peers = [t for t in tools if not t.startswith("vault")]
 secs, rss = collections.defaultdict(list), collections.defaultdict(list)
 for name, tool, run, value, peak in rows:
     secs[(name, tool)].append(float(value)); rss[(name, tool)].append(int(peak))
 names = sys.argv[3].split()
-print("| measure | " + " | ".join(tools) + " | " + " | ".join(f"{t}/vault" for t in tools if t != "vault") + " |")
-print("|---" * (1 + len(tools) + len(tools) - 1) + "|")
+others = [t for t in tools if t != "vault"]
+print("| measure | " + " | ".join(tools) + " | " + " | ".join(f"{t}/vault" for t in others) + " | vault/best peer |")
+print("|---" * (2 + len(tools) + len(others)) + "|")
+def row(label, med, fmt):
+    if "vault" not in med or not med["vault"]:
+        return
+    cells = [fmt(med[t]) if t in med else "-" for t in tools]
+    ratios = [f"{med[t] / med['vault']:.2f}x" if t in med else "-" for t in others]
+    best = min((med[t] for t in peers if t in med), default=None)
+    vs_best = f"{med['vault'] / best:.2f}" if best else "-"
+    print(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + f" | {vs_best} |")
 for n in names:
     med = {t: statistics.median(secs[(n, t)]) for t in tools if secs[(n, t)]}
     if not med: continue
-    unit = "B" if n.endswith("bytes") else "s"
-    cells = [f"{med[t]:.0f} {unit}" if unit == "B" else f"{med[t]:.2f} s" for t in tools]
-    ratios = [f"{med[t] / med['vault']:.2f}x" for t in tools if t != "vault" and "vault" in med and med['vault'] > 0]
-    print(f"| {n} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
-    if unit == "s":
-        peaks = {t: statistics.median(rss[(n, t)]) / 1024 for t in tools}
-        print(f"| {n} peak RSS | " + " | ".join(f"{peaks[t]:.0f} MiB" for t in tools) + " | " + " | ".join(f"{peaks[t] / peaks['vault']:.2f}x" for t in tools if t != "vault") + " |")
+    if n.endswith("bytes"):
+        row(n, med, lambda v: f"{v:.0f} B")
+        continue
+    row(n, med, lambda v: f"{v:.2f} s")
+    peaks = {t: statistics.median(rss[(n, t)]) / 1024 for t in tools if rss[(n, t)]}
+    row(f"{n} peak RSS", peaks, lambda v: f"{v:.0f} MiB")
 PY
 }

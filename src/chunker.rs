@@ -1,15 +1,50 @@
 //! Content-defined chunking: FastCDC (2020) over any byte stream, with the gear
 //! table keyed by the repository's chunker key so chunk boundaries do not
 //! fingerprint content for someone who only sees stored sizes.
+//!
+//! The cut points are fastcdc's own (`cut_gear`), over the same window its
+//! `StreamCDC` uses (the next `max` bytes, or all that remain), so chunks are
+//! the same as ever. What differs is the buffer: one per thread, kept from
+//! file to file, instead of a zeroed `max`-sized buffer allocated for every
+//! file and re-zeroed after every chunk. A tree snapshot chunks tens of
+//! thousands of files on a dozen threads; fresh buffers for each were most
+//! of its allocator churn and a good part of its peak memory.
 
+use std::cell::Cell;
 use std::io::{self, Read};
 
-use fastcdc::v2020::{Error as CdcError, Normalization, StreamCDC};
+use fastcdc::v2020::{cut_gear, get_gear_with_seed, logarithm2, Normalization, MASKS};
 
 use crate::format::config::ChunkerParams;
 
+thread_local! {
+    /// The buffer the last chunker on this thread read into, for the next.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A buffer of exactly `len` bytes: this thread's spare one when it fits.
+fn take_buffer(len: usize) -> Vec<u8> {
+    let spare = SPARE.take();
+    if spare.len() == len {
+        spare
+    } else {
+        vec![0; len]
+    }
+}
+
 pub struct Chunker<R: Read> {
-    inner: StreamCDC<R>,
+    source: R,
+    /// `max` bytes; the window not yet cut is `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    min: usize,
+    avg: usize,
+    max: usize,
+    masks: [u64; 4],
+    gear: Box<[u64; 256]>,
+    gear_ls: Box<[u64; 256]>,
 }
 
 impl<R: Read> Chunker<R> {
@@ -17,16 +52,82 @@ impl<R: Read> Chunker<R> {
     /// validated when decoded, so a repository cannot hand us bad sizes.
     pub fn new(source: R, params: &ChunkerParams, seed: u64) -> Self {
         debug_assert!(params.validate().is_ok());
+        let bits = logarithm2(params.avg);
+        let level = Normalization::Level1.bits();
+        let mask_s = MASKS[(bits + level) as usize];
+        let mask_l = MASKS[(bits - level) as usize];
+        let (gear, gear_ls) = get_gear_with_seed(seed);
+        let max = params.max as usize;
         Chunker {
-            inner: StreamCDC::with_level_and_seed(
-                source,
-                params.min,
-                params.avg,
-                params.max,
-                Normalization::Level1,
-                seed,
-            ),
+            source,
+            buf: take_buffer(max),
+            start: 0,
+            end: 0,
+            eof: false,
+            min: params.min as usize,
+            avg: params.avg as usize,
+            max,
+            masks: [mask_s, mask_l, mask_s << 1, mask_l << 1],
+            gear,
+            gear_ls,
         }
+    }
+
+    /// Make the window `max` bytes long, or as long as the stream allows.
+    fn fill(&mut self) -> io::Result<()> {
+        if self.eof || self.end - self.start == self.max {
+            return Ok(());
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        while self.end < self.max {
+            match self.source.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next chunk, borrowed from the buffer until the next call.
+    pub fn next_chunk(&mut self) -> Option<io::Result<&[u8]>> {
+        if let Err(e) = self.fill() {
+            return Some(Err(e));
+        }
+        let window = &self.buf[self.start..self.end];
+        if window.is_empty() {
+            return None;
+        }
+        let [mask_s, mask_l, mask_s_ls, mask_l_ls] = self.masks;
+        let (_, len) = cut_gear(
+            window,
+            self.min,
+            self.avg,
+            self.max,
+            mask_s,
+            mask_l,
+            mask_s_ls,
+            mask_l_ls,
+            &self.gear,
+            &self.gear_ls,
+        );
+        let at = self.start;
+        self.start += len;
+        Some(Ok(&self.buf[at..at + len]))
+    }
+}
+
+impl<R: Read> Drop for Chunker<R> {
+    fn drop(&mut self) {
+        SPARE.set(std::mem::take(&mut self.buf));
     }
 }
 
@@ -34,11 +135,7 @@ impl<R: Read> Iterator for Chunker<R> {
     type Item = io::Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.inner.next()? {
-            Ok(chunk) => Some(Ok(chunk.data)),
-            Err(CdcError::IoError(e)) => Some(Err(e)),
-            Err(other) => Some(Err(io::Error::other(other.to_string()))),
-        }
+        Some(self.next_chunk()?.map(<[u8]>::to_vec))
     }
 }
 
@@ -92,8 +189,91 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    /// Hands out at most a given number of bytes per read, as pipes and
+    /// slow disks do.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// The chunks fastcdc's own streaming chunker cuts: repositories made
+    /// with it must keep deduplicating against new snapshots.
+    fn reference(data: &[u8], params: &ChunkerParams, seed: u64) -> Vec<Vec<u8>> {
+        fastcdc::v2020::StreamCDC::with_level_and_seed(
+            data,
+            params.min,
+            params.avg,
+            params.max,
+            Normalization::Level1,
+            seed,
+        )
+        .map(|c| c.unwrap().data)
+        .collect()
+    }
+
+    #[test]
+    fn chunks_are_fastcdcs_own_for_default_sizes_and_uneven_reads() {
+        let params = ChunkerParams::default();
+        let mut data = noise(5 << 20, 9);
+        // A long run of zeros: cut at `max`, the window's full length.
+        data.extend(std::iter::repeat_n(0u8, 3 << 20));
+        data.extend(noise(700_000, 4));
+        let expected = reference(&data, &params, 77);
+        for step in [1 << 20, 65_537, 4096, usize::MAX] {
+            let got: Vec<Vec<u8>> = Chunker::new(Trickle { data: &data, step }, &params, 77)
+                .map(|c| c.unwrap())
+                .collect();
+            assert_eq!(got, expected, "reads of {step} bytes");
+        }
+    }
+
+    #[test]
+    fn a_chunker_on_the_same_thread_reuses_the_buffer_and_starts_clean() {
+        let params = small();
+        let first = noise(100_000, 1);
+        let second = noise(50_000, 2);
+        let once = Chunker::new(&first[..], &params, 3);
+        let buffer = once.buf.as_ptr();
+        assert!(once.collect::<io::Result<Vec<_>>>().unwrap().len() > 1);
+        let again = Chunker::new(&second[..], &params, 3);
+        assert_eq!(again.buf.as_ptr(), buffer);
+        let got: Vec<Vec<u8>> = again.map(|c| c.unwrap()).collect();
+        assert_eq!(got, reference(&second, &params, 3));
+    }
+
+    #[test]
+    fn a_read_error_is_returned_not_swallowed() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        let mut c = Chunker::new(Broken, &small(), 1);
+        let err = c.next().unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "disk on fire");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn chunks_match_fastcdc_for_any_length_and_read_size(len in 0usize..120_000, step in 1usize..20_000, seed in any::<u64>()) {
+            let data = noise(len, seed | 1);
+            let got: Vec<Vec<u8>> = Chunker::new(Trickle { data: &data, step }, &small(), seed)
+                .map(|c| c.unwrap())
+                .collect();
+            prop_assert_eq!(got, reference(&data, &small(), seed));
+        }
+
         #[test]
         fn boundaries_realign_after_an_insertion(pos in 0usize..200_000, insert in proptest::collection::vec(any::<u8>(), 1..200)) {
             let data = noise(200_000, 11);

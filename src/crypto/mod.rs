@@ -2,7 +2,7 @@
 //! boxes and keyed BLAKE3. No I/O here; the caller supplies nonces and salts
 //! from its random source, so tests can be deterministic.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
@@ -97,18 +97,19 @@ pub fn seal_with(
 ) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(key[..].into());
     let aad = sealed::associated_data(kind, blob_id, epoch);
-    let ciphertext = cipher
-        .encrypt(
+    // Encrypted where it lies in the box: one buffer per box, not a second
+    // for the ciphertext copied into it.
+    let mut out = Vec::with_capacity(sealed::OVERHEAD + plaintext.len());
+    out.extend_from_slice(&sealed::header(epoch, &nonce));
+    out.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_in_place_detached(
             XNonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
+            &aad,
+            &mut out[sealed::HEADER_LEN..],
         )
         .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
-    let mut out = Vec::with_capacity(sealed::HEADER_LEN + ciphertext.len());
-    out.extend_from_slice(&sealed::header(epoch, &nonce));
-    out.extend_from_slice(&ciphertext);
+    out.extend_from_slice(&tag);
     out
 }
 
@@ -191,6 +192,31 @@ mod tests {
             boxed[pos] ^= 1 << bit;
             prop_assert!(k.open(BoxKind::Snapshot, None, &boxed).is_err());
         }
+    }
+
+    /// A box is header, ciphertext, tag: exactly what the one-shot
+    /// encryption gives, however the sealing arranges its buffers.
+    #[test]
+    fn a_box_is_the_header_then_the_aead_output() {
+        let k = keys();
+        let id = Id::from_bytes([5; 32]);
+        let plaintext: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let boxed = k.seal(BoxKind::DataBlob, Some(&id), &plaintext, [3; 24]);
+        let (epoch, key) = k.set.current();
+        let expected = XChaCha20Poly1305::new(key[..].into())
+            .encrypt(
+                XNonce::from_slice(&[3; 24]),
+                Payload {
+                    msg: &plaintext,
+                    aad: &sealed::associated_data(BoxKind::DataBlob, Some(&id), epoch),
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            &boxed[..sealed::HEADER_LEN],
+            &sealed::header(epoch, &[3; 24])[..]
+        );
+        assert_eq!(&boxed[sealed::HEADER_LEN..], &expected[..]);
     }
 
     #[test]

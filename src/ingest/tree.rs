@@ -31,8 +31,6 @@ pub struct TreeSaver<'a> {
     files: AtomicU64,
     dirs: AtomicU64,
     bytes: AtomicU64,
-    /// Bytes read when freed memory is next handed back (`trim`).
-    next_trim: AtomicU64,
 }
 
 /// What a walk saw, for the snapshot's summary.
@@ -83,6 +81,12 @@ fn timestamp(secs: i64, nanos: i64) -> Timestamp {
 impl<'a> TreeSaver<'a> {
     pub fn new(writer: &'a BlobWriter, progress: &'a Progress) -> Self {
         let seed = writer.repo().keys().chunker_seed();
+        // Chunk-sized buffers (a chunk, its compressed and sealed forms) stay
+        // below the threshold and are reused; pack buffers go back to the
+        // system when uploaded. Peak memory of a first /usr/lib snapshot:
+        // 128 MiB with glibc's moving threshold, see benches/README.md.
+        let chunk_max = writer.repo().config().chunker.max as usize;
+        crate::system::return_large_blocks_from(2 * chunk_max);
         TreeSaver {
             writer,
             seed,
@@ -92,7 +96,6 @@ impl<'a> TreeSaver<'a> {
             files: AtomicU64::new(0),
             dirs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            next_trim: AtomicU64::new(TRIM_EVERY),
         }
     }
 
@@ -268,7 +271,6 @@ impl<'a> TreeSaver<'a> {
         let ft = meta.file_type();
         let (kind, content) = if ft.is_file() {
             let outcome = file_content(self.writer, self.seed, self.progress, path, &meta, old)?;
-            self.trim();
             return Ok(self.file_entry(path, name, &meta, outcome));
         } else if ft.is_dir() {
             let subtree = self.save_real_dir(path, old.and_then(|e| e.subtree()).as_ref())?;
@@ -334,28 +336,6 @@ impl<'a> TreeSaver<'a> {
                 meta.size()
             },
             content,
-        }
-    }
-
-    /// Hand freed memory back to the system every `TRIM_EVERY` bytes read.
-    /// Many threads read files at once, each allocating chunk-sized buffers
-    /// in its own malloc arena; the allocator keeps what they free for
-    /// reuse, scattered between live blocks, and the first snapshot of a
-    /// large tree peaked at about twice its live heap (benches/README.md).
-    fn trim(&self) {
-        let read = self.progress.bytes_read.load(Ordering::Relaxed);
-        let due = self.next_trim.load(Ordering::Relaxed);
-        if read < due {
-            return;
-        }
-        // One thread trims per period; the others go on.
-        let next = read + TRIM_EVERY;
-        if self
-            .next_trim
-            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            crate::system::release_freed_memory();
         }
     }
 
@@ -442,11 +422,6 @@ fn all_indexed(repo: &Repository, chunks: &[ChunkRef]) -> Result<bool> {
     }
     Ok(true)
 }
-
-/// Bytes of files read between two hand-backs of freed memory: often
-/// enough to keep the allocator's cache small, rarely enough to cost
-/// nothing measurable (a trim takes a millisecond or two).
-const TRIM_EVERY: u64 = 32 << 20;
 
 /// Files from this size on get a chunking thread of their own
 /// (`save_stream`); smaller ones are cut and hashed in turn by the walking

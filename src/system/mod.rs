@@ -33,17 +33,28 @@ pub fn username() -> String {
     Owners::default().user(uid)
 }
 
-/// Give the heap memory freed so far back to the system (glibc keeps it
-/// for reuse otherwise, and a process whose threads each free buffers in
-/// their own arena ends up holding a lot of it). Elsewhere a no-op.
-pub fn release_freed_memory() {
+/// Serve allocations of `bytes` and more straight from the system, and give
+/// them back as soon as they are freed. glibc otherwise raises that
+/// threshold to the largest block freed so far (up to 32 MiB): once one
+/// pack buffer has been freed, later ones come from the arenas of the
+/// threads that filled them and stay there when freed, with the trimming of
+/// those arenas put off to twice the new threshold. A process whose threads
+/// each fill and free pack-sized buffers then holds many of them at once.
+/// Below the threshold, chunk-sized buffers keep being reused from the
+/// arenas without faulting pages in again. Elsewhere a no-op.
+pub fn return_large_blocks_from(bytes: usize) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: malloc_trim only walks the allocator's own free lists.
+        let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets the allocator's own parameters; glibc
+        // refuses values it does not accept (and we have no fallback to
+        // offer then).
         unsafe {
-            libc::malloc_trim(0);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
         }
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = bytes;
 }
 
 /// Free bytes on the file system holding `path` (for an unprivileged
