@@ -46,6 +46,22 @@ impl Archive {
         self.settings.iter().map(String::as_str).collect()
     }
 
+    /// A server archiving into the repository (`None`: PostgreSQL is
+    /// missing and the test skips).
+    pub(crate) fn server(&self) -> Option<Postgres> {
+        let pg = Postgres::start_with(&self.settings())?;
+        share_with_server(&self.v, &pg, &self.key_dir);
+        Some(pg)
+    }
+
+    /// A folder for scratch servers the server's account can enter, so a
+    /// test sees what is left in it afterwards.
+    pub(crate) fn scratch_folder(&self) -> PathBuf {
+        let tmp = self.v.dir("tmp");
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+        tmp
+    }
+
     /// `restore pg --physical` of the newest base backup into a new folder.
     pub(crate) fn restore(&self, pg: &Postgres, name: &str, target: &[&str]) -> PathBuf {
         let dir = self.v.dir(name);
@@ -80,10 +96,9 @@ pub(crate) fn recover(pg: &Postgres, data: &Path, settings: &[&str]) -> Postgres
 #[test]
 fn base_backup_restores_to_a_time_to_the_end_and_along_a_new_timeline() {
     let a = Archive::new();
-    let Some(mut pg) = Postgres::start_with(&a.settings()) else {
+    let Some(mut pg) = a.server() else {
         return;
     };
-    share_with_server(&a.v, &pg, &a.key_dir);
     pg.createdb("app");
     pg.sql(
         "app",
@@ -331,14 +346,12 @@ fn is_empty_or_missing(dir: &Path) -> bool {
 #[test]
 fn tablespaces_are_backed_up_and_restored_where_a_mapping_says() {
     let a = Archive::new();
-    let Some(pg) = Postgres::start_with(&a.settings()) else {
+    let Some(pg) = a.server() else {
         return;
     };
-    share_with_server(&a.v, &pg, &a.key_dir);
     let fast = server_folder(&a.v, &pg, "fast");
     let slow = server_folder(&a.v, &pg, "slow");
-    let tmp = a.v.dir("tmp");
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = a.scratch_folder();
     pg.createdb("app");
     for (name, dir) in [("fast", &fast), ("slow", &slow)] {
         pg.sql(
@@ -383,9 +396,7 @@ fn tablespaces_are_backed_up_and_restored_where_a_mapping_says() {
         "INSERT INTO t SELECT g, 'before' FROM generate_series(1001, 1500) g;
          INSERT INTO t VALUES (0, 'marker')",
     );
-    std::thread::sleep(Duration::from_millis(1100));
-    let target = pg.sql("postgres", "SELECT clock_timestamp()::text");
-    std::thread::sleep(Duration::from_millis(1100));
+    let target = pg.moment_apart();
     pg.sql(
         "app",
         "INSERT INTO t SELECT g, 'after' FROM generate_series(2001, 2500) g;
@@ -557,13 +568,11 @@ fn tablespaces_are_backed_up_and_restored_where_a_mapping_says() {
 #[test]
 fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
     let a = Archive::new();
-    let Some(pg) = Postgres::start_with(&a.settings()) else {
+    let Some(pg) = a.server() else {
         return;
     };
-    share_with_server(&a.v, &pg, &a.key_dir);
     // The scratch servers live here, so the test sees they are removed.
-    let tmp = a.v.dir("tmp");
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = a.scratch_folder();
     pg.createdb("app");
     pg.sql(
         "app",
@@ -588,9 +597,7 @@ fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
     let t_at_target = rows("t");
     assert!(t_at_target.starts_with("800 "), "{t_at_target}");
     let lsn_at_target = pg.sql("postgres", "SELECT pg_current_wal_insert_lsn()::text");
-    std::thread::sleep(Duration::from_millis(1100));
-    let target = pg.sql("postgres", "SELECT clock_timestamp()::text");
-    std::thread::sleep(Duration::from_millis(1100));
+    let target = pg.moment_apart();
     pg.sql(
         "app",
         "DELETE FROM t WHERE id > 10;
@@ -700,12 +707,10 @@ fn one_table_comes_back_as_it_was_at_a_time_and_nothing_else_changes() {
 #[test]
 fn a_table_at_an_lsn_before_the_newest_base_backup_comes_from_the_one_before() {
     let a = Archive::new();
-    let Some(pg) = Postgres::start_with(&a.settings()) else {
+    let Some(pg) = a.server() else {
         return;
     };
-    share_with_server(&a.v, &pg, &a.key_dir);
-    let tmp = a.v.dir("tmp");
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = a.scratch_folder();
     pg.createdb("app");
     pg.sql(
         "app",

@@ -452,9 +452,7 @@ fn postgres_recovers_from_the_archive_to_a_time_and_to_the_end() {
         "INSERT INTO t SELECT g, 'before' FROM generate_series(1001, 2000) g;
          INSERT INTO t VALUES (0, 'marker')",
     );
-    std::thread::sleep(Duration::from_millis(1100));
-    let target = pg.sql("postgres", "SELECT clock_timestamp()::text");
-    std::thread::sleep(Duration::from_millis(1100));
+    let target = pg.moment_apart();
     pg.sql(
         "app",
         "INSERT INTO t SELECT g, 'after' FROM generate_series(2001, 3000) g",

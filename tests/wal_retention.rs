@@ -22,9 +22,9 @@ use vault::ops::snapshot::{snapshot_stream, SnapshotOptions};
 use vault::progress::Progress;
 use vault::repo::WalArchive;
 
-use crate::common::{self, postgres::Postgres, Rng, Vault};
+use crate::common::{self, Rng, Vault};
 use crate::pg_physical::{recover, Archive};
-use crate::pg_wal::{archive_current, count, share_with_server};
+use crate::pg_wal::{archive_current, count};
 
 const SEGMENT: u64 = 16 << 20;
 const DAY: i64 = 86_400;
@@ -342,10 +342,9 @@ fn segment_of(name: &str, timeline: u32) -> Option<u64> {
 #[test]
 fn prune_after_real_base_backups_keeps_what_the_oldest_kept_one_needs() {
     let a = Archive::new();
-    let Some(pg) = Postgres::start_with(&a.settings()) else {
+    let Some(pg) = a.server() else {
         return;
     };
-    share_with_server(&a.v, &pg, &a.key_dir);
     pg.createdb("app");
     pg.sql(
         "app",
@@ -362,9 +361,7 @@ fn prune_after_real_base_backups_keeps_what_the_oldest_kept_one_needs() {
     }
     pg.vault_json(&a.v, &["snapshot", "pg", "--physical"]);
     pg.sql("app", "INSERT INTO t (phase) VALUES ('marker')");
-    std::thread::sleep(Duration::from_millis(1100));
-    let target = pg.sql("postgres", "SELECT clock_timestamp()::text");
-    std::thread::sleep(Duration::from_millis(1100));
+    let target = pg.moment_apart();
     pg.sql("app", "INSERT INTO t (phase) VALUES ('later')");
     archive_current(&pg);
 

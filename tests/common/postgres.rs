@@ -260,6 +260,16 @@ impl Postgres {
         super::parse_json(&out)
     }
 
+    /// The server's clock, a second clear of the writes before and after:
+    /// a recovery target that falls between them at any timestamp
+    /// resolution.
+    pub fn moment_apart(&self) -> String {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let now = self.sql("postgres", "SELECT clock_timestamp()::text");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        now
+    }
+
     /// Run SQL; rows unaligned, `|`-separated.
     pub fn sql(&self, db: &str, sql: &str) -> String {
         check(
