@@ -4,9 +4,10 @@
 //! (`decide`, `plan_phases`) and acts in the order `execute_phases` does;
 //! backups take their lock, read the marks and index, reuse or write blobs,
 //! index them and commit, as the real ones do. Backups store some new blobs
-//! as deltas against a whole blob they may reuse. After every step, every
-//! stored snapshot must find each blob it uses indexed in a stored pack,
-//! and a delta's base indexed whole in a stored pack too.
+//! as deltas against a blob they may reuse, whole or itself a delta, in
+//! chains of up to `MAX_LINKS` links. After every step, every stored
+//! snapshot must find each blob it uses indexed in a stored pack, and
+//! every link of a delta's chain too, ending at a whole blob.
 //!
 //! Pure and deterministic: no files, no processes, no clock (the model's
 //! clock advances one second per step).
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use vault::format::delta::MAX_LINKS;
 use vault::format::index::{IndexBlob, IndexBody, IndexPack};
 use vault::format::marks::{Holder, Marks};
 use vault::format::{BlobKind, Id, Timestamp};
@@ -57,6 +59,8 @@ struct Store {
     now: i64,
     /// Packs deleted so far, to show the deleting phase is reached.
     deleted: usize,
+    /// The most links a chain written so far has, to show chains form.
+    longest_chain: usize,
 }
 
 impl Store {
@@ -112,25 +116,18 @@ impl Store {
         out
     }
 
-    /// The invariant: every blob a snapshot uses is indexed in a stored pack.
+    /// The invariant: every blob a snapshot uses is indexed in a stored
+    /// pack, and so is every link of its chain, within `MAX_LINKS` links.
     fn lost(&self) -> Option<String> {
         let indexed = self.indexed();
-        let stored = |b: &u64, whole: bool| {
-            indexed.iter().any(|(p, bs)| {
-                self.packs.contains_key(p) && bs.get(b).is_some_and(|base| !whole || base.is_none())
-            })
-        };
+        let stored: Vec<&HashMap<u64, Option<u64>>> = indexed
+            .iter()
+            .filter(|(p, _)| self.packs.contains_key(*p))
+            .map(|(_, bs)| bs)
+            .collect();
         for (sid, blobs) in &self.snapshots {
             for b in blobs {
-                let readable = indexed.iter().any(|(p, bs)| {
-                    self.packs.contains_key(p)
-                        && match bs.get(b) {
-                            None => false,
-                            Some(None) => true,
-                            Some(Some(base)) => stored(base, true),
-                        }
-                });
-                if !readable {
+                if !readable(&stored, *b, MAX_LINKS) {
                     return Some(format!("snapshot {} lost blob {b}", sid.short()));
                 }
             }
@@ -139,13 +136,43 @@ impl Store {
     }
 }
 
+/// Whether some copy of blob `b` among `packs` is whole, or a delta whose
+/// base is readable, within `links` more links.
+fn readable(packs: &[&HashMap<u64, Option<u64>>], b: u64, links: usize) -> bool {
+    packs.iter().any(|bs| match bs.get(&b) {
+        None => false,
+        Some(None) => true,
+        Some(Some(base)) => links > 0 && readable(packs, *base, links - 1),
+    })
+}
+
+/// The fewest links from each blob of `usable` to a whole copy, for the
+/// blobs that get there within `MAX_LINKS` (as `has_blob` asks).
+fn chain_links(usable: &[(u64, Option<u64>)]) -> HashMap<u64, usize> {
+    let mut links: HashMap<u64, usize> = usable
+        .iter()
+        .filter(|(_, base)| base.is_none())
+        .map(|(b, _)| (*b, 0))
+        .collect();
+    for _ in 0..MAX_LINKS {
+        for (b, base) in usable {
+            if let Some(n) = base.and_then(|x| links.get(&x).copied()) {
+                if n < MAX_LINKS && links.get(b).is_none_or(|m| n + 1 < *m) {
+                    links.insert(*b, n + 1);
+                }
+            }
+        }
+    }
+    links
+}
+
 enum Backup {
     Idle,
     Locked,
     Working {
-        /// What it may deduplicate against (indexed, unmarked, its base
-        /// too), and whether it is stored whole (a possible base).
-        view: HashMap<u64, bool>,
+        /// What it may deduplicate against (indexed, unmarked, every link
+        /// of its chain too), and how many links its chain has.
+        view: HashMap<u64, usize>,
         uses: HashSet<u64>,
         written: Vec<Id>,
         todo: Vec<u64>,
@@ -200,7 +227,7 @@ impl Model {
                     .values()
                     .flat_map(|m| m.packs.clone())
                     .collect();
-                let usable: HashMap<u64, Option<u64>> = self
+                let usable: Vec<(u64, Option<u64>)> = self
                     .s
                     .indexed()
                     .into_iter()
@@ -209,17 +236,7 @@ impl Model {
                     })
                     .flat_map(|(_, bs)| bs)
                     .collect();
-                // As `has_blob`: a delta only while its base is usable whole.
-                let whole: HashSet<u64> = usable
-                    .iter()
-                    .filter(|(_, base)| base.is_none())
-                    .map(|(b, _)| *b)
-                    .collect();
-                let view = usable
-                    .into_iter()
-                    .filter(|(_, base)| base.is_none_or(|x| whole.contains(&x)))
-                    .map(|(b, base)| (b, base.is_none()))
-                    .collect();
+                let view = chain_links(&usable);
                 let todo = (0..rng.gen_range(1..4))
                     .map(|_| rng.gen_range(0..8))
                     .collect();
@@ -240,12 +257,15 @@ impl Model {
                     if !view.contains_key(&b) && !uses.contains(&b) {
                         let mut bases: Vec<u64> = view
                             .iter()
-                            .filter(|(x, whole)| **whole && **x != b)
+                            .filter(|(x, links)| **links < MAX_LINKS && **x != b)
                             .map(|(x, _)| *x)
                             .collect();
                         bases.sort_unstable();
                         let base = (!bases.is_empty() && rng.gen_bool(0.7))
                             .then(|| bases[rng.gen_range(0..bases.len())]);
+                        if let Some(links) = base.and_then(|x| view.get(&x)) {
+                            self.s.longest_chain = self.s.longest_chain.max(links + 1);
+                        }
                         let p = self.s.fresh(2);
                         self.s.packs.insert(p, vec![(b, base)]);
                         written.push(p);
@@ -317,7 +337,7 @@ impl Model {
                         index: &index,
                         stored: &stored,
                         used: &used,
-                        max_delta_links: 1,
+                        max_delta_links: MAX_LINKS,
                     },
                     &rules,
                 ) else {
@@ -443,7 +463,8 @@ impl Model {
 }
 
 /// Run one seeded interleaving; the first violation, if any.
-fn run(seed: u64, variant: Variant, steps: usize) -> Result<usize, String> {
+/// Packs deleted and the longest chain written, or the first loss.
+fn run(seed: u64, variant: Variant, steps: usize) -> Result<(usize, usize), String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut m = Model {
         s: Store::default(),
@@ -475,7 +496,7 @@ fn run(seed: u64, variant: Variant, steps: usize) -> Result<usize, String> {
             return Err(format!("seed {seed}: {lost}"));
         }
     }
-    Ok(m.s.deleted)
+    Ok((m.s.deleted, m.s.longest_chain))
 }
 
 const RUNS: u64 = 3000;
@@ -483,13 +504,19 @@ const STEPS: usize = 120;
 
 #[test]
 fn no_snapshot_ever_references_a_deleted_blob() {
-    let mut deleted = 0;
+    let (mut deleted, mut longest) = (0, 0);
     for seed in 0..RUNS {
-        deleted += run(seed, Variant::Correct, STEPS).unwrap_or_else(|e| panic!("{e}"));
+        let (d, l) = run(seed, Variant::Correct, STEPS).unwrap_or_else(|e| panic!("{e}"));
+        deleted += d;
+        longest = longest.max(l);
     }
     assert!(
         deleted > RUNS as usize,
         "only {deleted} packs deleted: the exploration rarely reaches deletion"
+    );
+    assert!(
+        longest >= 3,
+        "chains of at most {longest} links: the model barely chains"
     );
 }
 
