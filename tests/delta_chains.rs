@@ -10,8 +10,9 @@ use crate::common;
 use crate::deltas::{check_clean, dump, rows_with, stats, touched};
 
 use std::io::Cursor;
+use std::path::Path;
 
-use common::faults::{blob_place, flip, open_library};
+use common::faults::{blob_place, file_chunks, flip, open_library};
 use common::*;
 use serde_json::Value;
 use vault::format::delta::MAX_LINKS;
@@ -36,14 +37,7 @@ fn snapshot_hours(v: &Vault, hours: std::ops::RangeInclusive<u64>) -> Vec<Value>
 
 /// The chunks of stream "t" in snapshot `snap`.
 fn chunks(v: &Vault, snap: &str) -> Vec<Id> {
-    let repo = open_library(v);
-    let (_, s) = repo.find_snapshot(snap, &Default::default()).unwrap();
-    match vault::ops::walk::resolve(&repo, &s.root, b"t").unwrap() {
-        vault::ops::walk::Resolved::Entry { entry, .. } => {
-            entry.chunks().iter().map(|c| c.id).collect()
-        }
-        _ => panic!("stream t not found in {snap}"),
-    }
+    file_chunks(v, snap, Path::new("t"))
 }
 
 /// The links from `id` to the whole blob its chain ends at, `id` first.

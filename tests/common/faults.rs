@@ -74,8 +74,13 @@ pub fn blob_place(v: &Vault, kind: BlobKind, id: &Id) -> (PathBuf, u64, u64) {
 
 /// The first chunk of a file in a snapshot.
 pub fn first_chunk(v: &Vault, snapshot: &str, file: &Path) -> Id {
+    file_chunks(v, snapshot, file)[0]
+}
+
+/// The chunks of a file (or stream) in a snapshot, in order.
+pub fn file_chunks(v: &Vault, snapshot: &str, file: &Path) -> Vec<Id> {
     match resolve_path(v, snapshot, file) {
-        Resolved::Entry { entry, .. } => entry.chunks()[0].id,
+        Resolved::Entry { entry, .. } => entry.chunks().iter().map(|c| c.id).collect(),
         Resolved::Root(_) => panic!("{} is the root", file.display()),
     }
 }

@@ -23,6 +23,7 @@ use self::attribute::{Attribution, DamagedPath, LostBlobs};
 use self::packs::PackVerdict;
 use self::plan::{PackInfo, Subset};
 use super::reachable::reachable;
+use crate::cache::BlobLocation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::delta::MAX_LINKS;
 use crate::format::index::IndexPack;
@@ -407,8 +408,8 @@ fn find_lost(
     data.sort_unstable();
     let bad = &report.lost;
     // A blob lost on its own: unindexed, in an unusable pack, or damaged.
-    let own_fault = |id: &Id| -> Result<Option<String>> {
-        Ok(match repo.blob_location(BlobKind::Data, id)? {
+    let own_fault = |id: &Id, loc: Option<&BlobLocation>| -> Option<String> {
+        match loc {
             None => Some("not in the index".to_string()),
             Some(loc) => match unusable.get(&loc.pack) {
                 Some(why) => Some(format!(
@@ -417,38 +418,35 @@ fn find_lost(
                 )),
                 None => bad.get(&(BlobKind::Data, *id)).cloned(),
             },
-        })
+        }
     };
-    // A delta is lost with any link of its chain.
+    // A delta is lost with any link of its chain; each link is looked up
+    // once.
     let why_lost = |id: &Id| -> Result<Option<String>> {
-        if let Some(why) = own_fault(id)? {
-            return Ok(Some(why));
-        }
         let mut link = *id;
-        for depth in 0..MAX_LINKS {
-            let Some(base) = repo
-                .blob_location(BlobKind::Data, &link)?
-                .and_then(|l| l.base)
-            else {
-                return Ok(None);
-            };
-            if let Some(why) = own_fault(&base)? {
-                let how = if depth == 0 {
-                    "stored as a delta against"
-                } else {
-                    "stored as a delta whose chain passes through"
-                };
-                return Ok(Some(format!(
-                    "{how} {}, which is lost: {why}",
-                    base.short()
-                )));
+        for depth in 0..=MAX_LINKS {
+            let loc = repo.blob_location(BlobKind::Data, &link)?;
+            if let Some(why) = own_fault(&link, loc.as_ref()) {
+                return Ok(Some(match depth {
+                    0 => why,
+                    1 => format!(
+                        "stored as a delta against {}, which is lost: {why}",
+                        link.short()
+                    ),
+                    _ => format!(
+                        "stored as a delta whose chain passes through {}, which is lost: {why}",
+                        link.short()
+                    ),
+                }));
             }
-            link = base;
+            match loc.and_then(|l| l.base) {
+                Some(base) => link = base,
+                None => return Ok(None),
+            }
         }
-        Ok(repo
-            .blob_location(BlobKind::Data, &link)?
-            .and_then(|l| l.base)
-            .map(|_| format!("its delta chain is longer than {MAX_LINKS} links")))
+        Ok(Some(format!(
+            "its delta chain is longer than {MAX_LINKS} links"
+        )))
     };
     let lost: Vec<(Id, String)> = data
         .par_iter()
