@@ -1,7 +1,7 @@
 //! File trees: walk paths, chunk changed files, reuse the parent snapshot's
 //! chunk lists for unchanged ones, and write one tree blob per directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::Metadata;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -169,7 +169,7 @@ impl<'a> TreeSaver<'a> {
         for (name, node) in &dir.children {
             let old = parent.and_then(|t| t.find(name));
             let entry = match node {
-                VirtualNode::Real(path) => self.entry_for(path, name.clone(), old)?,
+                VirtualNode::Real(path) => self.entry_for(path, name.clone(), old, Indexed::Ask)?,
                 VirtualNode::Dir(path, sub) => {
                     let old_tree = old
                         .and_then(|e| e.subtree())
@@ -224,15 +224,29 @@ impl<'a> TreeSaver<'a> {
         // few files each, so parallelism within one folder is not enough.
         use rayon::prelude::*;
         let parent = parent.as_ref();
+        let indexed = parent.map(|t| self.indexed_chunks(t)).transpose()?;
+        let indexed = Indexed::from(indexed.as_ref());
         let entries = names
             .into_par_iter()
             .map(|name| {
                 let child = path.join(std::ffi::OsStr::from_bytes(&name));
                 let old = parent.and_then(|t| t.find(&name));
-                self.entry_for(&child, name, old)
+                self.entry_for(&child, name, old, indexed)
             })
             .collect::<Result<Vec<Option<Entry>>>>()?;
         self.save_tree(entries.into_iter().flatten().collect())
+    }
+
+    /// Which chunks of the files in a parent folder are still indexed, in
+    /// one look at the index for the whole folder.
+    fn indexed_chunks(&self, parent: &Tree) -> Result<HashSet<Id>> {
+        let chunks = parent
+            .entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .flat_map(|e| e.chunks())
+            .map(|c| &c.id);
+        self.repo().usable_data_blobs(chunks)
     }
 
     fn file_entry(
@@ -259,7 +273,13 @@ impl<'a> TreeSaver<'a> {
 
     /// The entry for one real path, or `None` (with a warning) when it
     /// cannot be read. Only repository errors abort the snapshot.
-    fn entry_for(&self, path: &Path, name: Vec<u8>, old: Option<&Entry>) -> Result<Option<Entry>> {
+    fn entry_for(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        old: Option<&Entry>,
+        indexed: Indexed<'_>,
+    ) -> Result<Option<Entry>> {
         crate::system::interrupt::check()?;
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
@@ -270,7 +290,15 @@ impl<'a> TreeSaver<'a> {
         };
         let ft = meta.file_type();
         let (kind, content) = if ft.is_file() {
-            let outcome = file_content(self.writer, self.seed, self.progress, path, &meta, old)?;
+            let outcome = file_content(
+                self.writer,
+                self.seed,
+                self.progress,
+                path,
+                &meta,
+                old,
+                indexed,
+            )?;
             return Ok(self.file_entry(path, name, &meta, outcome));
         } else if ft.is_dir() {
             let subtree = self.save_real_dir(path, old.and_then(|e| e.subtree()).as_ref())?;
@@ -367,6 +395,7 @@ fn file_content(
     path: &Path,
     meta: &Metadata,
     old: Option<&Entry>,
+    indexed: Indexed<'_>,
 ) -> Result<FileOutcome> {
     if let Some(old) = old {
         let unchanged = old.kind == EntryKind::File
@@ -375,7 +404,7 @@ fn file_content(
             && old.mtime == timestamp(meta.mtime(), meta.mtime_nsec())
             && old.ctime == timestamp(meta.ctime(), meta.ctime_nsec())
             && old.inode == meta.ino();
-        if unchanged && all_indexed(writer.repo(), old.chunks())? {
+        if unchanged && indexed.all(writer.repo(), old.chunks())? {
             progress.files.fetch_add(1, Ordering::Relaxed);
             progress
                 .bytes_skipped
@@ -414,13 +443,34 @@ fn file_content(
     }
 }
 
-fn all_indexed(repo: &Repository, chunks: &[ChunkRef]) -> Result<bool> {
-    for c in chunks {
-        if !repo.has_blob(BlobKind::Data, &c.id)? {
-            return Ok(false);
+/// How an unchanged file's chunks are found still indexed: from what was
+/// looked up for its whole folder, or by asking the index chunk by chunk.
+#[derive(Clone, Copy)]
+enum Indexed<'s> {
+    Known(&'s HashSet<Id>),
+    Ask,
+}
+
+impl<'s> From<Option<&'s HashSet<Id>>> for Indexed<'s> {
+    fn from(known: Option<&'s HashSet<Id>>) -> Self {
+        known.map_or(Indexed::Ask, Indexed::Known)
+    }
+}
+
+impl Indexed<'_> {
+    fn all(self, repo: &Repository, chunks: &[ChunkRef]) -> Result<bool> {
+        match self {
+            Indexed::Known(known) => Ok(chunks.iter().all(|c| known.contains(&c.id))),
+            Indexed::Ask => {
+                for c in chunks {
+                    if !repo.has_blob(BlobKind::Data, &c.id)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
         }
     }
-    Ok(true)
 }
 
 /// Files from this size on get a chunking thread of their own
