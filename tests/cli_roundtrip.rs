@@ -191,6 +191,58 @@ fn stream_of_200_mb_round_trips_through_dump_and_restore() {
     assert_eq!(listed[0]["paths"], serde_json::json!(["dump.sql"]));
 }
 
+/// `dump > file` writes each chunk at its offset from several threads: the
+/// file must hold exactly what one sequential write leaves, after what was
+/// written before it, with the shared offset moved to its end for what
+/// follows; `>>` appends as before.
+#[test]
+fn dump_into_a_file_lands_where_a_sequential_write_would() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    const LEN: u64 = 40 * MIB + 3;
+    let v = Vault::init();
+    v.snapshot_stdin("dump.sql", Gen::mixed(7, LEN));
+    let mut data = Vec::new();
+    Gen::mixed(7, LEN).read_to_end(&mut data).unwrap();
+
+    let path = v.path().join("out");
+    let mut file = fs::File::create(&path).unwrap();
+    file.write_all(b"before").unwrap();
+    let out = dump_into(&v, file.try_clone().unwrap());
+    assert_success(&out, "dump latest > out");
+    assert_eq!(
+        file.stream_position().unwrap(),
+        6 + LEN,
+        "offset not at the end"
+    );
+    file.write_all(b"after").unwrap();
+    let expected = [b"before".as_slice(), &data, b"after"].concat();
+    assert!(fs::read(&path).unwrap() == expected, "dump > file differs");
+
+    let path = v.path().join("appended");
+    fs::write(&path, b"old\n").unwrap();
+    let file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let out = dump_into(&v, file);
+    assert_success(&out, "dump latest >> appended");
+    let mut file = fs::File::open(&path).unwrap();
+    assert_eq!(file.seek(SeekFrom::End(0)).unwrap(), 4 + LEN);
+    let expected = [b"old\n".as_slice(), &data].concat();
+    assert!(fs::read(&path).unwrap() == expected, "dump >> file differs");
+}
+
+/// `vault dump latest` with its standard output on `file`.
+fn dump_into(v: &Vault, file: fs::File) -> std::process::Output {
+    let child = v
+        .cmd(&["dump", "latest"])
+        .stdout(file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watchdog = Watchdog::start(&child);
+    let out = child.wait_with_output().unwrap();
+    watchdog.stop();
+    out
+}
+
 #[test]
 fn two_streams_under_one_name_each_restore_their_own_content() {
     const LEN: u64 = 3 * MIB + 5;

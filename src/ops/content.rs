@@ -248,6 +248,28 @@ pub fn write_file(
     Ok(written)
 }
 
+/// Write a file's content into `out` from `start` on with positional
+/// writes, each chunk from the thread that decoded it, verifying every
+/// chunk; stops at the first damaged chunk or failed write, naming the
+/// file. For `dump` into a regular file.
+pub fn write_file_at(
+    repo: &Repository,
+    entry: &Entry,
+    out: &std::fs::File,
+    start: u64,
+    what: &str,
+) -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let name = String::from_utf8_lossy(&entry.name).into_owned();
+    let reader = BlobReader::new(repo, SEQUENTIAL_READAHEAD);
+    for_each_chunk_at(&reader, entry.chunks(), &|at, _, data| {
+        let data = data.map_err(|e| e.at(&name))?;
+        out.write_all_at(&data, start + at)
+            .map_err(|e| Error::io(format!("writing {name} to {what}"), e))
+    })?;
+    Ok(entry.chunks().iter().map(|c| u64::from(c.len)).sum())
+}
+
 /// Counts what passes through into `Progress::bytes_written`.
 pub(crate) struct Counted<'a, W> {
     pub(crate) inner: W,

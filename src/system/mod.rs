@@ -2,6 +2,7 @@
 //! groups behind ids, and the programs it starts.
 
 pub mod interrupt;
+pub mod output;
 mod owners;
 pub mod process;
 

@@ -33,6 +33,18 @@ pub(super) fn dump(g: &Global, a: DumpArgs) -> Result<i32> {
     if stdout.is_terminal() && !g.quiet {
         eprintln!("note: writing {} to the terminal", human_bytes(entry.size));
     }
+    if let Some(out) = vault::system::output::positional_stdout() {
+        let written = vault::ops::content::write_file_at(
+            &repo,
+            &entry,
+            &out.file,
+            out.start,
+            "standard output",
+        )?;
+        out.finish(written)
+            .map_err(|e| vault::Error::io("standard output", e))?;
+        return Ok(exit::OK);
+    }
     // Chunks at least this long skip the buffer and go out in one write
     // each; only small ones are gathered.
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());

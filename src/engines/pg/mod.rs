@@ -14,7 +14,7 @@ pub mod tar;
 pub mod toc;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -104,11 +104,18 @@ pub const MAINTENANCE_DB: &str = "postgres";
 /// the output of a restore, warnings and errors still show.
 pub const CLIENT_ENV: &[(&str, &str)] = &[("PGOPTIONS", "-c client_min_messages=warning")];
 
-/// A PostgreSQL program: from PATH (where Debian's wrappers pick the right
-/// version), else from the newest `/usr/lib/postgresql/<major>/bin`.
+/// A PostgreSQL program: from PATH, else from the newest
+/// `/usr/lib/postgresql/<major>/bin`. Debian's `pg_wrapper` on PATH is
+/// passed over for that newest binary, which is what it would run for a
+/// client program unless `PGCLUSTER` names a cluster: the wrapper is a perl
+/// script, started again for every session, and a snapshot starts one
+/// session per table part (benches/README.md: its cost per start).
 pub fn program(name: &str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    if std::env::var_os("PGCLUSTER").is_none() {
+        dirs.retain(|d| !is_debian_wrapper(&d.join(name)));
+    }
     let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|r| {
             r.filter_map(|e| e.ok())
@@ -133,6 +140,11 @@ pub fn program(name: &str) -> Result<PathBuf> {
                 format!("'{name}' not found on PATH or in /usr/lib/postgresql/*/bin: install the PostgreSQL client programs"),
             )
         })
+}
+
+fn is_debian_wrapper(program: &Path) -> bool {
+    std::fs::canonicalize(program)
+        .is_ok_and(|target| target.file_name().is_some_and(|n| n == "pg_wrapper"))
 }
 
 /// psql as vault runs it: without `~/.psqlrc`, quiet, stopping at the
