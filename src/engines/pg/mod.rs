@@ -203,6 +203,23 @@ pub fn parse_table(spec: &str) -> (String, String) {
 mod tests {
     use super::*;
 
+    /// Debian links each client to one perl script; a real binary, or a
+    /// link to one, is kept.
+    #[test]
+    fn only_links_to_debians_wrapper_are_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("pg_wrapper");
+        std::fs::write(&wrapper, "#!/usr/bin/perl\n").unwrap();
+        let binary = dir.path().join("psql-15");
+        std::fs::write(&binary, "\x7fELF").unwrap();
+        std::os::unix::fs::symlink(&wrapper, dir.path().join("psql")).unwrap();
+        std::os::unix::fs::symlink(&binary, dir.path().join("pg_dump")).unwrap();
+        assert!(is_debian_wrapper(&dir.path().join("psql")));
+        assert!(!is_debian_wrapper(&dir.path().join("pg_dump")));
+        assert!(!is_debian_wrapper(&binary));
+        assert!(!is_debian_wrapper(&dir.path().join("missing")));
+    }
+
     #[test]
     fn quoting_doubles_quotes() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
