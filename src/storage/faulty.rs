@@ -37,6 +37,12 @@ impl Backend for FaultyBackend {
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         self.inner.read_range(path, offset, len)
     }
+    fn read_range_into(&self, path: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        self.inner.read_range_into(path, offset, out)
+    }
+    fn prefetch(&self, path: &str) {
+        self.inner.prefetch(path)
+    }
     fn read_capped(&self, path: &str, max: u64) -> Result<Vec<u8>> {
         self.inner.read_capped(path, max)
     }

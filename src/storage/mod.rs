@@ -24,6 +24,15 @@ pub trait Backend: Send + Sync {
     fn describe(&self) -> String;
     fn read(&self, path: &str) -> Result<Vec<u8>>;
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// `read_range` into a buffer the caller keeps: a loop reading many
+    /// ranges reuses one buffer instead of faulting in fresh pages for each.
+    fn read_range_into(&self, path: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        read_range_copied(self, path, offset, out)
+    }
+    /// A hint that `path` will be read soon: a local file starts coming into
+    /// the page cache while other work goes on. Does nothing elsewhere (a
+    /// download ahead of its use would have to be held in memory).
+    fn prefetch(&self, _path: &str) {}
     /// Read a whole object of at most `max` bytes. Its size is asked first
     /// (a stat, a HEAD), so an object over the limit is refused before any
     /// of its bytes are read; one that grows meanwhile is read only up to
@@ -68,6 +77,26 @@ pub trait Backend: Send + Sync {
     fn clean_tmp(&self, _older_than: std::time::Duration) -> Result<u64> {
         Ok(0)
     }
+}
+
+/// `read_range_into` for storage that cannot read into a given buffer: the
+/// range is read and copied.
+fn read_range_copied<B: Backend + ?Sized>(
+    backend: &B,
+    path: &str,
+    offset: u64,
+    out: &mut [u8],
+) -> Result<()> {
+    let bytes = backend.read_range(path, offset, out.len() as u64)?;
+    if bytes.len() != out.len() {
+        return Err(Error::corrupt(format!(
+            "read {path}: wanted {} bytes at {offset}, got {}",
+            out.len(),
+            bytes.len()
+        )));
+    }
+    out.copy_from_slice(&bytes);
+    Ok(())
 }
 
 /// How old a file in `tmp/` must be before it is deleted: far longer than

@@ -1,12 +1,13 @@
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use vault::format::keyfile::KdfParams;
 use vault::format::lock::LockMode;
 use vault::repo::{IndexView, OpenOptions, SealedRepository, SnapshotFilter};
-use vault::storage::{Location, OpendalBackend, Transport};
+use vault::storage::{Backend, Location, OpendalBackend, Transport};
 use vault::Repository;
 
 use self::filter::Filter;
@@ -106,10 +107,34 @@ fn open(global: &Global) -> Result<Arc<Repository>> {
 /// Open the repository the global options name. It is found before the
 /// password is asked for: a wrong location costs no typing.
 pub(super) fn open_with(global: &Global, options: &OpenOptions) -> Result<Arc<Repository>> {
+    open_deriving(global, options, None)
+}
+
+/// Work that needs no key, run beside the password's key derivation (one
+/// core, a few tenths of a second): given the storage and a flag set once
+/// the key is derived.
+pub(super) type Meanwhile = fn(&dyn Backend, &AtomicBool);
+
+/// `open_with`, with `meanwhile` on a thread of its own while the key is
+/// derived. The thread is not waited for: work that outlasts the derivation
+/// (a slow listing) must not delay what comes after.
+pub(super) fn open_deriving(
+    global: &Global,
+    options: &OpenOptions,
+    meanwhile: Option<Meanwhile>,
+) -> Result<Arc<Repository>> {
     let backend = storage(&location(global)?, false, &options.transport)?;
-    let found = SealedRepository::find(backend)?;
+    let found = SealedRepository::find(backend.clone())?;
     let password = repository_password(global)?;
-    Ok(Arc::new(found.open(&password, options)?))
+    let derived = Arc::new(AtomicBool::new(false));
+    if let Some(work) = meanwhile {
+        let derived = derived.clone();
+        // Only a head start: without the thread the work is not done.
+        let _ = std::thread::Builder::new().spawn(move || work(backend.as_ref(), &derived));
+    }
+    let repo = found.open(&password, options);
+    derived.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(Arc::new(repo?))
 }
 
 /// Open for a backup, which waits out a prune by default and says so when

@@ -15,7 +15,7 @@ pub mod plan;
 pub mod rotation;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -285,31 +285,60 @@ fn verify_packs(
         .map(|(p, _)| p.size)
         .sum();
     progress.bytes_total.store(total, Ordering::Relaxed);
-    // More packs in flight than cores, so that reading one overlaps
-    // verifying another; memory stays near one pack per thread.
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::with_source(ErrorKind::Io, "start pack verification threads", e))?;
-    let verdicts = pool.install(|| {
-        order
-            .par_iter()
-            .map(|(pack, _)| {
-                let verdict = if full.contains(&pack.id) {
-                    packs::verify_full(repo, pack)
-                } else {
-                    packs::verify_header(repo, pack)
+    // Packs are read by more threads than there are cores, so that one
+    // waiting for storage leaves the others to keep the pool busy; the
+    // pool's threads (one per core) open the blobs of every reader's
+    // current piece. Each reader keeps one piece buffer for all its packs.
+    let readers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let read_packs = || -> Result<Vec<(Id, PackVerdict)>> {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let Some((pack, _)) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let verdict = if full.contains(&pack.id) {
+                packs::verify_full(repo, pack, &mut buf)
+            } else {
+                packs::verify_header(repo, pack)
+            }
+            .map_err(|e| {
+                failed.store(true, Ordering::Relaxed);
+                e.at(format!("pack {}", pack.id.short()))
+            })?;
+            progress.files.fetch_add(1, Ordering::Relaxed);
+            progress
+                .bytes_written
+                .fetch_add(verdict.bytes_read, Ordering::Relaxed);
+            out.push((pack.id, verdict));
+        }
+        Ok(out)
+    };
+    let mut verdicts = std::thread::scope(|s| -> Result<Vec<(Id, PackVerdict)>> {
+        let mut handles = Vec::new();
+        for _ in 0..readers.min(order.len()) {
+            let spawned = std::thread::Builder::new().spawn_scoped(s, read_packs);
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    let what = "start pack verification threads";
+                    return Err(Error::with_source(ErrorKind::Io, what, e));
                 }
-                .map_err(|e| e.at(format!("pack {}", pack.id.short())))?;
-                progress.files.fetch_add(1, Ordering::Relaxed);
-                progress
-                    .bytes_written
-                    .fetch_add(verdict.bytes_read, Ordering::Relaxed);
-                Ok((pack.id, verdict))
-            })
-            .collect::<Result<Vec<(Id, PackVerdict)>>>()
+            }
+        }
+        let mut all = Vec::new();
+        for handle in handles {
+            match handle.join() {
+                Ok(verdicts) => all.extend(verdicts?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(all)
     })?;
+    verdicts.sort_unstable_by_key(|(id, _)| *id);
 
     // A pack gone since we listed the index is only damage if an index
     // object naming it is still there (a prune removes both).

@@ -2,6 +2,8 @@
 //! header (two ranged reads), or, reading it in full, also its name and
 //! every blob in it.
 
+use rayon::prelude::*;
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::index::{IndexBlob, IndexPack};
 use crate::format::pack::{self, TRAILER_LEN};
@@ -80,9 +82,15 @@ const PIECE: u64 = 4 << 20;
 
 /// Download the pack, check its name, header and every blob it holds.
 /// Blobs are judged one by one, so a flipped byte costs one blob, not the
-/// pack. The pack streams past in pieces: each is hashed into the pack's
-/// name, its blobs are opened, and it is dropped.
-pub fn verify_full(repo: &Repository, indexed: &IndexPack) -> Result<PackVerdict> {
+/// pack. The pack streams past in pieces read into `buf`, which the caller
+/// keeps from pack to pack (fresh pages cost a fault each): each piece is
+/// hashed into the pack's name while the pool's threads open its blobs, so
+/// even the last pack of a check keeps every core busy.
+pub fn verify_full(
+    repo: &Repository,
+    indexed: &IndexPack,
+    buf: &mut Vec<u8>,
+) -> Result<PackVerdict> {
     let path = layout::pack(&indexed.id);
     let missing_or = |e: Error| match e.kind() {
         ErrorKind::NotFound => Ok(PackVerdict::missing()),
@@ -92,6 +100,8 @@ pub fn verify_full(repo: &Repository, indexed: &IndexPack) -> Result<PackVerdict
         Ok(size) => size,
         Err(e) => return missing_or(e),
     };
+    // The rest of the pack comes in while its first pieces are verified.
+    repo.backend().prefetch(&path);
     let mut verdict = PackVerdict {
         bytes_read: size,
         ..Default::default()
@@ -113,23 +123,52 @@ pub fn verify_full(repo: &Repository, indexed: &IndexPack) -> Result<PackVerdict
         .iter()
         .map(|b| (u64::from(b.offset), u64::from(b.stored_len)))
         .collect();
+    // A piece stretched by an outsized blob is not kept for the packs after.
+    if buf.len() > 4 * PIECE as usize {
+        *buf = Vec::new();
+    }
     let mut name = blake3::Hasher::new();
     let mut next_blob = 0;
-    let mut tail = (0u64, Vec::new());
+    let mut last = (0u64, 0usize);
     for (at, end) in pieces(size, &spans, header_start, PIECE) {
-        let bytes = match repo.backend().read_range(&path, at, end - at) {
-            Ok(b) => b,
-            Err(e) => return missing_or(e),
-        };
-        name.update(&bytes);
-        while let Some(blob) = blobs.get(next_blob).filter(|b| u64::from(b.offset) < end) {
-            let start = (u64::from(blob.offset) - at) as usize;
-            if let Err(e) = open_blob(repo, &bytes, start, blob) {
-                verdict.bad_blobs.push((blob.kind, blob.id, e.to_string()));
-            }
+        let len = usize::try_from(end - at)
+            .map_err(|_| Error::invalid(format!("a piece of {} bytes", end - at)))?;
+        if buf.len() < len {
+            buf.try_reserve_exact(len - buf.len())
+                .map_err(|_| Error::invalid(format!("{len} bytes do not fit in memory")))?;
+            buf.resize(len, 0);
+        }
+        let piece = &mut buf[..len];
+        if let Err(e) = repo.backend().read_range_into(&path, at, piece) {
+            return missing_or(e);
+        }
+        let piece = &*piece;
+        let first = next_blob;
+        while blobs
+            .get(next_blob)
+            .is_some_and(|b| u64::from(b.offset) < end)
+        {
             next_blob += 1;
         }
-        tail = (at, bytes);
+        let in_piece = &blobs[first..next_blob];
+        let ((), bad) = rayon::join(
+            || {
+                name.update(piece);
+            },
+            || {
+                in_piece
+                    .par_iter()
+                    .filter_map(|blob| {
+                        let start = (u64::from(blob.offset) - at) as usize;
+                        open_blob(repo, piece, start, blob)
+                            .err()
+                            .map(|e| (blob.kind, blob.id, e.to_string()))
+                    })
+                    .collect::<Vec<_>>()
+            },
+        );
+        verdict.bad_blobs.extend(bad);
+        last = (at, len);
     }
     // Entries the pack cannot hold.
     for blob in &blobs[next_blob..] {
@@ -141,15 +180,14 @@ pub fn verify_full(repo: &Repository, indexed: &IndexPack) -> Result<PackVerdict
             .faults
             .push("content does not match its name".to_string());
     }
-    let header = match header_start {
-        Some(start) if start >= tail.0 => repo.pack_header_in(
-            &indexed.id,
-            size,
-            start,
-            &tail.1[(start - tail.0) as usize..],
-        ),
+    let in_last = |start: u64| {
+        let from = usize::try_from(start.checked_sub(last.0)?).ok()?;
+        buf.get(from..last.1)
+    };
+    let header = match header_start.and_then(|start| Some((start, in_last(start)?))) {
+        Some((start, tail)) => repo.pack_header_in(&indexed.id, size, start, tail),
         // A header longer than a piece, or a bad trailer: read it apart.
-        _ => repo.read_pack_header(&indexed.id, size),
+        None => repo.read_pack_header(&indexed.id, size),
     };
     match header {
         // Each blob was opened above: that, not the header, decides.
