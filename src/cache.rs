@@ -20,9 +20,6 @@ use crate::format::{BlobKind, Id};
 /// Bumped whenever the tables change; an older cache is dropped and rebuilt.
 const SCHEMA_VERSION: i64 = 4;
 
-/// How much of the cache file SQLite maps into memory.
-const MMAP_BYTES: i64 = 256 << 20;
-
 /// Where a blob is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobLocation {
@@ -39,18 +36,6 @@ pub struct BlobLocation {
 
 pub struct IndexCache {
     conn: Connection,
-}
-
-/// Ask the kernel to read the cache file in the background, in large
-/// reads: after a cold start, lookups would otherwise fault its pages in
-/// one at a time, each while holding the cache.
-fn read_ahead(path: &Path) {
-    use std::os::fd::AsRawFd;
-    if let Ok(file) = std::fs::File::open(path) {
-        // SAFETY: the descriptor is open for the call; advice changes no
-        // memory of ours.
-        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
-    }
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
@@ -72,7 +57,6 @@ impl IndexCache {
                         Error::io(format!("create cache folder {}", dir.display()), e)
                     })?;
                 }
-                read_ahead(p);
                 Connection::open(p).map_err(db_err)?
             }
             None => Connection::open_in_memory().map_err(db_err)?,
@@ -82,11 +66,6 @@ impl IndexCache {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
-        // Lookups read the file through the page cache instead of a read
-        // call per page missing from SQLite's own small cache (a snapshot
-        // of an unchanged tree looks up every file's chunks).
-        conn.pragma_update(None, "mmap_size", MMAP_BYTES)
             .map_err(db_err)?;
         let mut cache = IndexCache { conn };
         let version: i64 = cache
