@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("chunk", |b| {
         b.iter(|| {
-            Chunker::new(&data[..], &params, 7)
+            Chunker::for_long_stream(&data[..], &params, 7)
                 .map(|c| c.map(|c| c.len()).unwrap_or(0))
                 .sum::<usize>()
         })
@@ -65,7 +65,7 @@ fn bench(c: &mut Criterion) {
     // without a copy could save at most.
     g.bench_function("chunk_borrowed", |b| {
         b.iter(|| {
-            let mut chunker = Chunker::new(&data[..], &params, 7);
+            let mut chunker = Chunker::for_long_stream(&data[..], &params, 7);
             let mut total = 0;
             while let Some(chunk) = chunker.next_chunk() {
                 total += chunk.map(<[u8]>::len).unwrap_or(0);

@@ -115,7 +115,7 @@ pub fn save_stream(
         let (tx, rx) = crossbeam_channel::bounded::<(usize, u64, Vec<u8>)>(CHUNKS_IN_FLIGHT);
         let cutter = scope.spawn(move || -> std::io::Result<()> {
             let mut offset = 0u64;
-            for (n, chunk) in Chunker::new(reader, &params, seed).enumerate() {
+            for (n, chunk) in Chunker::for_long_stream(reader, &params, seed).enumerate() {
                 if interrupt::received().is_some() {
                     break; // reported below, once the hashers are done
                 }
