@@ -8,10 +8,10 @@
 //! does. What differs is the buffer. It is kept per thread from file to file
 //! (a tree snapshot chunks tens of thousands of files on a dozen threads, and
 //! fresh zeroed buffers for each were most of its allocator churn and a good
-//! part of its peak memory), and a stream longer than one window gets a
-//! larger one, so the uncut rest is moved to the front only once every few
-//! chunks instead of after every chunk (that move was three bytes copied for
-//! every byte chunked at the default sizes).
+//! part of its peak memory), and a long stream (`Chunker::for_long_stream`)
+//! that outgrows one window gets a larger one, so the uncut rest is moved to
+//! the front only once every few chunks instead of after every chunk (that
+//! move was three bytes copied for every byte chunked at the default sizes).
 
 use std::cell::Cell;
 use std::io::{self, Read};

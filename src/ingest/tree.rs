@@ -165,11 +165,12 @@ impl<'a> TreeSaver<'a> {
     }
 
     fn save_virtual(&self, dir: &VirtualDir, parent: Option<&Tree>) -> Result<Id> {
+        let indexed = self.indexed_chunks(parent)?;
         let mut entries = Vec::new();
         for (name, node) in &dir.children {
             let old = parent.and_then(|t| t.find(name));
             let entry = match node {
-                VirtualNode::Real(path) => self.entry_for(path, name.clone(), old, Indexed::Ask)?,
+                VirtualNode::Real(path) => self.entry_for(path, name.clone(), old, &indexed)?,
                 VirtualNode::Dir(path, sub) => {
                     let old_tree = old
                         .and_then(|e| e.subtree())
@@ -224,22 +225,25 @@ impl<'a> TreeSaver<'a> {
         // few files each, so parallelism within one folder is not enough.
         use rayon::prelude::*;
         let parent = parent.as_ref();
-        let indexed = parent.map(|t| self.indexed_chunks(t)).transpose()?;
-        let indexed = Indexed::from(indexed.as_ref());
+        let indexed = self.indexed_chunks(parent)?;
         let entries = names
             .into_par_iter()
             .map(|name| {
                 let child = path.join(std::ffi::OsStr::from_bytes(&name));
                 let old = parent.and_then(|t| t.find(&name));
-                self.entry_for(&child, name, old, indexed)
+                self.entry_for(&child, name, old, &indexed)
             })
             .collect::<Result<Vec<Option<Entry>>>>()?;
         self.save_tree(entries.into_iter().flatten().collect())
     }
 
     /// Which chunks of the files in a parent folder are still indexed, in
-    /// one look at the index for the whole folder.
-    fn indexed_chunks(&self, parent: &Tree) -> Result<HashSet<Id>> {
+    /// one look at the index for the whole folder (none without a parent:
+    /// nothing is then reused).
+    fn indexed_chunks(&self, parent: Option<&Tree>) -> Result<HashSet<Id>> {
+        let Some(parent) = parent else {
+            return Ok(HashSet::new());
+        };
         let chunks = parent
             .entries
             .iter()
@@ -278,7 +282,7 @@ impl<'a> TreeSaver<'a> {
         path: &Path,
         name: Vec<u8>,
         old: Option<&Entry>,
-        indexed: Indexed<'_>,
+        indexed: &HashSet<Id>,
     ) -> Result<Option<Entry>> {
         crate::system::interrupt::check()?;
         let meta = match std::fs::symlink_metadata(path) {
@@ -386,7 +390,8 @@ enum FileOutcome {
 }
 
 /// Chunk a file, or reuse the parent's chunk list when the file is unchanged
-/// (same size, mtime, ctime and inode) and all its chunks are still indexed.
+/// (same size, mtime, ctime and inode) and all its chunks are still indexed
+/// (`indexed`: what the index holds of its folder's files).
 /// Only repository errors are errors; a file we cannot read is an outcome.
 fn file_content(
     writer: &BlobWriter,
@@ -395,7 +400,7 @@ fn file_content(
     path: &Path,
     meta: &Metadata,
     old: Option<&Entry>,
-    indexed: Indexed<'_>,
+    indexed: &HashSet<Id>,
 ) -> Result<FileOutcome> {
     if let Some(old) = old {
         let unchanged = old.kind == EntryKind::File
@@ -404,7 +409,7 @@ fn file_content(
             && old.mtime == timestamp(meta.mtime(), meta.mtime_nsec())
             && old.ctime == timestamp(meta.ctime(), meta.ctime_nsec())
             && old.inode == meta.ino();
-        if unchanged && indexed.all(writer.repo(), old.chunks())? {
+        if unchanged && old.chunks().iter().all(|c| indexed.contains(&c.id)) {
             progress.files.fetch_add(1, Ordering::Relaxed);
             progress
                 .bytes_skipped
@@ -440,36 +445,6 @@ fn file_content(
         }
         Err(StreamError::Read(e)) => Ok(FileOutcome::Unreadable(e)),
         Err(StreamError::Repo(e)) => Err(e),
-    }
-}
-
-/// How an unchanged file's chunks are found still indexed: from what was
-/// looked up for its whole folder, or by asking the index chunk by chunk.
-#[derive(Clone, Copy)]
-enum Indexed<'s> {
-    Known(&'s HashSet<Id>),
-    Ask,
-}
-
-impl<'s> From<Option<&'s HashSet<Id>>> for Indexed<'s> {
-    fn from(known: Option<&'s HashSet<Id>>) -> Self {
-        known.map_or(Indexed::Ask, Indexed::Known)
-    }
-}
-
-impl Indexed<'_> {
-    fn all(self, repo: &Repository, chunks: &[ChunkRef]) -> Result<bool> {
-        match self {
-            Indexed::Known(known) => Ok(chunks.iter().all(|c| known.contains(&c.id))),
-            Indexed::Ask => {
-                for c in chunks {
-                    if !repo.has_blob(BlobKind::Data, &c.id)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            }
-        }
     }
 }
 

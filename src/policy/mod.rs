@@ -292,11 +292,11 @@ fn groups<'s>(
 pub fn remove_named(snapshots: &[(Id, Snapshot)], named: &[Id], group_by: GroupBy) -> Plan {
     let mut plan = Plan::default();
     for (key, members) in groups(snapshots, &Selection::default(), group_by) {
-        if !members.iter().any(|(id, _)| named.contains(id)) {
-            continue;
-        }
         let (remove, keep): (Vec<_>, Vec<_>) =
             members.into_iter().partition(|(id, _)| named.contains(id));
+        if remove.is_empty() {
+            continue;
+        }
         plan.groups.push(GroupPlan {
             key,
             keep: keep

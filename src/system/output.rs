@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd};
 /// `None` for pipes, terminals and files opened for appending, where
 /// positional writes would not land where a sequential write does.
 pub fn positional_stdout() -> Option<StdoutFile> {
-    let file = File::from(std::io::stdout().as_fd().try_clone_to_owned().ok()?);
+    let mut file = File::from(std::io::stdout().as_fd().try_clone_to_owned().ok()?);
     if !file.metadata().ok()?.file_type().is_file() {
         return None;
     }
@@ -20,7 +20,6 @@ pub fn positional_stdout() -> Option<StdoutFile> {
     if flags < 0 || flags & libc::O_APPEND != 0 {
         return None;
     }
-    let mut file = file;
     let start = file.stream_position().ok()?;
     Some(StdoutFile { file, start })
 }

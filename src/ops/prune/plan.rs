@@ -138,10 +138,12 @@ pub fn plan(input: &PlanInput<'_>, rules: &PruneRules) -> Result<PrunePlan> {
             return Ok(out);
         }
         // Any link of such a chain kept whole shortens it.
+        let stored_whole = whole_copies(input);
         let fixable: Vec<(BlobKind, Id)> = too_long
             .iter()
+            .filter(|id| stored_whole.contains(id))
             .map(|id| (BlobKind::Data, *id))
-            .filter(|b| !whole.contains(b) && has_whole_copy(input, &b.1))
+            .filter(|b| !whole.contains(b))
             .collect();
         if fixable.is_empty() {
             return Err(Error::corrupt(format!(
@@ -154,15 +156,17 @@ pub fn plan(input: &PlanInput<'_>, rules: &PruneRules) -> Result<PrunePlan> {
     }
 }
 
-/// Whether a stored pack holds a copy of data blob `id` stored whole.
-fn has_whole_copy(input: &PlanInput<'_>, id: &Id) -> bool {
+/// The data blobs of which a stored pack holds a copy stored whole.
+fn whole_copies(input: &PlanInput<'_>) -> HashSet<Id> {
     input
         .index
         .iter()
         .flat_map(|(_, body)| &body.packs)
         .filter(|p| input.stored.contains(&p.id))
         .flat_map(|p| &p.blobs)
-        .any(|b| b.id == *id && b.kind == BlobKind::Data && b.base.is_none())
+        .filter(|b| b.kind == BlobKind::Data && b.base.is_none())
+        .map(|b| b.id)
+        .collect()
 }
 
 /// Every blob entry that stays: in kept packs and copied by repacks.
